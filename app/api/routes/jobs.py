@@ -1,0 +1,66 @@
+"""Training jobs: queue, list, inspect, cancel; their metrics, samples and checkpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from app.api.deps import EnqueueDep, SessionDep
+from app.schemas import CheckpointOut, JobOut, JobPage, JobStatus, MetricPage, SampleOut, TrainRequest
+from app.services import checkpoints, jobs
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/train", status_code=202, response_model=JobOut)
+def create_training_job(
+    request: Annotated[TrainRequest, Body()], session: SessionDep, enqueue: EnqueueDep, response: Response
+) -> JobOut:
+    """Queue a training job (task `palindrome` or `text`); watch it at the `Location` URL."""
+    job = jobs.create_job(session, request=request, enqueue=enqueue)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return jobs.job_out(job)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    task: Annotated[str | None, Query(pattern="^(palindrome|text)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    return jobs.list_jobs(session, status=status, task=task, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: int, session: SessionDep) -> JobOut:
+    return jobs.job_out(jobs.get_job(session, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: int, session: SessionDep) -> JobOut:
+    """Queued: cancelled at once. Running: stops at its next step after a final checkpoint."""
+    return jobs.job_out(jobs.cancel_job(session, job_id))
+
+
+@router.get("/jobs/{job_id}/metrics", response_model=MetricPage)
+def job_metrics(
+    job_id: int,
+    session: SessionDep,
+    name: str | None = None,
+    after_step: Annotated[int, Query(ge=-1)] = -1,
+    limit: Annotated[int, Query(ge=10, le=10_000)] = 1000,
+) -> MetricPage:
+    return checkpoints.metric_history(session, job_id, name=name, after_step=after_step, limit=limit)
+
+
+@router.get("/jobs/{job_id}/samples", response_model=list[SampleOut])
+def job_samples(job_id: int, session: SessionDep) -> list[SampleOut]:
+    return [SampleOut.model_validate(s) for s in checkpoints.samples_for_job(session, job_id)]
+
+
+@router.get("/jobs/{job_id}/checkpoints", response_model=list[CheckpointOut])
+def job_checkpoints(job_id: int, session: SessionDep) -> list[CheckpointOut]:
+    return [CheckpointOut.model_validate(c) for c in checkpoints.list_for_job(session, job_id)]

@@ -1,0 +1,108 @@
+"""`rnnlab serve | api | worker | migrate`.
+
+`serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
+process) and a worker (a subprocess) together, and stops both on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from app.settings import get_settings
+
+log = logging.getLogger("rnnlab")
+WORKER_STOP_TIMEOUT_S = 60  # a running job checkpoints before the worker exits
+
+
+def migrate() -> None:
+    from app.db import migrate as upgrade
+
+    settings = get_settings()
+    upgrade(settings.resolved_database_url)
+    log.info("database migrated: %s", settings.resolved_database_url.split("@")[-1])
+
+
+def run_api(host: str, port: int) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+
+
+def run_worker(loglevel: str) -> None:
+    from worker.celery_app import celery_app
+
+    queue = get_settings().queue
+    celery_app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            queue,
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def serve(host: str, port: int) -> int:
+    # uvicorn re-raises the signal that stopped it once it is done; with this handler in place that
+    # second delivery is a no-op, so the worker below is always stopped before this process exits.
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    migrate()
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+    log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
+    try:
+        if not received:
+            run_api(host, port)  # returns after Ctrl-C / SIGTERM (uvicorn handles both)
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: a running job checkpoints and requeues
+            try:
+                worker.wait(WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("worker did not stop within %s s; killing it", WORKER_STOP_TIMEOUT_S)
+                worker.kill()
+                worker.wait()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (("serve", "migrate, then API + worker together"), ("api", "the HTTP API only")):
+        sub = commands.add_parser(name, help=help_)
+        sub.add_argument("--host", default=os.environ.get("RNNLAB_HOST", "127.0.0.1"))
+        sub.add_argument("--port", type=int, default=int(os.environ.get("RNNLAB_PORT", "8000")))
+    worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
+    worker.add_argument("--loglevel", default="INFO")
+    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    args = parser.parse_args(argv)
+
+    from app.observability import configure_logging
+
+    configure_logging()
+    if args.command == "serve":
+        return serve(args.host, args.port)
+    if args.command == "api":
+        run_api(args.host, args.port)
+    elif args.command == "worker":
+        run_worker(args.loglevel)
+    elif args.command == "migrate":
+        migrate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Domain exceptions, and the one place that maps them (and validation errors) to HTTP responses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class DomainError(Exception):
+    """Base class: `str(exc)` is the user-facing detail."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found")
+
+
+class CheckpointNotFound(NotFound):
+    def __init__(self, checkpoint_id: int, field: str = "checkpoint_id") -> None:
+        super().__init__(f"{field}: checkpoint {checkpoint_id} not found")
+
+
+class DatasetNotFound(NotFound):
+    def __init__(self, dataset_id: int) -> None:
+        super().__init__(f"dataset_id: dataset {dataset_id} not found")
+
+
+class Conflict(DomainError):
+    pass
+
+
+class JobNotCancellable(Conflict):
+    def __init__(self, job_id: int, status: str) -> None:
+        super().__init__(f"job {job_id} is already {status}; only queued or running jobs can be cancelled")
+
+
+class CheckpointIncompatible(Conflict):
+    pass
+
+
+class JobHasNoCheckpoint(Conflict):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job_id: job {job_id} has no checkpoint yet; wait for its first checkpoint")
+
+
+class WrongTask(Conflict):
+    pass
+
+
+class DatasetTooLarge(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"file: upload is larger than the limit of {limit} bytes")
+
+
+class InvalidInput(DomainError):
+    """A value that passed the schema but not a domain check (e.g. seed characters, corpus encoding)."""
+
+    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+        self.loc = tuple(loc)
+        super().__init__(f"{loc[-1]}: {message}")
+
+
+class ServiceUnavailable(DomainError):
+    pass
+
+
+STATUS_CODES: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    DatasetTooLarge: 413,
+    InvalidInput: 422,
+    ServiceUnavailable: 503,
+}
+
+
+def _status_for(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 400
+
+
+def _flatten(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+def _field(loc: Sequence[Any]) -> str:
+    # ("body", "palindrome", "model") -> "body.palindrome.model": the union tag stays, it says which schema.
+    return ".".join(str(part) for part in loc)
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    body: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, InvalidInput):
+        body["errors"] = [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}]
+    return JSONResponse(body, status_code=_status_for(exc))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _flatten(exc.errors())
+    detail = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

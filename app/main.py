@@ -1,0 +1,32 @@
+"""The FastAPI application factory. `/docs` and `/redoc` serve their assets locally (no CDN)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from app.api.routes import checkpoints, datasets, generate, health, jobs
+from app.db import sessionmaker_for
+from app.errors import install_error_handlers
+from app.observability import install_observability
+from app.services.generation import ModelCache
+from app.settings import Settings, get_settings
+from worker.celery_app import make_celery
+
+DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
+
+Queue a job with `POST /train`, follow it at `GET /jobs/{id}`, then `GET /generate?job_id=...`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPIOffline(title="rnnlab", version="0.1.0", description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.sessionmaker = sessionmaker_for(settings.resolved_database_url)
+    app.state.celery = make_celery(settings)
+    app.state.model_cache = ModelCache(settings.model_cache_size)
+    install_error_handlers(app)
+    for module in (jobs, checkpoints, datasets, generate, health):
+        app.include_router(module.router)
+    install_observability(app)
+    return app

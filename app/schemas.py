@@ -1,0 +1,175 @@
+"""Request and response bodies. Training requests ARE the training configs plus service fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.config import PalindromeConfig, TextConfig
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class PalindromeTrainRequest(PalindromeConfig):
+    """A palindrome job: the training config, optionally resumed from a checkpoint."""
+
+    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+
+
+class TextTrainRequest(TextConfig):
+    """A text job: the training config, the corpus, optionally resumed from a checkpoint."""
+
+    dataset_id: int | None = Field(None, ge=1, description="dataset to train on; the built-in one if omitted")
+    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+
+
+TrainRequest = Annotated[PalindromeTrainRequest | TextTrainRequest, Field(discriminator="task")]
+SERVICE_FIELDS = {"resume_from", "dataset_id"}
+
+
+class ORM(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JobOut(ORM):
+    id: int
+    task: str
+    model: str
+    status: JobStatus
+    config: dict[str, Any]
+    dataset_id: int | None
+    resume_from: int | None
+    step: int
+    total_steps: int
+    progress: float = Field(description="step / total_steps")
+    steps_per_second: float | None
+    eta_seconds: float | None = Field(description="from the recent steps/s; null when not running")
+    latest_metrics: dict[str, float]
+    best_val_loss: float | None
+    best_checkpoint_id: int | None
+    latest_checkpoint_id: int | None
+    cancel_requested: bool
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class MetricPoint(ORM):
+    step: int
+    name: str
+    value: float
+    timestamp: datetime = Field(validation_alias="created_at")
+
+
+class MetricPage(BaseModel):
+    items: list[MetricPoint]
+    next_after_step: int | None = Field(description="pass as after_step for the next page; null at the end")
+
+
+class SampleOut(ORM):
+    step: int
+    temperature: float
+    text: str
+    created_at: datetime
+
+
+class CheckpointOut(ORM):
+    id: int
+    job_id: int
+    step: int
+    task: str
+    model_type: str
+    model_config_: dict[str, Any] = Field(validation_alias="model_config", serialization_alias="model_config")
+    size_bytes: int
+    is_best: bool
+    is_final: bool
+    val_loss: float | None
+    created_at: datetime
+
+
+class DatasetSummary(ORM):
+    id: int
+    name: str
+    characters: int
+    vocab_size: int
+    size_bytes: int
+    builtin: bool
+    created_at: datetime
+
+
+class DatasetOut(DatasetSummary):
+    preview: str
+
+
+class ModelRef(BaseModel):
+    """Which model to use: a checkpoint, or a job's latest checkpoint (exactly one)."""
+
+    checkpoint_id: int | None = Field(None, ge=1)
+    job_id: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.checkpoint_id is None) == (self.job_id is None):
+            raise ValueError("give exactly one of checkpoint_id or job_id")
+        return self
+
+
+class GenerateParams(ModelRef):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: str = Field("", max_length=10_000, description="seed text the continuation follows; may be empty")
+    length: int = Field(200, ge=0, le=10_000, description="characters to generate")
+    temperature: float = Field(1.0, ge=0, le=10, description="0 is greedy")
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+    random_seed: int | None = Field(None, ge=0, le=2**64 - 1, description="chosen at random when omitted")
+
+
+class Timings(BaseModel):
+    load_ms: float
+    generate_ms: float
+    total_ms: float
+
+
+class GenerateOut(BaseModel):
+    text: str
+    checkpoint_id: int
+    seed: str
+    length: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    random_seed: int
+    finish_reason: Literal["length"] = "length"
+    timings: Timings
+
+
+class PredictIn(ModelRef):
+    model_config = ConfigDict(extra="forbid")
+
+    digits: str = Field(pattern=r"^[0-9]+$", max_length=1000, description="the digits before the last one")
+
+
+class PredictOut(BaseModel):
+    checkpoint_id: int
+    digits: str
+    predicted_digit: int
+    probabilities: list[float]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,62 @@
+"""Checkpoints (bytes in the database), metrics and samples: the read side used by the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, defer
+
+from app.errors import CheckpointNotFound, JobHasNoCheckpoint
+from app.schemas import MetricPage, MetricPoint
+from app.services.jobs import get_job
+from app.tables import Checkpoint, Metric, Sample
+
+
+def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = False) -> Checkpoint:
+    options = [] if with_data else [defer(Checkpoint.data)]
+    checkpoint = session.get(Checkpoint, checkpoint_id, options=options)
+    if checkpoint is None:
+        raise CheckpointNotFound(checkpoint_id)
+    return checkpoint
+
+
+def resolve(session: Session, *, checkpoint_id: int | None, job_id: int | None) -> int:
+    """The checkpoint id for a (checkpoint_id | job_id) reference: a job means its latest checkpoint."""
+    if checkpoint_id is not None:
+        return get_checkpoint(session, checkpoint_id).id
+    assert job_id is not None
+    job = get_job(session, job_id)
+    if job.latest_checkpoint_id is None:
+        raise JobHasNoCheckpoint(job_id)
+    return job.latest_checkpoint_id
+
+
+def list_for_job(session: Session, job_id: int) -> Sequence[Checkpoint]:
+    get_job(session, job_id)
+    query = select(Checkpoint).options(defer(Checkpoint.data)).where(Checkpoint.job_id == job_id)
+    return session.scalars(query.order_by(Checkpoint.step)).all()
+
+
+def metric_history(
+    session: Session, job_id: int, *, name: str | None, after_step: int, limit: int
+) -> MetricPage:
+    get_job(session, job_id)
+    query = select(Metric).where(Metric.job_id == job_id, Metric.step > after_step)
+    if name is not None:
+        query = query.where(Metric.name == name)
+    rows = list(session.scalars(query.order_by(Metric.step, Metric.name).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after: int | None = None
+    if more and rows:
+        # Drop the last step if it may be cut short: the next page starts with all of it.
+        whole = [r for r in rows if r.step < rows[-1].step]
+        rows = whole or rows
+        next_after = rows[-1].step
+    return MetricPage(items=[MetricPoint.model_validate(r) for r in rows], next_after_step=next_after)
+
+
+def samples_for_job(session: Session, job_id: int) -> Sequence[Sample]:
+    get_job(session, job_id)
+    return session.scalars(select(Sample).where(Sample.job_id == job_id).order_by(Sample.step)).all()

@@ -1,0 +1,107 @@
+"""Datasets: uploaded corpora and the built-in one, stored as text in the database."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import DatasetNotFound, DatasetTooLarge, InvalidInput
+from app.schemas import DatasetOut, DatasetSummary
+from app.services.builtin import BUILTIN_NAME, builtin_corpus
+from app.tables import Dataset
+
+PREVIEW_CHARS = 500
+READ_CHUNK = 1024 * 1024
+
+
+def read_limited(stream: BinaryIO, limit: int) -> bytes:
+    """Read at most `limit` bytes, in chunks; one byte more raises DatasetTooLarge."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise DatasetTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_dataset(session: Session, *, name: str, raw: bytes, strip_gutenberg: bool) -> Dataset:
+    from models.data import CorpusError, decode_corpus  # torch: only on the upload path
+
+    try:
+        text = decode_corpus(raw, strip_gutenberg=strip_gutenberg)
+    except CorpusError as exc:
+        raise InvalidInput(("body", "file"), str(exc)) from exc
+    if not text:
+        raise InvalidInput(("body", "file"), "the file is empty")
+    dataset = Dataset(
+        name=name,
+        text=text,
+        characters=len(text),
+        vocab="".join(sorted(set(text))),
+        size_bytes=len(raw),
+        builtin=False,
+    )
+    session.add(dataset)
+    session.commit()
+    return dataset
+
+
+def ensure_builtin(session: Session) -> Dataset:
+    """The built-in dataset; the migration creates it, this re-creates it if someone deleted it."""
+    dataset = session.scalars(select(Dataset).where(Dataset.builtin.is_(True)).order_by(Dataset.id)).first()
+    if dataset is None:
+        name, text = builtin_corpus()
+        raw = text.encode("utf-8")
+        dataset = Dataset(
+            name=name or BUILTIN_NAME,
+            text=text,
+            characters=len(text),
+            vocab="".join(sorted(set(text))),
+            size_bytes=len(raw),
+            builtin=True,
+        )
+        session.add(dataset)
+        session.commit()
+    return dataset
+
+
+def get_dataset(session: Session, dataset_id: int) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise DatasetNotFound(dataset_id)
+    return dataset
+
+
+def _summary_columns() -> tuple:
+    return (
+        Dataset.id,
+        Dataset.name,
+        Dataset.characters,
+        func.length(Dataset.vocab).label("vocab_size"),
+        Dataset.size_bytes,
+        Dataset.builtin,
+        Dataset.created_at,
+    )
+
+
+def list_datasets(session: Session) -> list[DatasetSummary]:
+    # Only the metadata columns: the texts can be megabytes each.
+    rows = session.execute(select(*_summary_columns()).order_by(Dataset.id)).all()
+    return [DatasetSummary.model_validate(row._mapping) for row in rows]
+
+
+def dataset_out(dataset: Dataset) -> DatasetOut:
+    return DatasetOut(
+        id=dataset.id,
+        name=dataset.name,
+        characters=dataset.characters,
+        vocab_size=len(dataset.vocab),
+        size_bytes=dataset.size_bytes,
+        builtin=dataset.builtin,
+        created_at=dataset.created_at,
+        preview=dataset.text[:PREVIEW_CHARS],
+    )

@@ -1,0 +1,159 @@
+"""Jobs as the API sees them: create (and enqueue), read, list, cancel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import (
+    CheckpointIncompatible,
+    CheckpointNotFound,
+    JobNotCancellable,
+    JobNotFound,
+    ServiceUnavailable,
+)
+from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
+from app.services import datasets
+from app.tables import Checkpoint, Job, utcnow
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[int], None]
+
+
+def create_job(
+    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue
+) -> Job:
+    """Validate references, store the job, then hand its id to the queue."""
+    config = request.model_dump(exclude=SERVICE_FIELDS)
+    dataset_id = None
+    if isinstance(request, TextTrainRequest):
+        if request.dataset_id is None:
+            dataset = datasets.ensure_builtin(session)
+        else:
+            dataset = datasets.get_dataset(session, request.dataset_id)
+        dataset_id = dataset.id
+    if request.resume_from is not None:
+        checkpoint = session.get(Checkpoint, request.resume_from)
+        if checkpoint is None:
+            raise CheckpointNotFound(request.resume_from, field="resume_from")
+        check_resumable(checkpoint, request, dataset_vocab=dataset.vocab if dataset_id else None)
+    job = Job(
+        task=request.task,
+        model=request.model,
+        status="queued",
+        config=config,
+        dataset_id=dataset_id,
+        resume_from=request.resume_from,
+        total_steps=request.train_steps,
+        latest_metrics={},
+    )
+    session.add(job)
+    session.commit()
+    try:
+        enqueue(job.id)
+    except Exception as exc:
+        # The row exists but no task will ever run it: fail it rather than leave it queued forever.
+        log.exception("could not enqueue job %s", job.id)
+        finish_unstarted(session, job.id, status="failed", error=f"could not enqueue: {exc}")
+        raise ServiceUnavailable(f"broker unavailable; job {job.id} was marked failed: {exc}") from exc
+    return job
+
+
+def check_resumable(
+    checkpoint: Checkpoint, request: PalindromeTrainRequest | TextTrainRequest, *, dataset_vocab: str | None
+) -> None:
+    """A checkpoint can seed a job when task and model shapes match (dropout may differ)."""
+    from models.config import PalindromeConfig, TextConfig
+    from models.registry import model_config_for
+
+    def incompatible(why: str) -> CheckpointIncompatible:
+        return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id} {why}")
+
+    if checkpoint.task != request.task:
+        raise incompatible(f"is a {checkpoint.task} checkpoint, not {request.task}")
+    config_cls = TextConfig if request.task == "text" else PalindromeConfig
+    config = config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
+    vocab = checkpoint.vocab or []
+    expected = model_config_for(config, vocab_size=len(vocab) if request.task == "text" else None)
+    differing = sorted(
+        key
+        for key in set(expected) | set(checkpoint.model_config)
+        if key != "dropout" and expected.get(key) != checkpoint.model_config.get(key)
+    )
+    if differing:
+        shown = ", ".join(
+            f"{k}={checkpoint.model_config.get(k)!r} (requested {expected.get(k)!r})" for k in differing
+        )
+        raise incompatible(f"has a different model shape: {shown}")
+    if dataset_vocab is not None:
+        missing = sorted(set(dataset_vocab) - set(vocab))
+        if missing:
+            raise incompatible(f"has no vocabulary entry for dataset characters {''.join(missing[:20])!r}")
+    if checkpoint.step >= request.train_steps:
+        raise incompatible(f"is at step {checkpoint.step}; train_steps must be larger to continue")
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def list_jobs(session: Session, *, status: str | None, task: str | None, limit: int, offset: int) -> JobPage:
+    query = select(Job)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if task is not None:
+        query = query.where(Job.task == task)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
+    return JobPage(items=[job_out(j) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+def job_out(job: Job) -> JobOut:
+    eta = None
+    if job.status == "running" and job.steps_per_second:
+        eta = max(job.total_steps - job.step, 0) / job.steps_per_second
+    data: dict[str, Any] = {c: getattr(job, c) for c in JobOut.model_fields if hasattr(job, c)}
+    data |= {"progress": min(job.step / job.total_steps, 1.0), "eta_seconds": eta}
+    return JobOut.model_validate(data)
+
+
+def transition(session: Session, job_id: int, *, from_: tuple[str, ...], to: str, **values: Any) -> bool:
+    """Move a job between statuses only if it is in one of `from_` now (a conditional UPDATE)."""
+    now = utcnow()
+    extra: dict[str, Any] = {"updated_at": now}
+    if to in ("succeeded", "failed", "cancelled"):
+        extra["finished_at"] = now
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(from_)).values(status=to, **extra, **values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def finish_unstarted(session: Session, job_id: int, *, status: str, error: str | None = None) -> bool:
+    return transition(session, job_id, from_=("queued",), to=status, error=error)
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Queued: cancelled now. Running: flag it; the loop stops at its next step and saves a checkpoint."""
+    job = get_job(session, job_id)
+    if not transition(session, job_id, from_=("queued",), to="cancelled", cancel_requested=True):
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(cancel_requested=True, updated_at=utcnow())
+        )
+        session.commit()
+        if result.rowcount != 1:
+            session.refresh(job)
+            raise JobNotCancellable(job_id, job.status)
+    session.refresh(job)
+    return job

@@ -1,0 +1,295 @@
+"""The worker's side of a job: claim it, record what the loop reports, settle the outcome.
+
+Every write made on behalf of a run is conditioned on the lease token the claim wrote, in the same
+transaction: a worker that lost its job (declared dead, then claimed by another) can no longer touch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from time import monotonic
+from typing import Any
+from uuid import uuid4
+
+from pydantic import TypeAdapter
+from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.tables import Checkpoint, Dataset, Job, Metric, Sample, UTCDateTime, utcnow
+from models.callbacks import TrainingCallbacks
+from models.config import TaskConfig
+
+log = logging.getLogger(__name__)
+_task_config = TypeAdapter(TaskConfig)
+
+
+class LeaseLost(Exception):
+    """The job is no longer this worker's (cancelled and settled elsewhere, or claimed by another)."""
+
+
+def claim(session: Session, job_id: int, *, lease_seconds: float) -> str | None:
+    """Mark the job running for this worker; None if it is not claimable (finished, running elsewhere)."""
+    token = uuid4().hex
+    now = utcnow()
+    stale = now - timedelta(seconds=lease_seconds)
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.cancel_requested.is_(False),
+            # A running job whose worker stopped heart-beating died with it: it may be taken over.
+            or_(Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < stale)),
+        )
+        .values(
+            status="running",
+            lease_token=token,
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, literal(now, UTCDateTime)),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+    )
+    session.commit()
+    if result.rowcount == 1:
+        return token
+    # A queued job whose cancel raced with a requeue: settle it now.
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(True))
+        .values(status="cancelled", finished_at=now, updated_at=now)
+    )
+    session.commit()
+    return None
+
+
+def load_run(session: Session, job_id: int) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(config, data, resume checkpoint): the job's own latest checkpoint wins over `resume_from`."""
+    from models.checkpoint import from_bytes
+    from models.data import Vocabulary, make_data
+
+    job = session.get(Job, job_id)
+    assert job is not None
+    config = _task_config.validate_python(job.config)
+    checkpoint_id = job.latest_checkpoint_id or job.resume_from
+    resume = None
+    if checkpoint_id is not None:
+        row = session.get(Checkpoint, checkpoint_id)
+        if row is None:
+            raise ValueError(f"checkpoint {checkpoint_id} to resume from no longer exists")
+        resume = from_bytes(row.data)
+    text = None
+    vocab = None
+    if job.dataset_id is not None:
+        dataset = session.get(Dataset, job.dataset_id)
+        assert dataset is not None
+        text = dataset.text
+        if resume is not None and resume.get("vocab"):
+            vocab = Vocabulary(resume["vocab"])
+    return config, make_data(config, text, vocab=vocab), resume
+
+
+def _owned(session: Session, job_id: int, token: str) -> Job:
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.lease_token != token or job.status != "running":
+        session.rollback()
+        raise LeaseLost(f"job {job_id} is no longer held by this worker")
+    job.heartbeat_at = utcnow()
+    return job
+
+
+def _upsert(
+    session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str], update_cols: list[str]
+):
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update_cols}
+    )
+    session.execute(stmt)
+
+
+def record_metrics(
+    session: Session, job_id: int, token: str, *, step: int, metrics: dict[str, float]
+) -> None:
+    # NaN/inf are neither JSON nor storable on SQLite; a diverged run shows as missing points.
+    finite = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
+    job = _owned(session, job_id, token)
+    job.latest_metrics = {**job.latest_metrics, **finite}
+    job.step = max(job.step, step)
+    if finite:
+        now = utcnow()
+        rows = [
+            {"job_id": job_id, "name": k, "step": step, "value": v, "created_at": now}
+            for k, v in finite.items()
+        ]
+        # Idempotent: a retried write (or a step replayed after resuming) overwrites, never duplicates.
+        _upsert(session, Metric.__table__, rows, ["job_id", "name", "step"], ["value", "created_at"])
+    session.commit()
+
+
+def record_sample(
+    session: Session, job_id: int, token: str, *, step: int, temperature: float, text: str
+) -> None:
+    _owned(session, job_id, token)
+    row = {"job_id": job_id, "step": step, "temperature": temperature, "text": text, "created_at": utcnow()}
+    _upsert(session, Sample.__table__, [row], ["job_id", "step", "temperature"], ["text", "created_at"])
+    session.commit()
+
+
+def record_checkpoint(
+    session: Session,
+    job_id: int,
+    token: str,
+    *,
+    step: int,
+    checkpoint: dict[str, Any],
+    is_best: bool,
+    is_final: bool,
+) -> int:
+    """Store the bytes and point the job at them in ONE transaction: no half-recorded checkpoint."""
+    from models.checkpoint import to_bytes
+
+    data = to_bytes(checkpoint)
+    val_loss = (checkpoint.get("metrics") or {}).get("val_loss")
+    job = _owned(session, job_id, token)
+    row = session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.step == step)
+    ).first()
+    if row is None:
+        row = Checkpoint(job_id=job_id, step=step)
+        session.add(row)
+    row.task = checkpoint["task"]
+    row.model_type = checkpoint["model_config"]["type"]
+    row.model_config = dict(checkpoint["model_config"])
+    row.train_config = dict(checkpoint["train_config"])
+    row.vocab = list(checkpoint["vocab"]) if checkpoint.get("vocab") is not None else None
+    row.is_best = bool(row.is_best) or is_best
+    row.is_final = bool(row.is_final) or is_final
+    row.val_loss = val_loss if val_loss is None or math.isfinite(val_loss) else None
+    row.size_bytes = len(data)
+    row.data = data
+    session.flush()
+    if is_best:
+        session.execute(
+            update(Checkpoint)
+            .where(Checkpoint.job_id == job_id, Checkpoint.id != row.id, Checkpoint.is_best.is_(True))
+            .values(is_best=False)
+        )
+        job.best_checkpoint_id = row.id
+        best = checkpoint.get("best_val_loss")
+        job.best_val_loss = best if best is not None and math.isfinite(best) else None
+    job.latest_checkpoint_id = row.id
+    job.step = max(job.step, step)
+    session.commit()
+    return row.id
+
+
+def heartbeat(
+    session: Session, job_id: int, token: str, *, step: int, steps_per_second: float | None
+) -> bool:
+    """Renew the lease and report progress; returns whether a cancel was requested."""
+    job = _owned(session, job_id, token)
+    job.step = max(job.step, min(step, job.total_steps))
+    job.steps_per_second = steps_per_second
+    cancel = job.cancel_requested
+    session.commit()
+    return cancel
+
+
+def finish(
+    session: Session, job_id: int, token: str, *, status: str, error: str | None = None, **values: Any
+) -> bool:
+    """running -> succeeded | failed | cancelled, or back to queued; only for the lease holder."""
+    now = utcnow()
+    extra: dict[str, Any] = {"finished_at": now} if status != "queued" else {"lease_token": None}
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
+        .values(status=status, error=error, steps_per_second=None, updated_at=now, **extra, **values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def requeue(session: Session, job_id: int, token: str) -> bool:
+    """Give the job back (worker shutting down) unless a cancel was requested meanwhile."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == "running",
+            Job.lease_token == token,
+            Job.cancel_requested.is_(False),
+        )
+        .values(status="queued", lease_token=None, steps_per_second=None, updated_at=now)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+class JobRecorder(TrainingCallbacks):
+    """Training callbacks that write to the database and stop on cancel or worker shutdown."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: int,
+        token: str,
+        *,
+        start_step: int,
+        interrupted: Callable[[], bool] = lambda: False,
+        poll_seconds: float = 0.25,
+    ) -> None:
+        self.sessions, self.job_id, self.token = sessions, job_id, token
+        self.interrupted_by = interrupted
+        self.poll_seconds = poll_seconds
+        self.step = start_step
+        self.cancelled = False
+        self.interrupted = False
+        self._rate: float | None = None
+        self._polled_at = monotonic()
+        self._polled_step = start_step
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        with self.sessions() as session:
+            record_metrics(session, self.job_id, self.token, step=step, metrics=metrics)
+
+    def on_checkpoint(self, step: int, checkpoint: dict[str, Any], *, is_best: bool, is_final: bool) -> None:
+        with self.sessions() as session:
+            record_checkpoint(
+                session,
+                self.job_id,
+                self.token,
+                step=step,
+                checkpoint=checkpoint,
+                is_best=is_best,
+                is_final=is_final,
+            )
+
+    def on_sample(self, step: int, temperature: float, text: str) -> None:
+        with self.sessions() as session:
+            record_sample(session, self.job_id, self.token, step=step, temperature=temperature, text=text)
+
+    def should_stop(self) -> bool:
+        self.step += 1  # the loop asks once per step
+        if self.interrupted_by():
+            self.interrupted = True
+            return True
+        now = monotonic()
+        if now - self._polled_at < self.poll_seconds:
+            return False
+        rate = (self.step - self._polled_step) / (now - self._polled_at)
+        # Smoothed so the ETA does not jump with every validation pass.
+        self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
+        self._polled_at, self._polled_step = now, self.step
+        with self.sessions() as session:
+            self.cancelled = heartbeat(
+                session, self.job_id, self.token, step=self.step, steps_per_second=self._rate
+            )
+        return self.cancelled

@@ -1,0 +1,49 @@
+"""One settings object for the API, the worker and the CLI (env vars `RNNLAB_*` or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Empty `database_url` / `broker_url` mean the embedded default: SQLite and a filesystem broker."""
+
+    model_config = SettingsConfigDict(env_prefix="RNNLAB_", env_file=".env", extra="ignore")
+
+    # Root of everything the embedded default writes: the SQLite file and the broker folders.
+    data_dir: Path = Path("var")
+    # e.g. postgresql+psycopg://user@host/db; empty: sqlite:///<data_dir>/rnnlab.db
+    database_url: str = ""
+    # e.g. redis://host:6379/0; empty: kombu's filesystem:// transport under <data_dir>/broker
+    broker_url: str = ""
+    queue: str = Field("rnnlab", pattern=r"^[A-Za-z0-9_-]+$", description="Celery queue for training jobs")
+    # Seconds between polls of the filesystem broker (it has no push notifications).
+    broker_polling_interval: float = Field(0.5, gt=0)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    model_cache_size: int = Field(4, ge=1, description="loaded checkpoints kept by the API for generation")
+    # A running job whose worker has not written a heartbeat for this long may be claimed again.
+    lease_seconds: float = Field(120.0, gt=0)
+    sqlite_busy_timeout_s: float = Field(30.0, gt=0)
+    # The worker touches this file once it consumes tasks (used by tests and container health checks).
+    worker_ready_file: Path | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'rnnlab.db').resolve()}"
+
+    @property
+    def broker_folder(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

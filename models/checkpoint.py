@@ -1,0 +1,125 @@
+"""Checkpoints: plain dicts of tensors and builtins, never a pickled module (nanoGPT's layout).
+
+    {"format": 1, "task", "model_config", "train_config", "vocab", "step", "model", "optimizer",
+     "scheduler", "rng", "best_val_loss", "metrics"}
+
+Everything in it is a tensor, dict, list, tuple, str, int, float, bool or None, so it loads with
+`torch.load(..., weights_only=True)`: a checkpoint uploaded by a user cannot run code when read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.data import Vocabulary
+from models.registry import build_model
+
+FORMAT_VERSION = 1
+CHECKPOINT_KEYS = (
+    "format",
+    "task",
+    "model_config",
+    "train_config",
+    "vocab",
+    "step",
+    "model",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "best_val_loss",
+    "metrics",
+)
+
+
+class CheckpointError(ValueError):
+    """Bytes or a dict that are not a usable checkpoint, or one that does not fit the run resuming it."""
+
+
+def check_checkpoint(ckpt: Any) -> dict[str, Any]:
+    """Raise `CheckpointError` unless `ckpt` has the checkpoint layout of this format version."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"a checkpoint is a dict, got {type(ckpt).__name__}")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint is missing {', '.join(missing)}")
+    if ckpt["format"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format {ckpt['format']!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    return ckpt
+
+
+def to_bytes(ckpt: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    return buffer.getvalue()
+
+
+def from_bytes(data: bytes) -> dict[str, Any]:
+    """Bytes from `to_bytes` -> checkpoint dict with CPU tensors; anything else raises `CheckpointError`."""
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    # torch.load raises whatever its unpickler, zip reader or tensor rebuild hits (UnpicklingError,
+    # RuntimeError, EOFError, ...); to the caller all of them mean one thing: not a checkpoint.
+    except Exception as e:
+        raise CheckpointError(f"not a readable checkpoint: {_first_useful_line(e)}") from e
+    return check_checkpoint(ckpt)
+
+
+def save(ckpt: dict[str, Any], path: str | Path) -> None:
+    """Write atomically (temporary file, then rename), so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(to_bytes(ckpt))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    return from_bytes(Path(path).read_bytes())
+
+
+def load_model(ckpt: dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:
+    """The checkpoint's model on `device`, in eval mode."""
+    check_checkpoint(ckpt)
+    try:
+        model = build_model(ckpt["model_config"])
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint has an unusable model config: {e}") from e
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+        raise CheckpointError(f"checkpoint weights do not fit its model config: {e}") from e
+    return model.to(device).eval()
+
+
+def load_vocabulary(ckpt: dict[str, Any]) -> Vocabulary | None:
+    """The text vocabulary stored with the checkpoint, or None for a palindrome checkpoint."""
+    check_checkpoint(ckpt)
+    if ckpt["vocab"] is None:
+        return None
+    try:
+        return Vocabulary(ckpt["vocab"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint has an unusable vocabulary: {e}") from e
+
+
+def _first_useful_line(error: Exception) -> str:
+    # weights_only failures start with advice to load with weights_only=False, which is exactly
+    # what a service must not do with uploaded bytes; the reason is on the WeightsUnpickler line.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,306 @@
+"""Data for the two tasks: palindromes (generated) and a text corpus (read from UTF-8 bytes).
+
+Everything random is drawn from a `torch.Generator` that the caller owns (the training loop seeds
+one from the config and stores its state in every checkpoint), so a run can be resumed exactly.
+Batches are drawn on the CPU and moved to the model's device: the draws, and so the run, are the
+same whatever the device.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from models.config import PalindromeConfig, TextConfig
+
+Encoding = Literal["one_hot", "scalar"]
+NUM_DIGITS = 10
+
+# The held-out palindromes come from their own seed. Config seeds are below 2**32, so this one can
+# never coincide with a training seed (which would make the first training batch the held-out set).
+EVAL_SEED = 2**32 + 2591
+# Bounded validation for text: at most this many windows, whatever the size of the validation split.
+VAL_MAX_WINDOWS = 512
+EVAL_BATCH_SIZE = 1024
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be used: not UTF-8 (the message says where), or too short."""
+
+
+class UnknownCharacters(ValueError):
+    """Text with characters the vocabulary does not have; `.chars` lists them, sorted."""
+
+    def __init__(self, chars: Iterable[str]) -> None:
+        self.chars = sorted(set(chars))
+        shown = ", ".join(repr(c) for c in self.chars[:20])
+        more = f" and {len(self.chars) - 20} more" if len(self.chars) > 20 else ""
+        super().__init__(f"characters not in the vocabulary: {shown}{more}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text corpus
+
+
+_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF.*$", re.MULTILINE)
+_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF.*$", re.MULTILINE)
+# The "End of Project Gutenberg's <title>" line that sits just above the END marker.
+_GUTENBERG_END_OF = re.compile(r"\n[^\n]*End of (the )?Project Gutenberg[^\n]*\s*$", re.IGNORECASE)
+
+
+def decode_corpus(raw: bytes, *, strip_gutenberg: bool = False) -> str:
+    """UTF-8 bytes -> text, without a byte-order mark, with "\\n" line ends.
+
+    Anything that is not UTF-8 raises `CorpusError` naming the byte offset, the line and the bytes:
+    guessing another encoding would silently put mojibake into the vocabulary. With
+    `strip_gutenberg`, only the text between the Project Gutenberg `*** START OF` and `*** END OF`
+    marker lines is kept, so the header and licence do not leak into samples.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start : e.end]
+        context = raw[max(0, e.start - 20) : e.end + 20].decode("utf-8", errors="replace")
+        raise CorpusError(
+            f"corpus is not valid UTF-8: byte offset {e.start} (line {line}, column {column}): "
+            f"bytes {bad.hex(' ')} ({e.reason}) near {context!r}; re-encode the file as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8` if it is Latin-1"
+        ) from None
+    # Windows line ends would put "\r" into the vocabulary and into every generated line.
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if strip_gutenberg:
+        text = strip_gutenberg_boilerplate(text)
+    return text
+
+
+def strip_gutenberg_boilerplate(text: str) -> str:
+    """The text between the `*** START OF` and `*** END OF` marker lines (each optional)."""
+    start = _GUTENBERG_START.search(text)
+    if start:
+        text = text[start.end() :]
+    end = _GUTENBERG_END.search(text)
+    if end:
+        text = _GUTENBERG_END_OF.sub("", text[: end.start()])
+    text = text.strip("\n")
+    return text + "\n" if text else ""
+
+
+def load_corpus(path: str | Path, *, strip_gutenberg: bool = False) -> str:
+    """Read a UTF-8 corpus file; see `decode_corpus`."""
+    return decode_corpus(Path(path).read_bytes(), strip_gutenberg=strip_gutenberg)
+
+
+class Vocabulary:
+    """Sorted unique characters <-> ids.
+
+    Sorted, not `list(set(text))` (whose order changes between Python runs with hash
+    randomisation), so the same text always gives the same ids; stored in checkpoints as a list.
+    """
+
+    def __init__(self, chars: Iterable[str]) -> None:
+        chars = tuple(sorted(set(chars)))
+        if not chars:
+            raise ValueError("a vocabulary needs at least one character")
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError("vocabulary entries must be single characters")
+        self.chars: tuple[str, ...] = chars
+        self._index = {c: i for i, c in enumerate(chars)}
+        # Code points in id order, for vectorised encoding (sorted strings = sorted code points).
+        self._codes = torch.tensor([ord(c) for c in chars], dtype=torch.int64)
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocabulary:
+        return cls(set(text))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.chars == other.chars
+
+    def __hash__(self) -> int:
+        return hash(self.chars)
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self.chars)} chars)"
+
+    def missing(self, text: str) -> list[str]:
+        """The characters of `text` not in the vocabulary, sorted."""
+        return sorted(set(text) - set(self._index))
+
+    def encode(self, text: str) -> torch.Tensor:
+        """LongTensor (N,) of ids; raises `UnknownCharacters` naming any character not in the vocabulary."""
+        if len(text) < 64:  # the vectorised path costs more than it saves on a prompt
+            try:
+                return torch.tensor([self._index[c] for c in text], dtype=torch.long)
+            except KeyError:
+                raise UnknownCharacters(self.missing(text)) from None
+        codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
+        ids = torch.searchsorted(self._codes, codes).clamp_(max=len(self.chars) - 1)
+        if not torch.equal(self._codes[ids], codes):
+            raise UnknownCharacters(self.missing(text))
+        return ids
+
+    def decode(self, ids: torch.Tensor | Iterable[int]) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return "".join(self.chars[i] for i in ids)
+
+
+class TextData:
+    """A corpus as ids, split into a training head and a validation tail (contiguous, no overlap).
+
+    Contiguous rather than shuffled windows: neighbouring windows share text, so a shuffled split
+    would validate on sentences the model trained on.
+    """
+
+    def __init__(self, text: str, val_fraction: float = 0.05, vocab: Vocabulary | None = None) -> None:
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not text:
+            raise CorpusError("the corpus is empty")
+        self.text = text
+        self.val_fraction = val_fraction
+        self.vocab = vocab if vocab is not None else Vocabulary.from_text(text)
+        ids = self.vocab.encode(text)
+        n_val = round(len(ids) * val_fraction)
+        self.train_ids = ids[: len(ids) - n_val]  # (N_train,)
+        self.val_ids = ids[len(ids) - n_val :]  # (N_val,)
+
+    def with_vocab(self, vocab: Vocabulary) -> TextData:
+        """The same text encoded with another vocabulary (which must cover it)."""
+        return self if vocab == self.vocab else TextData(self.text, self.val_fraction, vocab)
+
+    def check_seq_length(self, seq_length: int) -> None:
+        """Raise `CorpusError` unless both splits hold at least one window of `seq_length + 1` characters."""
+        for name, ids in (("training", self.train_ids), ("validation", self.val_ids)):
+            if len(ids) < seq_length + 1:
+                raise CorpusError(
+                    f"the {name} split has {len(ids)} characters, fewer than seq_length + 1 = "
+                    f"{seq_length + 1}; use a longer corpus, a shorter seq_length or another val_fraction"
+                )
+
+    def train_batch(
+        self, batch_size: int, seq_length: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows of the training split -> inputs (B, T) and next-character targets (B, T)."""
+        offsets = torch.randint(0, len(self.train_ids) - seq_length, (batch_size,), generator=generator)
+        return _windows(self.train_ids, offsets, seq_length, device)
+
+    def val_batches(
+        self, seq_length: int, device: torch.device | str = "cpu", max_windows: int = VAL_MAX_WINDOWS
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A fixed set of at most `max_windows` windows spread evenly over the validation split."""
+        n = min(max_windows, len(self.val_ids) // (seq_length + 1))
+        offsets = torch.linspace(0, len(self.val_ids) - seq_length - 1, n).round().long()
+        for chunk in offsets.split(EVAL_BATCH_SIZE):
+            yield _windows(self.val_ids, chunk, seq_length, device)
+
+
+def _windows(
+    ids: torch.Tensor, offsets: torch.Tensor, seq_length: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of `seq_length + 1` ids at `offsets`, gathered with one index tensor (no per-sample loop)."""
+    index = offsets[:, None] + torch.arange(seq_length + 1)  # (B, T+1)
+    chunk = ids[index].to(device, non_blocking=True)  # (B, T+1)
+    return chunk[:, :-1], chunk[:, 1:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Palindromes
+
+
+def random_palindromes(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """LongTensor (n, length) of palindromes, uniform over all of them (leading zeros allowed).
+
+    Draw the first ceil(length/2) digits uniformly and mirror them: every palindrome of that length
+    is then equally likely.
+    """
+    half = (length + 1) // 2
+    first = torch.randint(0, NUM_DIGITS, (n, half), generator=generator)  # (n, ceil(L/2))
+    return torch.cat([first, first[:, : length // 2].flip(1)], dim=1)  # (n, L)
+
+
+def encode_digits(digits: torch.Tensor, encoding: Encoding) -> torch.Tensor:
+    """LongTensor (B, T) of digits -> FloatTensor (B, T, 10) one-hot or (B, T, 1) raw values."""
+    if encoding == "one_hot":
+        return F.one_hot(digits.long(), NUM_DIGITS).float()
+    if encoding == "scalar":
+        return digits.float().unsqueeze(-1)
+    raise ValueError(f"input encoding {encoding!r} is not recognized; expected 'one_hot' or 'scalar'")
+
+
+class PalindromeData:
+    """Palindromes of length `input_length + 1`: the first `input_length` digits are the input and
+    the last digit (equal to the first) is the target.
+
+    Training batches are drawn fresh from the caller's generator; evaluation uses a fixed held-out
+    set of `eval_size` palindromes drawn from `seed`, which is kept apart from training seeds. For
+    short inputs the held-out palindromes are also training palindromes (there are only
+    10**ceil((L+1)/2) of them); that is the course's setup.
+    """
+
+    def __init__(
+        self, input_length: int, encoding: Encoding = "one_hot", eval_size: int = 1000, seed: int = EVAL_SEED
+    ) -> None:
+        if input_length < 1:
+            raise ValueError(f"input_length must be at least 1, got {input_length}")
+        encode_digits(torch.zeros(1, 1, dtype=torch.long), encoding)  # reject a bad encoding now
+        self.input_length = input_length
+        self.encoding = encoding
+        generator = torch.Generator().manual_seed(seed)
+        # uint8: the held-out set can be 100k x 1000 digits; it is encoded one chunk at a time.
+        self.eval_digits = random_palindromes(eval_size, input_length + 1, generator).to(torch.uint8)
+
+    def _split(self, digits: torch.Tensor, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        digits = digits.to(device, non_blocking=True).long()
+        return encode_digits(digits[:, :-1], self.encoding), digits[:, -1]
+
+    def train_batch(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, T, 10 or 1) float and targets (B,) long."""
+        return self._split(random_palindromes(batch_size, self.input_length + 1, generator), device)
+
+    def eval_batches(self, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The held-out set in chunks: inputs (b, T, 10 or 1) and targets (b,)."""
+        for chunk in self.eval_digits.split(EVAL_BATCH_SIZE):
+            yield self._split(chunk, device)
+
+
+def make_data(
+    config: PalindromeConfig | TextConfig, text: str | None = None, *, vocab: Vocabulary | None = None
+) -> PalindromeData | TextData:
+    """The data object for a config; a text config needs the corpus `text` (vocab defaults to its own)."""
+    if isinstance(config, PalindromeConfig):
+        return PalindromeData(config.input_length, config.input_encoding, config.eval_size)
+    if isinstance(config, TextConfig):
+        if text is None:
+            raise ValueError("a text config needs the corpus text")
+        data = TextData(text, config.val_fraction, vocab)
+        data.check_seq_length(config.seq_length)
+        return data
+    raise ValueError(f"expected a PalindromeConfig or TextConfig, got {type(config).__name__}")
+
+
+def digits_from(values: Sequence[int] | str) -> torch.Tensor:
+    """Validate digits given as ints or a string of digits -> LongTensor (T,)."""
+    if isinstance(values, str):
+        bad_chars = sorted(set(values) - set("0123456789"))
+        if bad_chars:
+            raise ValueError(f"digits must be 0..9, got {', '.join(map(repr, bad_chars))}")
+        values = [int(ch) for ch in values]
+    values = list(values)
+    if not values:
+        raise ValueError("digits must not be empty")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < NUM_DIGITS]
+    if bad:
+        raise ValueError(f"digits must be integers 0..9, got {bad[:10]}")
+    return torch.tensor(values, dtype=torch.long)

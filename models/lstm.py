@@ -1,0 +1,202 @@
+"""LSTM written from the course equations, with an explicit loop over time.
+
+    g(t) = tanh(W_gx x(t) + W_gh h(t-1) + b_g)
+    i(t) = sigmoid(W_ix x(t) + W_ih h(t-1) + b_i)
+    f(t) = sigmoid(W_fx x(t) + W_fh h(t-1) + b_f)
+    o(t) = sigmoid(W_ox x(t) + W_oh h(t-1) + b_o)
+    c(t) = g(t) * i(t) + c(t-1) * f(t)
+    h(t) = tanh(c(t)) * o(t)
+    p(t) = W_ph h(t) + b_p,          h(0) = c(0) = 0
+
+The four gates' matrices are stacked so that one step is a single addmm, in PyTorch's gate order
+(i, f, g, o): `W_x` (4H, D) is [W_ix; W_fx; W_gx; W_ox], `W_h` (4H, H) is [W_ih; W_fh; W_gh; W_oh]
+and `b` (4H,) is [b_i; b_f; b_g; b_o]. (nn.LSTM splits b into bias_ih + bias_hh.)
+
+Two implementations of the same equations:
+- `lstm_cell`, an autograd-traced step, used by `LSTM.forward_with_hidden` (which hands out every
+  h(t) as a graph node, for gradient-flow plots) and by the Phased LSTM;
+- `LSTMSequence`, the whole loop as one autograd.Function with the backward pass (BPTT) derived by
+  hand, used by `LSTM.forward`. It is what makes the hand-written LSTM train about as fast as
+  nn.LSTM's fused kernel: the forward writes each step's activations in place into preallocated
+  buffers, the backward does one small matmul per step, and the weight gradients are summed over
+  time by one large matmul at the end instead of one per step. Tests check both against each other,
+  against a NumPy evaluation of the equations and with gradcheck.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+def lstm_cell(
+    xw_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_h_t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step from the precomputed input part xw_t = W_x x(t) + b (B, 4H): h(t), c(t) each (B, H)."""
+    gates = torch.addmm(xw_t, h, W_h_t)  # (B, 4H): W_·x x(t) + W_·h h(t-1) + b_·
+    i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c = g * i + c * f
+    h = torch.tanh(c) * o
+    return h, c
+
+
+class LSTMSequence(torch.autograd.Function):
+    """The LSTM equations over a whole sequence, with the backward pass through time derived by hand.
+
+    forward(x (T, B, D) time-major, W_x, b, W_h, h0, c0) -> (h(1..T) (T, B, H), c(T) (B, H)).
+    h0 = c0 = None means zeros (and skips the work they would cost). Backward, with
+    a = (i, f, g, o) after their nonlinearities and dc, dh the gradients reaching c(t), h(t):
+        dc += dh * o * (1 - tanh(c)^2)           do = dh * tanh(c)
+        di = dc * g    df = dc * c(t-1)    dg = dc * i,   then * sigmoid' = a(1 - a) or tanh' = 1 - g^2
+        dh(t-1) = dgates @ W_h (+ the head's gradient at t-1)          dc(t-1) = dc * f
+        dW_h = sum_t dgates(t)^T h(t-1),  dW_x = sum_t dgates(t)^T x(t),  db = sum_t dgates(t)
+    """
+
+    @staticmethod
+    def forward(ctx, x, W_x, b, W_h, h0, c0):
+        T, B, D = x.shape
+        H = W_h.shape[1]
+        # W_x x(t) + b for all t in one matmul; each step adds W_h h(t-1) in place, then the
+        # nonlinearities overwrite it, so `acts` ends up holding i, f, g, o for the backward pass.
+        acts = torch.addmm(b, x.view(T * B, D), W_x.t()).view(T, B, 4 * H)  # (T, B, 4H)
+        cs = x.new_empty(T, B, H)  # c(t)
+        tanh_cs = x.new_empty(T, B, H)  # tanh(c(t))
+        hs = x.new_empty(T, B, H)  # h(t)
+        W_h_t = W_h.t()  # (H, 4H)
+        h, c = h0, c0
+        for t in range(T):
+            a = acts[t]  # (B, 4H)
+            if h is not None:
+                a.addmm_(h, W_h_t)
+            a[:, : 2 * H].sigmoid_()  # i, f
+            a[:, 2 * H : 3 * H].tanh_()  # g
+            a[:, 3 * H :].sigmoid_()  # o
+            i, f, g, o = a.chunk(4, dim=1)
+            c = torch.mul(g, i, out=cs[t]) if c is None else torch.mul(c, f, out=cs[t]).addcmul_(g, i)
+            h = torch.mul(torch.tanh(c, out=tanh_cs[t]), o, out=hs[t])
+        ctx.save_for_backward(x, W_x, W_h, h0, c0, acts, cs, tanh_cs, hs)
+        return hs, c.clone()  # clone: c is a view into a saved buffer
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs, d_c):
+        x, W_x, W_h, h0, c0, acts, cs, tanh_cs, hs = ctx.saved_tensors
+        T, B, D = x.shape
+        H = W_h.shape[1]
+        one = acts.new_ones(())
+        d_gates = torch.empty_like(acts)  # (T, B, 4H): gradient w.r.t. the gates' pre-activations
+        dc = d_c.clone()  # (B, H)
+        dh = d_hs[T - 1]  # (B, H)
+        dh0 = None
+        for t in range(T - 1, -1, -1):
+            a = acts[t]
+            i, f, g, o = a.chunk(4, dim=1)
+            tanh_c = tanh_cs[t]
+            dg_t = d_gates[t]  # (B, 4H)
+            di, df, dg, do = dg_t.chunk(4, dim=1)
+            torch.mul(dh, tanh_c, out=do)
+            dc.addcmul_(dh * o, torch.addcmul(one, tanh_c, tanh_c, value=-1))
+            torch.mul(dc, g, out=di)
+            c_prev = cs[t - 1] if t > 0 else c0
+            if c_prev is None:
+                df.zero_()
+            else:
+                torch.mul(dc, c_prev, out=df)
+            torch.mul(dc, i, out=dg)
+            deriv = torch.addcmul(a, a, a, value=-1)  # sigmoid' = a(1 - a); g's slot is fixed next
+            torch.addcmul(one, g, g, value=-1, out=deriv[:, 2 * H : 3 * H])  # tanh' = 1 - g^2
+            dg_t.mul_(deriv)
+            dc.mul_(f)  # now dL/dc(t-1)
+            if t > 0:
+                dh = torch.addmm(d_hs[t - 1], dg_t, W_h)  # dL/dh(t-1): head + recurrence
+            elif ctx.needs_input_grad[4]:
+                dh0 = torch.mm(dg_t, W_h)
+        d_gates_2d = d_gates.view(T * B, 4 * H)
+        dx = dW_x = db = dW_h = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.mm(d_gates_2d, W_x).view(T, B, D)
+        if ctx.needs_input_grad[1]:
+            dW_x = torch.mm(d_gates_2d.t(), x.view(T * B, D))
+        if ctx.needs_input_grad[2]:
+            db = d_gates_2d.sum(0)
+        if ctx.needs_input_grad[3]:
+            dW_h = torch.mm(d_gates[1:].view(-1, 4 * H).t(), hs[:-1].reshape(-1, H))  # sum over t >= 2
+            if h0 is not None:
+                dW_h.addmm_(d_gates[0].t(), h0)
+        dc0 = dc if ctx.needs_input_grad[5] else None
+        return dx, dW_x, db, dW_h, dh0, dc0
+
+
+class LSTM(nn.Module):
+    """LSTM (Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000): c = g*i + c*f, h = tanh(c)*o."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, num_classes: int = 10, forget_bias: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_classes = num_classes
+        self.forget_bias = forget_bias
+        self.W_x = nn.Parameter(torch.empty(4 * hidden_size, input_size))  # [W_ix; W_fx; W_gx; W_ox]
+        self.W_h = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))  # [W_ih; W_fh; W_gh; W_oh]
+        self.b = nn.Parameter(torch.empty(4 * hidden_size))  # [b_i; b_f; b_g; b_o]
+        self.W_ph = nn.Parameter(torch.empty(num_classes, hidden_size))
+        self.b_p = nn.Parameter(torch.empty(num_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Weights U(-1/sqrt(H), 1/sqrt(H)) as nn.LSTM does; gate biases 0 except the forget gate.
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in (self.W_x, self.W_h, self.W_ph, self.b_p):
+            nn.init.uniform_(p, -bound, bound)
+        H = self.hidden_size
+        with torch.no_grad():
+            self.b.zero_()
+            # A positive forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015) starts every cell
+            # remembering: with b_f ~ 0, f ~ 0.5 and the memory of a palindrome's first digit shrinks
+            # like 0.5^T, so the gradient that would teach the net to keep it vanishes and training
+            # sits at chance for T ~ 20 (as nn.LSTM with its default init does). b_f = 1 gives
+            # f ~ 0.73 at the start, and a signal that survives long enough to be learned.
+            self.b[H : 2 * H].fill_(self.forget_bias)
+
+    def forward(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """inputs (B, T, D), state (h, c) each (B, H) or None for zeros -> logits (B, T, C), (h(T), c(T))."""
+        B, T, D = inputs.shape
+        h0, c0 = (None, None) if state is None else state
+        x = inputs.transpose(0, 1).contiguous()  # (T, B, D): each step's slice is contiguous
+        hs, c = LSTMSequence.apply(x, self.W_x, self.b, self.W_h, h0, c0)  # (T, B, H), (B, H)
+        logits = torch.addmm(self.b_p, hs.view(T * B, -1), self.W_ph.t())  # (T*B, C)
+        return logits.view(T, B, -1).transpose(0, 1).contiguous(), (hs[-1], c)  # (B, T, C)
+
+    def forward_with_hidden(
+        self, inputs: torch.Tensor, state: LSTMState | None = None
+    ) -> tuple[torch.Tensor, LSTMState, list[torch.Tensor]]:
+        """Like forward (same values), plus the hidden states [h(1), ..., h(T)], each (B, H), as graph nodes.
+
+        Traced step by step by autograd, so slower than forward; call `retain_grad()` on the states
+        (or `torch.autograd.grad` against them) to get dL/dh(t), see gradient_flow.py.
+        """
+        B, T, D = inputs.shape
+        if state is None:
+            h = c = inputs.new_zeros(B, self.hidden_size)  # (B, H)
+        else:
+            h, c = state
+        x = inputs.transpose(0, 1).reshape(T * B, D)  # (T*B, D)
+        xw = torch.addmm(self.b, x, self.W_x.t()).view(T, B, -1)  # (T, B, 4H)
+        W_h_t = self.W_h.t()  # (H, 4H)
+        hidden = []
+        # unbind, not xw[t]: each index op adds a backward node that scatters into a full-size zero
+        # tensor, which makes the backward pass quadratic in T.
+        for xw_t in xw.unbind(0):
+            h, c = lstm_cell(xw_t, h, c, W_h_t)  # (B, H) each
+            hidden.append(h)
+        hs = torch.stack(hidden, dim=1)  # (B, T, H)
+        logits = torch.addmm(self.b_p, hs.view(B * T, -1), self.W_ph.t()).view(B, T, -1)  # (B, T, C)
+        return logits, (h, c), hidden

@@ -1,0 +1,243 @@
+"""Sampling from a trained model: text generation (char_lstm) and palindrome prediction.
+
+Text generation carries the LSTM state one character at a time, so the cost per character is
+constant and `length` can be far beyond the training `seq_length` (the prefix is never re-run).
+
+Randomness: every row of a batch has its own `torch.Generator` seeded with its `random_seed`. It
+draws the start character of an empty seed text, then all `length` uniforms up front; the i-th
+character is drawn by inverting the cumulative distribution at the i-th uniform. A row's text thus
+depends on its seed text and random_seed only, not on the other rows of a batch (see
+`generate_batch`), and never on torch's global RNG.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
+
+__all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "predict_palindrome"]
+
+MAX_RANDOM_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A continuation of exactly `length` characters (the seed text is not repeated).
+
+    `logprobs[i]` is log p(text[i] | everything before it) under the model itself (temperature 1,
+    no top-k/top-p), whatever sampling settings chose the character: the score of the text, not of
+    the sampler. None unless asked for.
+    """
+
+    text: str
+    random_seed: int
+    logprobs: list[float] | None = None
+
+
+def generate(
+    model: nn.Module,
+    vocab: Vocabulary,
+    seed_text: str,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    random_seed: int | None = None,
+    return_logprobs: bool = False,
+) -> Generation:
+    """Continue `seed_text` by `length` characters.
+
+    temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature), keeping
+    only the `top_k` most likely characters and/or the smallest set whose probability reaches
+    `top_p`. The seed text primes the state in one forward call; an empty seed text starts from a
+    character drawn uniformly from the vocabulary by the seeded generator (it is not part of the
+    output). `random_seed=None` draws a fresh seed; it is returned so the text can be reproduced.
+    """
+    if not isinstance(seed_text, str):
+        raise TypeError(f"seed_text must be a string, got {type(seed_text).__name__}")
+    (generation,) = generate_batch(
+        model, vocab, [seed_text], length, temperature, top_k, top_p, random_seed, return_logprobs
+    )
+    return generation
+
+
+def generate_batch(
+    model: nn.Module,
+    vocab: Vocabulary,
+    seed_texts: Sequence[str],
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    random_seed: int | Sequence[int | None] | None = None,
+    return_logprobs: bool = False,
+) -> list[Generation]:
+    """`generate` for many seed texts at once, one forward call per character for the whole batch.
+
+    `random_seed`: one per seed text, or one int `s` meaning `s, s+1, ...` for the rows, or None.
+    Each seed text primes its own state (no padding, so seeds of any lengths mix), then the rows
+    are stepped together. Guarantee: row i is the text `generate(model, vocab, seed_texts[i], ...,
+    random_seed=seed_i)` gives, except where a batched matrix product rounds differently from a
+    single-row one and that flips a choice (a near-tie in greedy, or a uniform within ~1e-7 of a
+    bucket edge); on CPU this is checked in the tests, it is not promised bit for bit on CUDA.
+    """
+    if isinstance(seed_texts, str):
+        raise TypeError("seed_texts must be a sequence of strings; use generate() for a single one")
+    seed_texts = list(seed_texts)
+    if any(not isinstance(s, str) for s in seed_texts):
+        raise TypeError("seed_texts must all be strings")
+    _check_sampling(length, temperature, top_k, top_p)
+    seeds = _row_seeds(random_seed, len(seed_texts))
+    missing = sorted(set().union(*(vocab.missing(s) for s in seed_texts)))
+    if missing:
+        raise UnknownCharacters(missing)
+    if not seed_texts:
+        return []
+    texts, logprobs = _sample(
+        model, vocab, seed_texts, length, temperature, top_k, top_p, seeds, return_logprobs
+    )
+    return [
+        Generation(text, seed, logprobs[i] if logprobs is not None else None)
+        for i, (text, seed) in enumerate(zip(texts, seeds, strict=True))
+    ]
+
+
+@torch.inference_mode()
+def _sample(
+    model: nn.Module,
+    vocab: Vocabulary,
+    seed_texts: list[str],
+    length: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seeds: list[int],
+    return_logprobs: bool,
+) -> tuple[list[str], list[list[float]] | None]:
+    device = next(model.parameters()).device
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    with _eval_mode(model):
+        last_logits, states = [], []
+        primed: dict[
+            str, tuple[torch.Tensor, tuple[torch.Tensor, ...]]
+        ] = {}  # a repeated seed text runs once
+        for text, generator in zip(seed_texts, generators, strict=True):
+            if text in primed:
+                last, state = primed[text]
+            else:
+                ids = vocab.encode(text) if text else torch.randint(len(vocab), (1,), generator=generator)
+                logits, state = model(ids.to(device)[None])  # (1, n, V), (h, c) each (L, 1, H)
+                last = logits[:, -1]  # (1, V)
+                if text:
+                    primed[text] = last, state
+            last_logits.append(last)
+            states.append(state)
+        logits = torch.cat(last_logits).float()  # (B, V)
+        # char_lstm's state is (h, c), each (L, B, H): the batch is dimension 1.
+        state = tuple(torch.cat(parts, dim=1) for parts in zip(*states, strict=True))
+        uniforms = torch.stack([torch.rand(length, generator=g) for g in generators]).to(device)  # (B, N)
+
+        B = len(seed_texts)
+        out = torch.empty(B, length, dtype=torch.long, device=device)  # (B, N)
+        logprobs = torch.empty(B, length, device=device) if return_logprobs else None  # (B, N)
+        for t in range(length):
+            ids = _choose(logits, temperature, top_k, top_p, uniforms[:, t])  # (B,)
+            out[:, t] = ids
+            if logprobs is not None:
+                logprobs[:, t] = logits.log_softmax(-1).gather(1, ids[:, None]).squeeze(1)
+            if t + 1 < length:
+                step_logits, state = model(ids[:, None], state)  # (B, 1, V)
+                logits = step_logits[:, -1].float()
+    texts = [vocab.decode(row) for row in out.tolist()]
+    return texts, (logprobs.tolist() if logprobs is not None else None)
+
+
+def _choose(
+    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, u: torch.Tensor
+) -> torch.Tensor:
+    """Next ids (B,) from logits (B, V): argmax at temperature 0, else the inverse CDF at uniforms u (B,)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    # Sorting the raw logits (stably, ties in id order) makes top_k=1 exactly torch.argmax.
+    sorted_logits, order = logits.sort(dim=-1, descending=True, stable=True)  # (B, V)
+    probs = torch.softmax(sorted_logits / temperature, dim=-1)  # (B, V), descending
+    if top_k is not None:
+        probs[:, top_k:] = 0
+        probs = probs / probs.sum(-1, keepdim=True)
+    if top_p is not None:
+        # Keep the smallest prefix whose mass reaches top_p: drop a character once the mass before it
+        # does. The first character always stays (the mass before it is 0 < top_p).
+        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0)
+    cdf = probs.cumsum(-1)  # (B, V)
+    j = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)  # (B, 1)
+    # u * total can round up to total: never step past the last character with non-zero probability.
+    j = torch.minimum(j, (probs > 0).sum(-1, keepdim=True) - 1)
+    return order.gather(1, j).squeeze(1)
+
+
+def predict_palindrome(
+    model: nn.Module, digits: Sequence[int] | str, encoding: Encoding = "one_hot"
+) -> tuple[int, list[float]]:
+    """The predicted last digit of the palindrome that starts with `digits`, and the 10 probabilities.
+
+    `digits` (ints 0..9 or a string of them) should be as long as the model's training
+    `input_length`; the model accepts any length, but only that one was trained.
+    """
+    inputs = encode_digits(digits_from(digits)[None], encoding)  # (1, T, 10 or 1)
+    device = next(model.parameters()).device
+    with torch.inference_mode(), _eval_mode(model):
+        logits, _ = model(inputs.to(device))  # (1, T, 10)
+        probs = logits[0, -1].float().softmax(-1).tolist()
+    assert len(probs) == NUM_DIGITS
+    return max(range(NUM_DIGITS), key=probs.__getitem__), probs
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for the block, then the model's previous mode again."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _check_sampling(length: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError(f"length must be an integer >= 0, got {length!r}")
+    if not _is_number(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _row_seeds(random_seed: int | Sequence[int | None] | None, n: int) -> list[int]:
+    """One seed per row: given, counted up from one int, or drawn fresh (and reported back)."""
+    if random_seed is None:
+        seeds: list[int | None] = [None] * n
+    elif isinstance(random_seed, int) and not isinstance(random_seed, bool):
+        seeds = [random_seed + i for i in range(n)]
+    else:
+        seeds = list(random_seed)
+        if len(seeds) != n:
+            raise ValueError(f"random_seed has {len(seeds)} entries for {n} seed texts")
+    for s in seeds:
+        if s is not None and (isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_RANDOM_SEED):
+            raise ValueError(f"random_seed must be an integer in [0, 2**64 - 1] or None, got {s!r}")
+    # 32 bits: short enough to read back and type in, and JSON-safe.
+    return [secrets.randbits(32) if s is None else s for s in seeds]

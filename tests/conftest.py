@@ -1,0 +1,271 @@
+"""Fixtures for the service tests: real PostgreSQL, real SQLite, real Redis, real worker processes.
+
+PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) must be running
+(`bash .ci/services.sh` starts them): a missing one FAILS the tests that need it, never skips them.
+Each test session gets its own PostgreSQL database, SQLite file, Redis db number and queue name, so
+concurrent runs on one machine never see each other's rows or steal each other's tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import engine_for, migrate, sessionmaker_for
+from app.settings import Settings
+from app.tables import Checkpoint, Dataset, Job, Metric, Sample
+
+REPO = Path(__file__).resolve().parent.parent
+CORPORA = REPO.parent / "shared" / "corpora"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_DB = 11  # kept for these tests; isolation between runs comes from the unique queue names
+PYTHON = sys.executable
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This process's environment without any RNNLAB_* variable, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env | values
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The RNNLAB_* variables that make a subprocess use the same database, broker and queue."""
+    return clean_env(
+        RNNLAB_DATABASE_URL=settings.resolved_database_url,
+        RNNLAB_BROKER_URL=settings.broker_url,
+        RNNLAB_QUEUE=settings.queue,
+        RNNLAB_DATA_DIR=str(settings.data_dir),
+        RNNLAB_BROKER_POLLING_INTERVAL=str(settings.broker_polling_interval),
+    )
+
+
+def count_rows(settings: Settings) -> dict[str, int]:
+    with sessionmaker_for(settings.resolved_database_url)() as session:
+        return {
+            t.__tablename__: session.scalar(select(func.count()).select_from(t))
+            for t in (Job, Metric, Sample, Checkpoint, Dataset)
+        }
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """SIGTERM, wait with a deadline, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real `celery worker` subprocess on the settings' database and queue, once it consumes tasks."""
+    ready = log_path.with_suffix(".ready")
+    ready.unlink(missing_ok=True)
+    env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)}
+    cmd = [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "-Q",
+        settings.queue,
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(
+            lambda: ready.exists() or proc.poll() is not None, timeout=120, what="the worker to be ready"
+        )
+    except AssertionError:
+        stop_process(proc)
+        raise
+    if proc.poll() is not None:
+        raise RuntimeError(f"worker exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+    return proc
+
+
+# ---------------------------------------------------------------------------------------------
+# Databases and broker
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: start it (bash .ci/services.sh). {exc}"
+        ) from exc
+    name = f"rnnlab_test_{uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        engine_for(url).dispose()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rnnlab.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(
+            f"Redis is not reachable at {url}: start it (bash .ci/services.sh). {exc}"
+        ) from exc
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """PostgreSQL + Redis, with a queue of this test run's own."""
+    return Settings(
+        _env_file=None,
+        database_url=postgres_url,
+        broker_url=redis_url,
+        queue=f"rnnlab-test-{uuid4().hex[:10]}",
+        data_dir=tmp_path_factory.mktemp("pg-data"),
+    )
+
+
+@pytest.fixture(scope="session")
+def sqlite_settings(sqlite_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """SQLite + the filesystem broker (the embedded default)."""
+    return Settings(
+        _env_file=None,
+        database_url=sqlite_url,
+        broker_url="",
+        data_dir=tmp_path_factory.mktemp("sqlite-data"),
+        broker_polling_interval=0.1,
+    )
+
+
+@pytest.fixture(scope="session", params=["postgres", "sqlite"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Both backends: tests that take this fixture run once on each."""
+    return request.getfixturevalue({"postgres": "pg_settings", "sqlite": "sqlite_settings"}[request.param])
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def pg_worker(
+    pg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on the PostgreSQL database and this run's Redis queue."""
+    proc = start_worker(pg_settings, tmp_path_factory.mktemp("worker") / "worker.log")
+    yield proc
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def pg_client(pg_settings: Settings) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(pg_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def sqlite_client(sqlite_settings: Settings) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(sqlite_settings)) as test_client:
+        yield test_client
+
+
+# Tiny configs: two shared CPU cores, so every job trains in well under a second per few dozen steps.
+TINY_TEXT: dict[str, Any] = {
+    "task": "text",
+    "hidden_size": 16,
+    "embedding_size": 8,
+    "num_layers": 1,
+    "seq_length": 16,
+    "batch_size": 8,
+    "train_steps": 40,
+    "log_every": 10,
+    "eval_every": 20,
+    "checkpoint_every": 20,
+    "sample_every": 20,
+    "sample_length": 20,
+    "device": "cpu",
+}
+TINY_PALINDROME: dict[str, Any] = {
+    "task": "palindrome",
+    "model": "lstm",
+    "input_length": 5,
+    "hidden_size": 16,
+    "batch_size": 16,
+    "train_steps": 40,
+    "log_every": 10,
+    "eval_every": 20,
+    "checkpoint_every": 20,
+    "device": "cpu",
+}

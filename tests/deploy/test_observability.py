@@ -1,0 +1,174 @@
+"""app/observability.py: log formats, request metrics by route template, and scrape-time collectors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import observability
+from app.db import engine_for, migrate
+from app.settings import Settings
+from app.tables import Job
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def record(**extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord("rnnlab.test", logging.INFO, __file__, 1, "step %d done", (7,), None)
+    for key, value in extra.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def test_json_formatter_has_job_id_step_and_level() -> None:
+    line = observability.JsonFormatter().format(record(job_id=3, step=7, loss=0.5))
+    payload = json.loads(line)
+    assert "\n" not in line
+    assert payload["level"] == "INFO"
+    assert payload["message"] == "step 7 done"
+    assert (payload["job_id"], payload["step"], payload["loss"]) == (3, 7, 0.5)
+
+
+def test_json_formatter_nulls_absent_context() -> None:
+    payload = json.loads(observability.JsonFormatter().format(record()))
+    assert payload["job_id"] is None and payload["step"] is None
+
+
+def test_text_formatter_shows_context_only_when_present() -> None:
+    formatter = observability.TextFormatter()
+    assert "INFO rnnlab.test [job_id=3 step=7] step 7 done" in formatter.format(record(job_id=3, step=7))
+    assert "INFO rnnlab.test step 7 done" in formatter.format(record())
+
+
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_configure_logging_json_covers_uvicorn_and_celery(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RNNLAB_LOG_FORMAT", "json")
+    observability.configure_logging()
+    with observability.log_context(job_id=11):
+        logging.getLogger("celery.worker").warning("lost", extra={"step": 40})
+    logging.getLogger("uvicorn.access").info("GET /health")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["logger"], x["level"], x["job_id"], x["step"]) for x in lines] == [
+        ("celery.worker", "WARNING", 11, 40),
+        ("uvicorn.access", "INFO", None, None),
+    ]
+
+
+def test_configure_logging_rejects_unknown_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNLAB_LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="RNNLAB_LOG_FORMAT"):
+        observability.configure_logging()
+
+
+def sample(text: str, name: str, labels: str = "") -> float | None:
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0", queue="q")
+    migrate(settings.resolved_database_url)
+    return settings
+
+
+def make_app(settings: Settings) -> FastAPI:
+    app = FastAPI()
+    app.state.settings = settings
+
+    @app.get("/things/{thing_id}")
+    def thing(thing_id: int) -> dict:
+        return {"id": thing_id}
+
+    observability.install_observability(app)
+    return app
+
+
+def add_job(session: Session, status: str, step: int = 0, rate: float | None = None) -> int:
+    job = Job(task="palindrome", model="lstm", status=status, config={}, step=step, total_steps=100)
+    job.steps_per_second = rate
+    session.add(job)
+    session.flush()
+    return job.id
+
+
+def test_metrics_by_route_template_and_jobs_from_database(sqlite_settings: Settings) -> None:
+    with Session(engine_for(sqlite_settings.resolved_database_url)) as session, session.begin():
+        running = add_job(session, "running", step=30, rate=12.5)
+        add_job(session, "succeeded")
+        add_job(session, "succeeded")
+    client = TestClient(make_app(sqlite_settings))
+    for i in range(3):
+        assert client.get(f"/things/{i}").status_code == 200
+    assert client.get("/nowhere/at/all").status_code == 404
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    body = response.text
+    requests = "rnnlab_http_requests_total"
+    # One series per route template, whatever the ids were.
+    assert sample(body, requests, 'method="GET",route="/things/{thing_id}",status="200"') >= 3
+    assert sample(body, requests, 'method="GET",route="<unmatched>",status="404"') >= 1
+    assert "/things/1" not in body
+    assert sample(body, "rnnlab_jobs", 'status="succeeded"') == 2
+    assert sample(body, "rnnlab_jobs", 'status="queued"') == 0
+    assert sample(body, "rnnlab_training_steps_per_second", f'job_id="{running}"') == 12.5
+    assert sample(body, "rnnlab_training_step", f'job_id="{running}"') == 30
+
+
+def test_metrics_survive_broker_and_database_down(tmp_path: Path) -> None:
+    # No migrations (no tables) and nothing listening on the broker port: both sources fail.
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0", queue="q")
+    client = TestClient(make_app(settings))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert sample(response.text, "rnnlab_scrape_errors_total", 'source="broker"') == 1
+    assert sample(response.text, "rnnlab_scrape_errors_total", 'source="database"') == 1
+    assert "rnnlab_queue_depth{" not in response.text
+
+
+def test_queue_depth_counts_redis_priority_lists() -> None:
+    queue = f"obs_{secrets.token_hex(4)}"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.rpush(queue, "a", "b")
+        client.rpush(f"{queue}\x06\x163", "c")
+        assert observability.queue_depth(REDIS_URL, queue) == 3
+    finally:
+        client.delete(queue, f"{queue}\x06\x163")
+        client.close()
+
+
+def test_queue_depth_counts_filesystem_messages(tmp_path: Path) -> None:
+    for name in ("1_a.q.msg", "2_b.q.msg", "3_c.other.msg"):
+        (tmp_path / name).write_text("{}")
+    assert observability.queue_depth("filesystem://", "q", {"data_folder_in": str(tmp_path)}) == 2
+
+
+def test_observe_generation() -> None:
+    before = observability.GENERATED_CHARS._value.get()
+    observability.observe_generation(50, 0.25)
+    assert observability.GENERATED_CHARS._value.get() == before + 50
+    with pytest.raises(ValueError):
+        observability.observe_generation(-1, 1.0)

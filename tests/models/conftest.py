@@ -1,0 +1,142 @@
+"""Fixtures for tests/models: the shared corpora, tiny CPU configs and a recording callback.
+
+The corpora live next to the repository in ../shared/corpora and are read in place, never copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from models.callbacks import TrainingCallbacks
+from models.config import PalindromeConfig, TextConfig
+from models.data import load_corpus, make_data
+from models.train import TrainResult, train
+
+CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # Tiny models on a shared machine: one thread is as fast and does not starve other jobs.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    assert CORPORA.is_dir(), f"the shared corpora are missing: expected them in {CORPORA}"
+    return CORPORA
+
+
+@pytest.fixture(scope="session")
+def grimms(corpora: Path) -> str:
+    """Grimms' Fairy Tales without the Project Gutenberg header and licence."""
+    return load_corpus(corpora / "grimms_fairy_tales_en.txt", strip_gutenberg=True)
+
+
+@pytest.fixture(scope="session")
+def small_text(grimms: str) -> str:
+    return grimms[:50_000]
+
+
+def palindrome_config(**overrides: Any) -> PalindromeConfig:
+    """A palindrome config that trains in about a second on one CPU thread."""
+    values: dict[str, Any] = dict(
+        input_length=5,
+        hidden_size=32,
+        batch_size=64,
+        optimizer="adam",
+        learning_rate=1e-2,
+        train_steps=20,
+        log_every=5,
+        eval_every=10,
+        checkpoint_every=1000,
+        device="cpu",
+    )
+    return PalindromeConfig(**{**values, **overrides})
+
+
+def text_config(**overrides: Any) -> TextConfig:
+    """A one-layer char_lstm config small enough for a few dozen steps per test."""
+    values: dict[str, Any] = dict(
+        hidden_size=32,
+        num_layers=1,
+        embedding_size=16,
+        seq_length=20,
+        batch_size=16,
+        optimizer="adam",
+        learning_rate=1e-2,
+        train_steps=20,
+        log_every=5,
+        eval_every=10,
+        checkpoint_every=1000,
+        sample_every=1000,
+        sample_length=30,
+        device="cpu",
+    )
+    return TextConfig(**{**values, **overrides})
+
+
+@pytest.fixture
+def make_palindrome_config() -> Callable[..., PalindromeConfig]:
+    return palindrome_config
+
+
+@pytest.fixture
+def make_text_config() -> Callable[..., TextConfig]:
+    return text_config
+
+
+class Recorder(TrainingCallbacks):
+    """Keeps everything the loop reports; `stop_after` steps makes should_stop() answer True."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after = stop_after
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+        self.checkpoints: list[tuple[int, dict[str, Any], bool, bool]] = []
+        self.samples: list[tuple[int, float, str]] = []
+        self.asked = 0
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+    def on_checkpoint(self, step: int, checkpoint: dict[str, Any], *, is_best: bool, is_final: bool) -> None:
+        self.checkpoints.append((step, checkpoint, is_best, is_final))
+
+    def on_sample(self, step: int, temperature: float, text: str) -> None:
+        self.samples.append((step, temperature, text))
+
+    def should_stop(self) -> bool:
+        self.asked += 1
+        return self.stop_after is not None and self.asked > self.stop_after
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_recorder() -> type[Recorder]:
+    return Recorder
+
+
+@pytest.fixture(scope="session")
+def text_run(small_text: str) -> TrainResult:
+    """A tiny char_lstm trained long enough that its samples are not uniform noise."""
+    config = text_config(train_steps=60, eval_every=60)
+    return train(config, make_data(config, small_text))
+
+
+@pytest.fixture(scope="session")
+def palindrome_run() -> TrainResult:
+    """An LSTM that solves palindromes of length 5+1 (100% held-out accuracy)."""
+    config = palindrome_config(hidden_size=64, batch_size=128, train_steps=150, eval_every=150)
+    return train(config, make_data(config))

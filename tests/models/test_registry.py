@@ -1,0 +1,83 @@
+"""Model registry: config -> model-config dict -> model, failing loudly on anything unexpected."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.config import PalindromeConfig, TextConfig
+from models.registry import MODEL_TYPES, build_model, model_config_for
+
+PALINDROME = {"input_size": 10, "hidden_size": 8, "num_classes": 10}
+TEXT = {
+    "type": "char_lstm",
+    "vocab_size": 7,
+    "embedding_size": 6,
+    "hidden_size": 8,
+    "num_layers": 2,
+    "dropout": 0.1,
+}
+
+
+def test_unknown_type_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"model type 'gru' is not recognized; expected one of rnn, lstm"):
+        build_model({"type": "gru", **PALINDROME})
+
+
+@pytest.mark.parametrize(
+    ("model_config", "message"),
+    [
+        (PALINDROME, "no 'type'"),
+        ({"type": "lstm", "input_size": 10, "num_classes": 10}, "missing 'hidden_size'"),
+        ({"type": "lstm", "extra": 1, **PALINDROME}, "unexpected 'extra'"),
+        ({"type": "rnn", **PALINDROME, "hidden_size": 0}, "'hidden_size' must be a positive integer"),
+        ({"type": "rnn", **PALINDROME, "hidden_size": 8.0}, "'hidden_size' must be a positive integer"),
+        ({"type": "rnn", **PALINDROME, "hidden_size": True}, "'hidden_size' must be a positive integer"),
+        ({**TEXT, "dropout": 1.0}, r"'dropout' must be a number in \[0, 1\)"),
+        ({**TEXT, "dropout": "0.1"}, "'dropout' must be a number"),
+        (["lstm"], "must be a dict"),
+    ],
+)
+def test_invalid_model_config_is_rejected(model_config: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(model_config)
+
+
+@pytest.mark.parametrize("model_type", ["rnn", "lstm", "phased_lstm"])
+@pytest.mark.parametrize(("encoding", "input_size"), [("one_hot", 10), ("scalar", 1)])
+def test_palindrome_models_build_and_run(model_type: str, encoding: str, input_size: int) -> None:
+    config = PalindromeConfig(model=model_type, hidden_size=8, input_encoding=encoding)
+    model_config = model_config_for(config)
+    assert model_config == {"type": model_type, "input_size": input_size, "hidden_size": 8, "num_classes": 10}
+    model = build_model(model_config)
+    logits, state = model(torch.randn(3, 5, input_size))
+    assert logits.shape == (3, 5, 10)
+    if model_type == "rnn":
+        assert state.shape == (3, 8)
+    else:
+        assert [s.shape for s in state] == [(3, 8), (3, 8)]
+    logits, _ = model(torch.randn(3, 2, input_size), state)  # continues from a state
+    assert logits.shape == (3, 2, 10)
+
+
+def test_char_lstm_builds_and_runs() -> None:
+    config = TextConfig(hidden_size=8, num_layers=2, dropout=0.1, embedding_size=6)
+    model_config = model_config_for(config, vocab_size=7)
+    assert model_config == TEXT
+    model = build_model(model_config)
+    logits, (h, c) = model(torch.randint(0, 7, (3, 5)))
+    assert logits.shape == (3, 5, 7)
+    assert h.shape == c.shape == (2, 3, 8)
+    logits, _ = model(torch.randint(0, 7, (3, 4)), (h, c))
+    assert logits.shape == (3, 4, 7)
+
+
+def test_text_config_needs_vocab_size() -> None:
+    with pytest.raises(ValueError, match="vocab_size"):
+        model_config_for(TextConfig())
+
+
+def test_every_type_is_buildable() -> None:
+    for model_type in MODEL_TYPES:
+        keys = TEXT if model_type == "char_lstm" else PALINDROME
+        assert isinstance(build_model({**keys, "type": model_type}), torch.nn.Module)

@@ -1,0 +1,131 @@
+"""The training task: called directly (in-process) and through real worker processes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.db import sessionmaker_for
+from app.settings import Settings
+from app.tables import Metric
+from tests.conftest import TINY_PALINDROME, TINY_TEXT, count_rows, start_worker, stop_process, wait_for
+from worker.tasks import run_job
+
+# Long enough to be caught mid-run, tiny enough to finish in seconds once resumed.
+LONG_PALINDROME: dict[str, Any] = TINY_PALINDROME | {
+    "model": "rnn",
+    "hidden_size": 8,
+    "batch_size": 8,
+    "train_steps": 100_000,
+    "eval_every": 100_000,
+    "checkpoint_every": 100_000,
+}
+
+
+def _job(client: TestClient, job_id: int) -> dict[str, Any]:
+    return client.get(f"/jobs/{job_id}").json()
+
+
+def _wait_status(client: TestClient, job_id: int, *statuses: str, timeout: float = 120) -> dict[str, Any]:
+    return wait_for(
+        lambda: (job := _job(client, job_id))["status"] in statuses and job,
+        timeout=timeout,
+        what=f"job {job_id} to be {' or '.join(statuses)}",
+    )
+
+
+def test_task_called_directly(client: TestClient, settings: Settings) -> None:
+    job = client.post("/train", json=TINY_PALINDROME).json()
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    assert run_job(job["id"], sessions=sessions) == "succeeded"
+    done = _job(client, job["id"])
+    assert done["status"] == "succeeded" and done["step"] == 40 and done["progress"] == 1
+    assert done["started_at"] <= done["finished_at"] and done["attempts"] == 1
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(done["latest_metrics"])
+    checkpoints = client.get(f"/jobs/{job['id']}/checkpoints").json()
+    assert [c["step"] for c in checkpoints] == [20, 40] and checkpoints[-1]["is_final"]
+    assert done["latest_checkpoint_id"] == checkpoints[-1]["id"]
+    assert [c["id"] for c in checkpoints if c["is_best"]] == [done["best_checkpoint_id"]]
+
+    # A task whose job is already finished does nothing.
+    before = count_rows(settings)
+    assert run_job(job["id"], sessions=sessions) == "skipped"
+    assert count_rows(settings) == before and _job(client, job["id"])["finished_at"] == done["finished_at"]
+
+
+def test_task_of_a_cancelled_queued_job_does_nothing(client: TestClient, settings: Settings) -> None:
+    job = client.post("/train", json=TINY_PALINDROME).json()
+    client.post(f"/jobs/{job['id']}/cancel")
+    assert run_job(job["id"], sessions=sessionmaker_for(settings.resolved_database_url)) == "skipped"
+    assert _job(client, job["id"])["status"] == "cancelled"
+    assert client.get(f"/jobs/{job['id']}/checkpoints").json() == []
+
+
+def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
+    # A corpus shorter than seq_length passes the schema but not the loop's data check.
+    dataset = client.post("/datasets", files={"file": ("tiny.txt", b"abcabc", "text/plain")}).json()
+    job = client.post("/train", json=TINY_TEXT | {"dataset_id": dataset["id"]}).json()
+    assert run_job(job["id"], sessions=sessionmaker_for(settings.resolved_database_url)) == "failed"
+    failed = _job(client, job["id"])
+    assert failed["status"] == "failed" and "seq_length" in failed["error"]
+
+
+def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
+    job = pg_client.post("/train", json=TINY_TEXT).json()
+    done = _wait_status(pg_client, job["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded", done["error"]
+    assert pg_client.get(f"/jobs/{job['id']}/samples").json()
+
+
+def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
+    job = pg_client.post("/train", json=LONG_PALINDROME).json()
+    wait_for(lambda: _job(pg_client, job["id"])["step"] > 20, timeout=120, what="the job to make progress")
+    assert pg_client.post(f"/jobs/{job['id']}/cancel").json()["cancel_requested"]
+    done = _wait_status(pg_client, job["id"], "cancelled", "succeeded", "failed", timeout=60)
+    assert done["status"] == "cancelled" and 0 < done["step"] < 100_000
+    final = pg_client.get(f"/checkpoints/{done['latest_checkpoint_id']}").json()
+    assert final["is_final"] and final["step"] == done["step"]
+    assert pg_client.post(f"/jobs/{job['id']}/cancel").status_code == 409
+
+
+def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings, tmp_path: Path) -> None:
+    from app.main import create_app
+
+    settings = pg_settings.model_copy(update={"queue": f"rnnlab-sigterm-{uuid4().hex[:8]}"})
+    config = LONG_PALINDROME | {"train_steps": 1500, "log_every": 10}
+    with TestClient(create_app(settings)) as client:
+        first = start_worker(settings, tmp_path / "first.log")
+        try:
+            job = client.post("/train", json=config).json()
+            wait_for(
+                lambda: _job(client, job["id"])["step"] >= 50, timeout=120, what="the job to make progress"
+            )
+        finally:
+            assert stop_process(first) == 0  # SIGTERM: warm shutdown
+        stopped = _job(client, job["id"])
+        if stopped["status"] == "succeeded":
+            pytest.fail("the job finished before SIGTERM arrived; make it longer")
+        assert stopped["status"] == "queued" and stopped["latest_checkpoint_id"] is not None
+        resumed_from = client.get(f"/checkpoints/{stopped['latest_checkpoint_id']}").json()["step"]
+        assert 0 < resumed_from < 1500
+
+        second = start_worker(settings, tmp_path / "second.log")
+        try:
+            done = _wait_status(client, job["id"], "succeeded", "failed", "cancelled")
+        finally:
+            stop_process(second)
+    assert done["status"] == "succeeded" and done["step"] == 1500 and done["attempts"] == 2
+    with sessionmaker_for(settings.resolved_database_url)() as session:
+        steps = session.scalars(
+            select(Metric.step).where(Metric.job_id == job["id"], Metric.name == "loss").order_by(Metric.step)
+        ).all()
+    # Every logging step once: none lost across the restart, none duplicated.
+    assert len(steps) == len(set(steps))
+    assert set(range(10, 1501, 10)) <= set(steps)
+    assert set(steps) - set(range(10, 1501, 10)) <= {resumed_from}
