@@ -58,7 +58,9 @@ class ConsoleCallbacks(TrainingCallbacks):
 
 def _train(args: argparse.Namespace) -> int:
     resume = checkpoint.load(args.resume) if args.resume else None
-    values: dict[str, Any] = dict(resume["train_config"]) if resume else {}
+    # Only the training-config fields: a checkpoint written by the service also stores its own fields.
+    saved = resume["train_config"] if resume else {}
+    values: dict[str, Any] = {k: v for k, v in saved.items() if k in _CONFIG_FIELDS or k == "task"}
     values.update({name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None})
     if args.task:
         values["task"] = args.task

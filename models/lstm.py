@@ -69,17 +69,27 @@ class LSTMSequence(torch.autograd.Function):
         tanh_cs = x.new_empty(T, B, H)  # tanh(c(t))
         hs = x.new_empty(T, B, H)  # h(t)
         W_h_t = W_h.t()  # (H, 4H)
+        # Every per-step view is made up front by unbind: per-step indexing and slicing in Python
+        # cost as much as the arithmetic at these sizes.
+        gates = acts.view(T, B, 4, H)
+        steps = zip(
+            acts.unbind(0),  # (B, 4H)
+            gates[:, :, :2].unbind(0),  # (B, 2, H): i and f, one sigmoid call
+            *(gates[:, :, k].unbind(0) for k in range(4)),  # i, f, g, o, each (B, H)
+            cs.unbind(0),
+            tanh_cs.unbind(0),
+            hs.unbind(0),
+            strict=True,
+        )
         h, c = h0, c0
-        for t in range(T):
-            a = acts[t]  # (B, 4H)
+        for a, i_f, i, f, g, o, c_t, tanh_c_t, h_t in steps:
             if h is not None:
                 a.addmm_(h, W_h_t)
-            a[:, : 2 * H].sigmoid_()  # i, f
-            a[:, 2 * H : 3 * H].tanh_()  # g
-            a[:, 3 * H :].sigmoid_()  # o
-            i, f, g, o = a.chunk(4, dim=1)
-            c = torch.mul(g, i, out=cs[t]) if c is None else torch.mul(c, f, out=cs[t]).addcmul_(g, i)
-            h = torch.mul(torch.tanh(c, out=tanh_cs[t]), o, out=hs[t])
+            i_f.sigmoid_()
+            g.tanh_()
+            o.sigmoid_()
+            c = torch.mul(g, i, out=c_t) if c is None else torch.mul(c, f, out=c_t).addcmul_(g, i)
+            h = torch.mul(torch.tanh(c, out=tanh_c_t), o, out=h_t)
         ctx.save_for_backward(x, W_x, W_h, h0, c0, acts, cs, tanh_cs, hs)
         return hs, c.clone()  # clone: c is a view into a saved buffer
 
@@ -91,32 +101,43 @@ class LSTMSequence(torch.autograd.Function):
         H = W_h.shape[1]
         one = acts.new_ones(())
         d_gates = torch.empty_like(acts)  # (T, B, 4H): gradient w.r.t. the gates' pre-activations
+        gates, d_gates_4 = acts.view(T, B, 4, H), d_gates.view(T, B, 4, H)
+        # The derivatives of the nonlinearities for all steps at once: sigmoid' = a (1 - a) for i, f, o,
+        # tanh' = 1 - g^2 for g, and dh(t)/dc(t) = o (1 - tanh(c)^2).
+        deriv = torch.addcmul(acts, acts, acts, value=-1)  # (T, B, 4H)
+        torch.addcmul(one, gates[:, :, 2], gates[:, :, 2], value=-1, out=deriv.view(T, B, 4, H)[:, :, 2])
+        dh_dc = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(gates[:, :, 3])  # (T, B, H)
+        cs_prev = [c0, *cs.unbind(0)[:-1]]  # c(t-1)
+        d_hs_prev = [None, *d_hs.unbind(0)[:-1]]  # the head's gradient at h(t-1)
+        steps = zip(
+            deriv.unbind(0),
+            *(gates[:, :, k].unbind(0) for k in range(3)),  # i, f, g
+            tanh_cs.unbind(0),
+            dh_dc.unbind(0),
+            cs_prev,
+            d_gates.unbind(0),
+            *(d_gates_4[:, :, k].unbind(0) for k in range(4)),  # di, df, dg, do
+            d_hs_prev,
+            strict=True,
+        )
         dc = d_c.clone()  # (B, H)
         dh = d_hs[T - 1]  # (B, H)
         dh0 = None
-        for t in range(T - 1, -1, -1):
-            a = acts[t]
-            i, f, g, o = a.chunk(4, dim=1)
-            tanh_c = tanh_cs[t]
-            dg_t = d_gates[t]  # (B, 4H)
-            di, df, dg, do = dg_t.chunk(4, dim=1)
+        for deriv_t, i, f, g, tanh_c, dh_dc_t, c_prev, dgates, di, df, dg, do, dh_head in reversed(list(steps)):
             torch.mul(dh, tanh_c, out=do)
-            dc.addcmul_(dh * o, torch.addcmul(one, tanh_c, tanh_c, value=-1))
+            dc.addcmul_(dh, dh_dc_t)
             torch.mul(dc, g, out=di)
-            c_prev = cs[t - 1] if t > 0 else c0
             if c_prev is None:
                 df.zero_()
             else:
                 torch.mul(dc, c_prev, out=df)
             torch.mul(dc, i, out=dg)
-            deriv = torch.addcmul(a, a, a, value=-1)  # sigmoid' = a(1 - a); g's slot is fixed next
-            torch.addcmul(one, g, g, value=-1, out=deriv[:, 2 * H : 3 * H])  # tanh' = 1 - g^2
-            dg_t.mul_(deriv)
+            dgates.mul_(deriv_t)  # through the nonlinearities
             dc.mul_(f)  # now dL/dc(t-1)
-            if t > 0:
-                dh = torch.addmm(d_hs[t - 1], dg_t, W_h)  # dL/dh(t-1): head + recurrence
+            if dh_head is not None:
+                dh = torch.addmm(dh_head, dgates, W_h)  # dL/dh(t-1): head + recurrence
             elif ctx.needs_input_grad[4]:
-                dh0 = torch.mm(dg_t, W_h)
+                dh0 = torch.mm(dgates, W_h)
         d_gates_2d = d_gates.view(T * B, 4 * H)
         dx = dW_x = db = dW_h = None
         if ctx.needs_input_grad[0]:
@@ -126,9 +147,10 @@ class LSTMSequence(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             db = d_gates_2d.sum(0)
         if ctx.needs_input_grad[3]:
-            dW_h = torch.mm(d_gates[1:].view(-1, 4 * H).t(), hs[:-1].reshape(-1, H))  # sum over t >= 2
+            # sum over t >= 2 of dgates(t)^T h(t-1), as (h^T dgates)^T: MKL is faster that way round.
+            dW_h = torch.mm(hs[:-1].view(-1, H).t(), d_gates[1:].view(-1, 4 * H)).t()
             if h0 is not None:
-                dW_h.addmm_(d_gates[0].t(), h0)
+                dW_h = dW_h.addmm(d_gates[0].t(), h0)
         dc0 = dc if ctx.needs_input_grad[5] else None
         return dx, dW_x, db, dW_h, dh0, dc0
 

@@ -153,19 +153,26 @@ def train(
             evaluate()
         # The best checkpoint is the one whose own validation loss is the lowest seen in the run.
         is_best = best_val_loss is not None and metrics["val_loss"] <= best_val_loss
-        ckpt = _snapshot(
-            config,
-            model_config,
-            vocab,
-            step,
-            model,
-            optimizer,
-            scheduler,
-            generator,
-            device,
-            best_val_loss,
-            metrics,
-        )
+        # CPU copies, not references to the live tensors: a caller may keep a checkpoint while
+        # training goes on in place.
+        ckpt = {
+            "format": FORMAT_VERSION,
+            "task": config.task,
+            "model_config": dict(model_config),
+            "train_config": config.model_dump(mode="json"),
+            "vocab": list(vocab.chars) if vocab is not None else None,
+            "step": step,
+            "model": _cpu_copy(model.state_dict()),
+            "optimizer": _cpu_copy(optimizer.state_dict()),
+            "scheduler": copy.deepcopy(scheduler.state_dict()),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "data": generator.get_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            "best_val_loss": best_val_loss,
+            "metrics": dict(metrics),
+        }
         callbacks.on_checkpoint(step, ckpt, is_best=is_best, is_final=is_final)
         return ckpt
 
@@ -285,40 +292,6 @@ def _training_samples(
         )
         samples.append((temperature, start + continuation.text))
     return samples
-
-
-def _snapshot(
-    config: PalindromeConfig | TextConfig,
-    model_config: dict[str, Any],
-    vocab: Vocabulary | None,
-    step: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator,
-    device: torch.device,
-    best_val_loss: float | None,
-    metrics: dict[str, float],
-) -> dict[str, Any]:
-    """The checkpoint dict, as CPU copies: a caller may keep it while training goes on in place."""
-    return {
-        "format": FORMAT_VERSION,
-        "task": config.task,
-        "model_config": dict(model_config),
-        "train_config": config.model_dump(mode="json"),
-        "vocab": list(vocab.chars) if vocab is not None else None,
-        "step": step,
-        "model": _cpu_copy(model.state_dict()),
-        "optimizer": _cpu_copy(optimizer.state_dict()),
-        "scheduler": copy.deepcopy(scheduler.state_dict()),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "data": generator.get_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        },
-        "best_val_loss": best_val_loss,
-        "metrics": dict(metrics),
-    }
 
 
 def _cpu_copy(obj: Any) -> Any:

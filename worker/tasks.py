@@ -29,6 +29,9 @@ def _on_shutdown(**_: Any) -> None:
 
 @celery_app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
 def train_job(job_id: int) -> str:
+    if shutting_down.is_set():
+        # Delivered while this worker is stopping: leave it for the next worker untouched.
+        raise Reject(f"worker shutting down; job {job_id} left queued", requeue=True)
     settings = get_settings()
     outcome = run_job(
         job_id,
