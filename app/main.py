@@ -11,7 +11,7 @@ from app.errors import install_error_handlers
 from app.observability import install_observability
 from app.services.generation import ModelCache
 from app.settings import Settings, get_settings
-from worker.celery_app import make_celery
+from worker.broker import make_celery
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
 

@@ -13,14 +13,15 @@ The four gates' matrices are stacked so that one step is a single addmm, in PyTo
 and `b` (4H,) is [b_i; b_f; b_g; b_o]. (nn.LSTM splits b into bias_ih + bias_hh.)
 
 Two implementations of the same equations:
-- `lstm_cell`, an autograd-traced step, used by `LSTM.forward_with_hidden` (which hands out every
+- `lstm_cell`, one step traced by autograd, used by `LSTM.forward_with_hidden` (which hands out every
   h(t) as a graph node, for gradient-flow plots) and by the Phased LSTM;
-- `LSTMSequence`, the whole loop as one autograd.Function with the backward pass (BPTT) derived by
-  hand, used by `LSTM.forward`. It is what makes the hand-written LSTM train about as fast as
-  nn.LSTM's fused kernel: the forward writes each step's activations in place into preallocated
-  buffers, the backward does one small matmul per step, and the weight gradients are summed over
-  time by one large matmul at the end instead of one per step. Tests check both against each other,
-  against a NumPy evaluation of the equations and with gradcheck.
+- `LSTMSequence`, the whole loop as one autograd.Function with backpropagation through time derived
+  by hand, used by `LSTM.forward`. This is what lets the hand-written LSTM train about as fast as
+  nn.LSTM's fused oneDNN/cuDNN kernel (bench/bench_cells.py): no autograd graph of ~10 nodes per
+  step, every step writes into preallocated buffers, and the weight gradients are summed over time
+  by one large matmul instead of one small one per step.
+Tests check the two against each other, against a NumPy evaluation of the equations, against
+nn.LSTM, and the hand-derived backward against finite differences (gradcheck).
 """
 
 from __future__ import annotations
@@ -47,83 +48,96 @@ def lstm_cell(
 
 
 class LSTMSequence(torch.autograd.Function):
-    """The LSTM equations over a whole sequence, with the backward pass through time derived by hand.
+    """The LSTM equations over a whole sequence, with backpropagation through time derived by hand.
 
-    forward(x (T, B, D) time-major, W_x, b, W_h, h0, c0) -> (h(1..T) (T, B, H), c(T) (B, H)).
-    h0 = c0 = None means zeros (and skips the work they would cost). Backward, with
-    a = (i, f, g, o) after their nonlinearities and dc, dh the gradients reaching c(t), h(t):
-        dc += dh * o * (1 - tanh(c)^2)           do = dh * tanh(c)
-        di = dc * g    df = dc * c(t-1)    dg = dc * i,   then * sigmoid' = a(1 - a) or tanh' = 1 - g^2
-        dh(t-1) = dgates @ W_h (+ the head's gradient at t-1)          dc(t-1) = dc * f
-        dW_h = sum_t dgates(t)^T h(t-1),  dW_x = sum_t dgates(t)^T x(t),  db = sum_t dgates(t)
+    forward(inputs (B, T, D), W_x (4H, D), b (4H,), W_h (4H, H), h0, c0 (B, H) or None for zeros)
+    -> (h(1..T) (T, B, H) time-major, c(T) (B, H)).
+
+    Each step is ONE matmul, [x(t), 1, h(t-1)] @ [W_x, b, W_h]^T: the input, bias and recurrent terms
+    of all four gates at once. h(t) is written straight into the next step's row of that augmented
+    input `xh`, so nothing is copied between steps, no bias is added separately, and the backward
+    pass gets dW_x, db and dW_h from one matmul over all steps. (Measured against precomputing
+    W_x x(t) + b for all t before the loop and adding W_h h(t-1) per step: that reads and writes a
+    (T, B, 4H) buffer once more and came out about 5% slower on CPU.)
+
+    Backward, with a = (i, f, g, o) after their nonlinearities and dh, dc the gradients reaching
+    h(t), c(t):
+        do = dh tanh(c)            dc += dh o (1 - tanh(c)^2)
+        di = dc g    df = dc c(t-1)    dg = dc i,   each times its nonlinearity's derivative:
+        sigmoid' = a (1 - a), tanh' = 1 - g^2, giving dgates(t) (B, 4H)
+        dh(t-1) = dgates(t) W_h + (the head's gradient at t-1)          dc(t-1) = dc f
+        [dW_x, db, dW_h] = sum_t dgates(t)^T [x(t), 1, h(t-1)]
     """
 
     @staticmethod
-    def forward(ctx, x, W_x, b, W_h, h0, c0):
-        T, B, D = x.shape
+    def forward(ctx, inputs, W_x, b, W_h, h0, c0):
+        B, T, D = inputs.shape
         H = W_h.shape[1]
-        # W_x x(t) + b for all t in one matmul; each step adds W_h h(t-1) in place, then the
-        # nonlinearities overwrite it, so `acts` ends up holding i, f, g, o for the backward pass.
-        acts = torch.addmm(b, x.view(T * B, D), W_x.t()).view(T, B, 4 * H)  # (T, B, 4H)
-        cs = x.new_empty(T, B, H)  # c(t)
-        tanh_cs = x.new_empty(T, B, H)  # tanh(c(t))
-        hs = x.new_empty(T, B, H)  # h(t)
-        W_h_t = W_h.t()  # (H, 4H)
-        # Every per-step view is made up front by unbind: per-step indexing and slicing in Python
+        W_t = torch.cat([W_x, b.unsqueeze(1), W_h], dim=1).t()  # (D+1+H, 4H)
+        xh = inputs.new_empty(T + 1, B, D + 1 + H)  # xh[t] = [x(t+1), 1, h(t)]; row T holds h(T) only
+        xh[:T, :, :D] = inputs.transpose(0, 1)
+        xh[:T, :, D] = 1
+        xh[0, :, D + 1 :] = 0 if h0 is None else h0
+        hs = xh[1:, :, D + 1 :]  # (T, B, H) view: h(1..T)
+        acts = inputs.new_empty(T, B, 4 * H)  # i, f, g, o after their nonlinearities
+        cs = inputs.new_empty(T, B, H)  # c(t)
+        tanh_cs = inputs.new_empty(T, B, H)  # tanh(c(t))
+        # Every per-step view is made up front by unbind: indexing and slicing in Python per step
         # cost as much as the arithmetic at these sizes.
         gates = acts.view(T, B, 4, H)
         steps = zip(
+            xh.unbind(0)[:T],  # (B, D+1+H)
             acts.unbind(0),  # (B, 4H)
-            gates[:, :, :2].unbind(0),  # (B, 2, H): i and f, one sigmoid call
+            gates[:, :, :2].unbind(0),  # (B, 2, H): i and f, for one sigmoid call
             *(gates[:, :, k].unbind(0) for k in range(4)),  # i, f, g, o, each (B, H)
             cs.unbind(0),
             tanh_cs.unbind(0),
             hs.unbind(0),
             strict=True,
         )
-        h, c = h0, c0
-        for a, i_f, i, f, g, o, c_t, tanh_c_t, h_t in steps:
-            if h is not None:
-                a.addmm_(h, W_h_t)
+        c = c0
+        for xh_t, a, i_f, i, f, g, o, c_t, tanh_c_t, h_t in steps:
+            torch.mm(xh_t, W_t, out=a)  # W_.x x(t) + W_.h h(t-1) + b_. for all four gates
             i_f.sigmoid_()
             g.tanh_()
             o.sigmoid_()
             c = torch.mul(g, i, out=c_t) if c is None else torch.mul(c, f, out=c_t).addcmul_(g, i)
-            h = torch.mul(torch.tanh(c, out=tanh_c_t), o, out=h_t)
-        ctx.save_for_backward(x, W_x, W_h, h0, c0, acts, cs, tanh_cs, hs)
+            torch.mul(torch.tanh(c, out=tanh_c_t), o, out=h_t)  # also next step's input
+        ctx.save_for_backward(W_x, W_h, c0, xh, acts, cs, tanh_cs)
         return hs, c.clone()  # clone: c is a view into a saved buffer
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_c):
-        x, W_x, W_h, h0, c0, acts, cs, tanh_cs, hs = ctx.saved_tensors
-        T, B, D = x.shape
-        H = W_h.shape[1]
+        W_x, W_h, c0, xh, acts, cs, tanh_cs = ctx.saved_tensors
+        T, B, H4 = acts.shape
+        H, D = H4 // 4, W_x.shape[1]
         one = acts.new_ones(())
-        d_gates = torch.empty_like(acts)  # (T, B, 4H): gradient w.r.t. the gates' pre-activations
-        gates, d_gates_4 = acts.view(T, B, 4, H), d_gates.view(T, B, 4, H)
-        # The derivatives of the nonlinearities for all steps at once: sigmoid' = a (1 - a) for i, f, o,
-        # tanh' = 1 - g^2 for g, and dh(t)/dc(t) = o (1 - tanh(c)^2).
+        gates = acts.view(T, B, 4, H)
+        # The nonlinearities' derivatives for all steps at once (one pass each, not 3T small ops):
+        # sigmoid' = a (1 - a) for i, f, o; tanh' = 1 - g^2 for g; dh(t)/dc(t) = o (1 - tanh(c)^2).
         deriv = torch.addcmul(acts, acts, acts, value=-1)  # (T, B, 4H)
         torch.addcmul(one, gates[:, :, 2], gates[:, :, 2], value=-1, out=deriv.view(T, B, 4, H)[:, :, 2])
         dh_dc = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(gates[:, :, 3])  # (T, B, H)
-        cs_prev = [c0, *cs.unbind(0)[:-1]]  # c(t-1)
-        d_hs_prev = [None, *d_hs.unbind(0)[:-1]]  # the head's gradient at h(t-1)
+        d_gates = torch.empty_like(acts)  # (T, B, 4H): gradient w.r.t. the gates' pre-activations
+        d_gates_4 = d_gates.view(T, B, 4, H)
         steps = zip(
             deriv.unbind(0),
             *(gates[:, :, k].unbind(0) for k in range(3)),  # i, f, g
             tanh_cs.unbind(0),
             dh_dc.unbind(0),
-            cs_prev,
+            [c0, *cs.unbind(0)[:-1]],  # c(t-1)
             d_gates.unbind(0),
             *(d_gates_4[:, :, k].unbind(0) for k in range(4)),  # di, df, dg, do
-            d_hs_prev,
+            [None, *d_hs.unbind(0)[:-1]],  # the head's gradient at h(t-1)
             strict=True,
         )
         dc = d_c.clone()  # (B, H)
         dh = d_hs[T - 1]  # (B, H)
         dh0 = None
-        for deriv_t, i, f, g, tanh_c, dh_dc_t, c_prev, dgates, di, df, dg, do, dh_head in reversed(list(steps)):
+        for deriv_t, i, f, g, tanh_c, dh_dc_t, c_prev, dgates, di, df, dg, do, dh_head in reversed(
+            list(steps)
+        ):
             torch.mul(dh, tanh_c, out=do)
             dc.addcmul_(dh, dh_dc_t)
             torch.mul(dc, g, out=di)
@@ -139,20 +153,15 @@ class LSTMSequence(torch.autograd.Function):
             elif ctx.needs_input_grad[4]:
                 dh0 = torch.mm(dgates, W_h)
         d_gates_2d = d_gates.view(T * B, 4 * H)
-        dx = dW_x = db = dW_h = None
+        d_inputs = dW_x = db = dW_h = None
         if ctx.needs_input_grad[0]:
-            dx = torch.mm(d_gates_2d, W_x).view(T, B, D)
-        if ctx.needs_input_grad[1]:
-            dW_x = torch.mm(d_gates_2d.t(), x.view(T * B, D))
-        if ctx.needs_input_grad[2]:
-            db = d_gates_2d.sum(0)
-        if ctx.needs_input_grad[3]:
-            # sum over t >= 2 of dgates(t)^T h(t-1), as (h^T dgates)^T: MKL is faster that way round.
-            dW_h = torch.mm(hs[:-1].view(-1, H).t(), d_gates[1:].view(-1, 4 * H)).t()
-            if h0 is not None:
-                dW_h = dW_h.addmm(d_gates[0].t(), h0)
+            d_inputs = torch.mm(d_gates_2d, W_x).view(T, B, D).transpose(0, 1)
+        if any(ctx.needs_input_grad[1:4]):
+            # (xh^T dgates)^T rather than dgates^T xh: MKL is faster that way round.
+            dW = torch.mm(xh[:T].view(T * B, -1).t(), d_gates_2d).t()  # (4H, D+1+H)
+            dW_x, db, dW_h = dW[:, :D], dW[:, D], dW[:, D + 1 :]
         dc0 = dc if ctx.needs_input_grad[5] else None
-        return dx, dW_x, db, dW_h, dh0, dc0
+        return d_inputs, dW_x, db, dW_h, dh0, dc0
 
 
 class LSTM(nn.Module):
@@ -192,9 +201,8 @@ class LSTM(nn.Module):
         """inputs (B, T, D), state (h, c) each (B, H) or None for zeros -> logits (B, T, C), (h(T), c(T))."""
         B, T, D = inputs.shape
         h0, c0 = (None, None) if state is None else state
-        x = inputs.transpose(0, 1).contiguous()  # (T, B, D): each step's slice is contiguous
-        hs, c = LSTMSequence.apply(x, self.W_x, self.b, self.W_h, h0, c0)  # (T, B, H), (B, H)
-        logits = torch.addmm(self.b_p, hs.view(T * B, -1), self.W_ph.t())  # (T*B, C)
+        hs, c = LSTMSequence.apply(inputs, self.W_x, self.b, self.W_h, h0, c0)  # (T, B, H), (B, H)
+        logits = torch.addmm(self.b_p, hs.reshape(T * B, -1), self.W_ph.t())  # (T*B, C)
         return logits.view(T, B, -1).transpose(0, 1).contiguous(), (hs[-1], c)  # (B, T, C)
 
     def forward_with_hidden(

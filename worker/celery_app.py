@@ -9,43 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, signals
+from celery import signals
 
-from app.settings import Settings, get_settings
+from app.settings import get_settings
+from worker.broker import TRAIN_TASK, make_celery
 
-TRAIN_TASK = "rnnlab.train"
+__all__ = ["TRAIN_TASK", "celery_app"]
+
+# Importing this module (e.g. for `run_job` in a test) creates nothing on disk; a worker does, at start.
+celery_app = make_celery(get_settings(), create_folders=False)
 
 
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("rnnlab", broker=settings.resolved_broker_url, include=["worker.tasks"])
-    transport_options: dict[str, Any] = {}
+@signals.worker_init.connect
+def _create_broker_folders(**_: Any) -> None:
+    settings = get_settings()
     if settings.resolved_broker_url.startswith("filesystem"):
-        folder = settings.broker_folder
-        folder.mkdir(parents=True, exist_ok=True)
-        transport_options = {
-            "data_folder_in": str(folder),
-            "data_folder_out": str(folder),
-            "polling_interval": settings.broker_polling_interval,
-        }
-    app.conf.update(
-        task_default_queue=settings.queue,
-        task_acks_late=True,  # a task lost with its worker is delivered again...
-        task_reject_on_worker_lost=True,  # ...also when the worker process itself died
-        worker_prefetch_multiplier=1,  # never hold a second job while training one
-        worker_concurrency=1,
-        task_ignore_result=True,  # outcomes live in the jobs table
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        broker_connection_timeout=3,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
-    )
-    return app
-
-
-celery_app = make_celery(get_settings())
+        settings.broker_folder.mkdir(parents=True, exist_ok=True)
 
 
 @signals.setup_logging.connect

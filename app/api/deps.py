@@ -25,7 +25,7 @@ def get_enqueue(request: Request) -> Enqueue:
     queue = request.app.state.settings.queue
 
     def enqueue(job_id: int) -> None:
-        from worker.celery_app import TRAIN_TASK
+        from worker.broker import TRAIN_TASK
 
         celery.send_task(TRAIN_TASK, args=[job_id], queue=queue)
 

@@ -56,7 +56,10 @@ def _load(session: Session, checkpoint_id: int) -> LoadedModel:
     )
 
 
-def generate(session: Session, cache: ModelCache, params: GenerateParams) -> GenerateOut:
+def generate(
+    session: Session, cache: ModelCache, params: GenerateParams, *, source: str = "query"
+) -> GenerateOut:
+    """`source` ("query" or "body") is where the parameters came from, for error locations."""
     from models.sample import UnknownCharacters
     from models.sample import generate as sample
 
@@ -82,7 +85,7 @@ def generate(session: Session, cache: ModelCache, params: GenerateParams) -> Gen
             random_seed=params.random_seed,
         )
     except UnknownCharacters as exc:
-        raise InvalidInput(("seed",), f"{exc}") from exc
+        raise InvalidInput((source, "seed"), str(exc)) from exc
     done = perf_counter()
     return GenerateOut(
         text=result.text,

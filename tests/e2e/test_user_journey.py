@@ -113,6 +113,9 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
     assert first["checkpoint_id"] == job["latest_checkpoint_id"] and first["finish_reason"] == "length"
     assert api.post("/generate", json=params).json()["text"] == first["text"]
     assert "random_seed" in api.get("/generate", params={"job_id": job["id"], "length": 5}).json()
+    unknown = api.get("/generate", params={"job_id": job["id"], "seed": "Grüße ☃"})
+    assert unknown.status_code == 422 and "☃" in unknown.json()["detail"]
+    assert unknown.json()["errors"][0]["loc"] == ["query", "seed"]
     download = api.get(f"/checkpoints/{job['latest_checkpoint_id']}/file")
     assert download.headers["content-disposition"].endswith('.pt"')
     ckpt = torch.load(__import__("io").BytesIO(download.content), weights_only=True)

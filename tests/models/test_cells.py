@@ -95,12 +95,12 @@ def test_lstm_forget_bias_is_a_constructor_argument() -> None:
 @pytest.mark.parametrize("with_state", [False, True])
 def test_lstm_sequence_gradcheck(with_state: bool) -> None:
     """The hand-derived backward pass of the fast LSTM path against finite differences."""
-    T_, B_, D_, H_ = 4, 2, 3, 2
+    B_, T_, D_, H_ = 2, 4, 3, 2
 
     def leaf(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
 
-    x, W_x, b, W_h = leaf(T_, B_, D_), leaf(4 * H_, D_), leaf(4 * H_), leaf(4 * H_, H_)
+    x, W_x, b, W_h = leaf(B_, T_, D_), leaf(4 * H_, D_), leaf(4 * H_), leaf(4 * H_, H_)
     state = (leaf(B_, H_), leaf(B_, H_)) if with_state else (None, None)
     assert torch.autograd.gradcheck(LSTMSequence.apply, (x, W_x, b, W_h, *state))
 

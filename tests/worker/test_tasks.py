@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.db import sessionmaker_for
+from app.services import runs
 from app.settings import Settings
-from app.tables import Metric
+from app.tables import Job, Metric, utcnow
 from tests.conftest import TINY_PALINDROME, TINY_TEXT, count_rows, start_worker, stop_process, wait_for
 from worker.tasks import run_job
 
@@ -65,6 +67,25 @@ def test_task_of_a_cancelled_queued_job_does_nothing(client: TestClient, setting
     assert run_job(job["id"], sessions=sessionmaker_for(settings.resolved_database_url)) == "skipped"
     assert _job(client, job["id"])["status"] == "cancelled"
     assert client.get(f"/jobs/{job['id']}/checkpoints").json() == []
+
+
+def test_two_workers_never_hold_one_job(client: TestClient, settings: Settings) -> None:
+    job = client.post("/train", json=TINY_PALINDROME).json()
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    with sessions() as session:
+        stale_token = runs.claim(session, job["id"], lease_seconds=120)
+        assert stale_token is not None
+        assert runs.claim(session, job["id"], lease_seconds=120) is None  # its lease is fresh
+        # The first worker went silent for longer than the lease: it is presumed dead.
+        session.execute(
+            update(Job).where(Job.id == job["id"]).values(heartbeat_at=utcnow() - timedelta(seconds=600))
+        )
+        session.commit()
+    assert run_job(job["id"], sessions=sessions, lease_seconds=120) == "succeeded"
+    assert _job(client, job["id"])["attempts"] == 2
+    # If the first one was only slow, none of its writes land any more.
+    with sessions() as session, pytest.raises(runs.LeaseLost):
+        runs.record_metrics(session, job["id"], stale_token, step=1, metrics={"loss": 9.0})
 
 
 def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:

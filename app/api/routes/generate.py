@@ -24,7 +24,7 @@ def generate_get(
 
 @router.post("/generate", response_model=GenerateOut)
 def generate_post(params: GenerateParams, session: SessionDep, cache: CacheDep) -> GenerateOut:
-    return generation.generate(session, cache, params)
+    return generation.generate(session, cache, params, source="body")
 
 
 @router.post("/predict", response_model=PredictOut)

@@ -1,0 +1,45 @@
+"""How the API and the worker reach the broker: one Celery configuration for both.
+
+Kept apart from `worker.celery_app` so the API can build its own client (for its own settings)
+without creating the worker's module-level app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from app.settings import Settings
+
+TRAIN_TASK = "rnnlab.train"
+
+
+def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
+    app = Celery("rnnlab", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    transport_options: dict[str, Any] = {}
+    if settings.resolved_broker_url.startswith("filesystem"):
+        folder = settings.broker_folder
+        if create_folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "polling_interval": settings.broker_polling_interval,
+        }
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_acks_late=True,  # a task lost with its worker is delivered again...
+        task_reject_on_worker_lost=True,  # ...also when the worker process itself died
+        worker_prefetch_multiplier=1,  # never hold a second job while training one
+        worker_concurrency=1,
+        task_ignore_result=True,  # outcomes live in the jobs table
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
