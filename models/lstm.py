@@ -8,7 +8,7 @@
     h(t) = tanh(c(t)) * o(t)
     p(t) = W_ph h(t) + b_p,          h(0) = c(0) = 0
 
-The four gates' matrices are stacked so that one step is a single addmm, in PyTorch's gate order
+The four gates' matrices are stacked so that one step is a single matmul, in PyTorch's gate order
 (i, f, g, o): `W_x` (4H, D) is [W_ix; W_fx; W_gx; W_ox], `W_h` (4H, H) is [W_ih; W_fh; W_gh; W_oh]
 and `b` (4H,) is [b_i; b_f; b_g; b_o]. (nn.LSTM splits b into bias_ih + bias_hh.)
 
@@ -58,7 +58,7 @@ class LSTMSequence(torch.autograd.Function):
     input `xh`, so nothing is copied between steps, no bias is added separately, and the backward
     pass gets dW_x, db and dW_h from one matmul over all steps. (Measured against precomputing
     W_x x(t) + b for all t before the loop and adding W_h h(t-1) per step: that reads and writes a
-    (T, B, 4H) buffer once more and came out about 5% slower on CPU.)
+    (T, B, 4H) buffer once more and came out 5-8% slower on CPU.)
 
     Backward, with a = (i, f, g, o) after their nonlinearities and dh, dc the gradients reaching
     h(t), c(t):

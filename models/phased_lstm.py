@@ -10,7 +10,9 @@ Each hidden unit j has a period tau_j, a phase shift s_j and an open ratio r_on_
     h(t)   = k * h~(t) + (1 - k) * h(t-1)
 
 where c~(t), h~(t) are the plain LSTM update (lstm.py) from c(t-1), h(t-1). A closed unit keeps its
-state untouched, so gradients pass through closed phases without decay.
+state (up to the small training leak), so memory and gradients pass through closed phases without
+decay. Time stamps default to t = 1..T; pass `times` to continue a sequence across windows or to
+feed irregularly sampled data.
 """
 
 from __future__ import annotations

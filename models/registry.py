@@ -21,7 +21,7 @@ from models.rnn import RNN
 MODEL_TYPES = ("rnn", "lstm", "phased_lstm", "char_lstm")
 NUM_DIGITS = 10  # palindrome classes, and the width of a one-hot digit
 
-# Keys each type's config must have (besides "type"), and the check each value must pass.
+# The keys each type's config must have besides "type" (and no others); _arguments checks their values.
 _PALINDROME_KEYS = ("input_size", "hidden_size", "num_classes")
 _TEXT_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_layers", "dropout")
 

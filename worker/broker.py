@@ -18,13 +18,16 @@ TRAIN_TASK = "rnnlab.train"
 def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
     app = Celery("rnnlab", broker=settings.resolved_broker_url, include=["worker.tasks"])
     transport_options: dict[str, Any] = {}
-    if settings.resolved_broker_url.startswith("filesystem"):
+    embedded = settings.resolved_broker_url.startswith("filesystem")
+    if embedded:
         folder = settings.broker_folder
         if create_folders:
             folder.mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            # kombu keeps its exchange table in ./control by default, i.e. wherever the process started.
+            "control_folder": str(folder / "control"),
             "polling_interval": settings.broker_polling_interval,
         }
     app.conf.update(
@@ -39,7 +42,9 @@ def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
         broker_connection_timeout=3,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        # Task events let Flower (docker-compose's monitoring profile) show jobs as they run; the
+        # embedded filesystem broker has no Flower to read them, so it does not pay for writing them.
+        worker_send_task_events=not embedded,
+        task_send_sent_event=not embedded,
     )
     return app

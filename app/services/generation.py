@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, WrongTask
+from app.observability import observe_generation
 from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
@@ -87,6 +88,7 @@ def generate(
     except UnknownCharacters as exc:
         raise InvalidInput((source, "seed"), str(exc)) from exc
     done = perf_counter()
+    observe_generation(len(result.text), done - loaded_at)
     return GenerateOut(
         text=result.text,
         checkpoint_id=checkpoint_id,

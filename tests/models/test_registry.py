@@ -81,3 +81,19 @@ def test_every_type_is_buildable() -> None:
     for model_type in MODEL_TYPES:
         keys = TEXT if model_type == "char_lstm" else PALINDROME
         assert isinstance(build_model({**keys, "type": model_type}), torch.nn.Module)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_models_run_on_cuda_like_on_cpu(model_type: str) -> None:
+    torch.manual_seed(0)
+    if model_type == "char_lstm":
+        model_config, inputs = {**TEXT, "dropout": 0.0}, torch.randint(0, 7, (3, 5))
+    else:
+        model_config, inputs = {**PALINDROME, "type": model_type}, torch.randn(3, 5, 10)
+    model = build_model(model_config).double()
+    logits, _ = model(inputs if model_type == "char_lstm" else inputs.double())
+    model.cuda()
+    cuda_logits, _ = model(inputs.cuda() if model_type == "char_lstm" else inputs.double().cuda())
+    cuda_logits.sum().backward()  # the backward pass runs on the device too
+    torch.testing.assert_close(cuda_logits.cpu(), logits)
