@@ -61,6 +61,10 @@ def serve(host: str, port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
+    # A previous `serve` that was killed outright may have left a job running with no worker.
+    from worker.tasks import requeue_orphans
+
+    requeue_orphans(lease_seconds=None)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
     log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
     try:

@@ -15,6 +15,12 @@ from app.settings import Settings
 TRAIN_TASK = "rnnlab.train"
 
 
+def ensure_broker_folders(settings: Settings) -> None:
+    """The filesystem broker's folders must exist before anything sends or receives through it."""
+    if settings.resolved_broker_url.startswith("filesystem"):
+        settings.broker_folder.mkdir(parents=True, exist_ok=True)
+
+
 def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
     app = Celery("rnnlab", broker=settings.resolved_broker_url, include=["worker.tasks"])
     transport_options: dict[str, Any] = {}
@@ -22,7 +28,7 @@ def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
     if embedded:
         folder = settings.broker_folder
         if create_folders:
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_broker_folders(settings)
         transport_options = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),

@@ -12,7 +12,7 @@ from typing import Any
 from celery import signals
 
 from app.settings import get_settings
-from worker.broker import TRAIN_TASK, make_celery
+from worker.broker import TRAIN_TASK, ensure_broker_folders, make_celery
 
 __all__ = ["TRAIN_TASK", "celery_app"]
 
@@ -22,9 +22,7 @@ celery_app = make_celery(get_settings(), create_folders=False)
 
 @signals.worker_init.connect
 def _create_broker_folders(**_: Any) -> None:
-    settings = get_settings()
-    if settings.resolved_broker_url.startswith("filesystem"):
-        settings.broker_folder.mkdir(parents=True, exist_ok=True)
+    ensure_broker_folders(get_settings())
 
 
 @signals.setup_logging.connect

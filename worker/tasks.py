@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import sessionmaker_for
 from app.services import runs
 from app.settings import get_settings
+from worker.broker import ensure_broker_folders
 from worker.celery_app import TRAIN_TASK, celery_app
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,25 @@ shutting_down = threading.Event()
 @signals.worker_shutting_down.connect
 def _on_shutdown(**_: Any) -> None:
     shutting_down.set()
+
+
+@signals.worker_ready.connect
+def _requeue_orphans_on_start(**_: Any) -> None:
+    settings = get_settings()
+    requeue_orphans(lease_seconds=settings.lease_seconds)
+
+
+def requeue_orphans(*, lease_seconds: float | None) -> list[int]:
+    """Release jobs whose worker died (see `runs.release_orphans`) and send their tasks again."""
+    settings = get_settings()
+    with sessionmaker_for(settings.resolved_database_url)() as session:
+        job_ids = runs.release_orphans(session, lease_seconds=lease_seconds)
+    if job_ids:
+        ensure_broker_folders(settings)
+    for job_id in job_ids:
+        log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra={"job_id": job_id})
+        celery_app.send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
+    return job_ids
 
 
 @celery_app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -67,9 +87,10 @@ def run_job(
     try:
         with sessions() as session:
             config, data, resume = runs.load_run(session, job_id)
-        recorder = runs.JobRecorder(
-            sessions, job_id, token, start_step=resume["step"] if resume else 0, interrupted=interrupted
-        )
+            # A checkpoint from another job (`resume_from`) starts this job's own timeline at its step.
+            start_step = resume["step"] if resume else 0
+            runs.rewind(session, job_id, token, step=start_step)
+        recorder = runs.JobRecorder(sessions, job_id, token, start_step=start_step, interrupted=interrupted)
         result = train(config, data, recorder, resume=resume)
     except runs.LeaseLost:
         log.warning("job %s was taken from this worker; stopping", job_id, extra={"job_id": job_id})

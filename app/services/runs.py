@@ -15,7 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import TypeAdapter
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -189,6 +189,20 @@ def record_checkpoint(
     return row.id
 
 
+def rewind(session: Session, job_id: int, token: str, *, step: int) -> None:
+    """Start this attempt's timeline at `step`, the checkpoint it resumes from (0 without one).
+
+    An attempt that died after its last checkpoint recorded steps that the resumed run trains
+    again; its rows past `step` belong to a lost timeline and would otherwise sit beside the new
+    run's (or past the final step, if the job is then cancelled early).
+    """
+    job = _owned(session, job_id, token)
+    session.execute(delete(Metric).where(Metric.job_id == job_id, Metric.step > step))
+    session.execute(delete(Sample).where(Sample.job_id == job_id, Sample.step > step))
+    job.step = step
+    session.commit()
+
+
 def heartbeat(
     session: Session, job_id: int, token: str, *, step: int, steps_per_second: float | None
 ) -> bool:
@@ -231,6 +245,31 @@ def requeue(session: Session, job_id: int, token: str) -> bool:
     )
     session.commit()
     return result.rowcount == 1
+
+
+def release_orphans(session: Session, *, lease_seconds: float | None) -> list[int]:
+    """Give running jobs whose worker is gone back to the queue; returns their ids to re-send.
+
+    A worker killed outright (SIGKILL, power loss) leaves its job `running`, and on the filesystem
+    broker its task message is already gone, so nothing would ever pick the job up again. A running
+    job is orphaned when its heartbeat is older than the lease or, with `lease_seconds=None`, always:
+    `rnnlab serve` calls it before it starts its only worker, when nothing can really be running.
+    The job then resumes from its latest checkpoint; steps after it are recorded again, and metric
+    writes are upserts, so they replace rather than duplicate.
+    """
+    now = utcnow()
+    orphaned = Job.status == "running"
+    if lease_seconds is not None:
+        orphaned = and_(orphaned, Job.heartbeat_at < now - timedelta(seconds=lease_seconds))
+    ids = list(session.scalars(select(Job.id).where(orphaned).order_by(Job.id)))
+    if ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), orphaned)
+            .values(status="queued", lease_token=None, steps_per_second=None, updated_at=now)
+        )
+        session.commit()
+    return ids
 
 
 class JobRecorder(TrainingCallbacks):

@@ -88,6 +88,24 @@ def test_two_workers_never_hold_one_job(client: TestClient, settings: Settings) 
         runs.record_metrics(session, job["id"], stale_token, step=1, metrics={"loss": 9.0})
 
 
+def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settings) -> None:
+    dead, alive = (client.post("/train", json=TINY_PALINDROME).json()["id"] for _ in range(2))
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    with sessions() as session:
+        assert runs.claim(session, dead, lease_seconds=120) is not None
+        assert runs.claim(session, alive, lease_seconds=120) is not None
+        long_ago = utcnow() - timedelta(seconds=600)
+        session.execute(update(Job).where(Job.id == dead).values(heartbeat_at=long_ago))
+        session.commit()
+        # Only the job whose worker stopped heart-beating is given back...
+        assert runs.release_orphans(session, lease_seconds=120) == [dead]
+        assert (_job(client, dead)["status"], _job(client, alive)["status"]) == ("queued", "running")
+        # ...unless no worker can be running at all (`rnnlab serve` before it starts its worker).
+        assert runs.release_orphans(session, lease_seconds=None) == [alive]
+    assert run_job(dead, sessions=sessions) == "succeeded"
+    assert _job(client, dead)["attempts"] == 2
+
+
 def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     # A corpus shorter than seq_length passes the schema but not the loop's data check.
     dataset = client.post("/datasets", files={"file": ("tiny.txt", b"abcabc", "text/plain")}).json()
