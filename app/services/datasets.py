@@ -37,13 +37,17 @@ def create_dataset(session: Session, *, name: str, raw: bytes, strip_gutenberg: 
         raise InvalidInput(("body", "file"), str(exc)) from exc
     if not text:
         raise InvalidInput(("body", "file"), "the file is empty")
+    return _store(session, name=name, text=text, size_bytes=len(raw), builtin=False)
+
+
+def _store(session: Session, *, name: str, text: str, size_bytes: int, builtin: bool) -> Dataset:
     dataset = Dataset(
         name=name,
         text=text,
         characters=len(text),
         vocab="".join(sorted(set(text))),
-        size_bytes=len(raw),
-        builtin=False,
+        size_bytes=size_bytes,
+        builtin=builtin,
     )
     session.add(dataset)
     session.commit()
@@ -55,17 +59,8 @@ def ensure_builtin(session: Session) -> Dataset:
     dataset = session.scalars(select(Dataset).where(Dataset.builtin.is_(True)).order_by(Dataset.id)).first()
     if dataset is None:
         name, text = builtin_corpus()
-        raw = text.encode("utf-8")
-        dataset = Dataset(
-            name=name or BUILTIN_NAME,
-            text=text,
-            characters=len(text),
-            vocab="".join(sorted(set(text))),
-            size_bytes=len(raw),
-            builtin=True,
-        )
-        session.add(dataset)
-        session.commit()
+        size = len(text.encode("utf-8"))
+        dataset = _store(session, name=name or BUILTIN_NAME, text=text, size_bytes=size, builtin=True)
     return dataset
 
 

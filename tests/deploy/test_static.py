@@ -81,28 +81,19 @@ def test_docker_compose_v1_accepts_stack(project: Path, stack: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_compose_files_match_compose_spec_schema() -> None:
+def assert_tool_passes(name: str, *args: str) -> None:
     result = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", *COMPOSE_FILES],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [tool(name), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_files_match_compose_spec_schema() -> None:
+    assert_tool_passes("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *COMPOSE_FILES)
 
 
 def test_dockerfile_passes_hadolint_at_error_level() -> None:
-    result = subprocess.run(
-        [tool("hadolint"), "--failure-threshold", "error", "Dockerfile"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_tool_passes("hadolint", "--failure-threshold", "error", "Dockerfile")
 
 
 # --- configuration: .env.example and secrets ---
