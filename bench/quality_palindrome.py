@@ -23,6 +23,11 @@ further on the units that need it; larger biases or chrono initialisation (Talle
 b_f ~ log U(1, T_max - 1)) push further. The printed gradient-flow figures at initialisation
 (||dL/dh(1)|| / ||dL/dh(T)||) show the vanishing directly, before any training.
 
+The ablation arms change one thing at a time from the issue's setup, so the other factors show up
+too: the optimizer and learning rate (RMSprop at 1e-3, the course default, against Adam at 1e-3),
+scalar instead of one-hot digits (the net must first learn to separate ten values on one input
+line), and gradient clipping (max_norm 10 against none).
+
 Also printed: the vanilla RNN and the Phased LSTM at the same lengths and step budget, their
 held-out accuracy curves beside the LSTM's.
 
@@ -108,9 +113,12 @@ class Recorder(TrainingCallbacks):
         return False
 
 
-def wait_for_quiet_machine(max_load: float = 1.5, max_wait_s: float = 120.0) -> None:
+MAX_WAIT_S = 60.0  # how long to wait for a quiet machine before a run; --max-wait sets it
+
+
+def wait_for_quiet_machine(max_load: float = 1.5, max_wait_s: float | None = None) -> None:
     """Poll the 1-minute load average until it is below `max_load` (give up after `max_wait_s`)."""
-    deadline = time.monotonic() + max_wait_s
+    deadline = time.monotonic() + (MAX_WAIT_S if max_wait_s is None else max_wait_s)
     while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
         time.sleep(5)
 
@@ -190,7 +198,9 @@ def model_builder(build: Callable[[dict], nn.Module] | None) -> Iterator[None]:
 class TorchLSTM(nn.Module):
     """nn.LSTM + a linear head on every step: the issue's "plain nn.LSTM", in the project's interface."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_classes: int, forget_bias: float | None) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, num_classes: int, forget_bias: float | None
+    ) -> None:
         super().__init__()
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -222,6 +232,22 @@ def our_lstm(forget_bias: float) -> Callable[[dict], nn.Module]:
     def build(model_config: dict) -> nn.Module:
         kwargs = {k: v for k, v in model_config.items() if k != "type"}
         return LSTM(**kwargs, forget_bias=forget_bias)
+
+    return build
+
+
+def chrono_lstm(max_length: int) -> Callable[[dict], nn.Module]:
+    """Chrono initialisation (Tallec & Ollivier 2018): b_f ~ log U(1, T_max - 1), b_i = -b_f."""
+
+    def build(model_config: dict) -> nn.Module:
+        kwargs = {k: v for k, v in model_config.items() if k != "type"}
+        model = LSTM(**kwargs)
+        H = model.hidden_size
+        with torch.no_grad():
+            b_f = torch.log(torch.empty(H).uniform_(1, max(max_length - 1, 2)))
+            model.b[H : 2 * H] = b_f
+            model.b[:H] = -b_f
+        return model
 
     return build
 
@@ -275,24 +301,32 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", help="input lengths for the LSTM targets")
     parser.add_argument("--cap", type=float, nargs="+", help="wall-clock cap (s) per length")
     parser.add_argument("--max-steps", type=int, default=20_000, help="step budget for the LSTM runs")
-    parser.add_argument("--optimizer", default="adam", choices=["rmsprop", "adam", "sgd"])
-    parser.add_argument("--lr", type=float, default=3e-3)
+    # The course defaults. Adam at lr 3e-3 was measured too: it plateaus at chance far longer
+    # (input_length 30: ~4,750 steps at 10 % before it snaps, 6,250 steps to 100 %).
+    parser.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam", "sgd"])
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--ablation-length", type=int, default=21)
-    parser.add_argument("--ablation-steps", type=int, default=1000)
+    parser.add_argument("--ablation-steps", type=int, default=2000)
     parser.add_argument("--ablation-lr", type=float, default=1e-3, help="the issue's Adam default")
-    parser.add_argument("--compare-cap", type=float, default=300.0, help="wall cap (s) for RNN/Phased LSTM")
+    parser.add_argument("--compare-steps", type=int, default=2000, help="step budget, all three models")
+    parser.add_argument("--compare-cap", type=float, default=240.0, help="wall cap (s) for RNN/Phased LSTM")
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-ablation", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for load < 1.5")
     args = parser.parse_args()
+    global MAX_WAIT_S
+    MAX_WAIT_S = 5.0 if args.quick else args.max_wait
     if args.quick:
         lengths = args.lengths or [10]
         caps = args.cap or [30.0]
-        args.ablation_length, args.ablation_steps, args.compare_cap = 12, 150, 25.0
+        args.ablation_length, args.ablation_steps = 12, 150
+        args.compare_steps, args.compare_cap = 150, 10.0
+        args.max_steps = min(args.max_steps, 300)
     else:
-        lengths = args.lengths or [20, 30]
-        caps = args.cap or [60.0, 600.0]
+        lengths = args.lengths or [20, 30, 40]
+        caps = args.cap or [60.0, 600.0, 600.0]
     if len(caps) == 1:
         caps = caps * len(lengths)
     if len(caps) != len(lengths):
@@ -327,11 +361,12 @@ def main() -> None:
         )
         summary.append(f"LSTM input_length {length}: {reached} (cap {cap:.0f} s: {target})")
 
-    # 2. The RNN and the Phased LSTM with the LSTM's step budget (the steps it needed, or its budget).
+    # 2. The RNN and the Phased LSTM with the same step budget (each stops early at 100 % too; the
+    # LSTM column is the run above, which stopped when it got there).
     if not args.skip_compare:
         for length, cap in zip(lengths, caps, strict=True):
             lstm_run = lstm_runs[length]
-            budget = lstm_run.solved_step or lstm_run.steps
+            budget = max(args.compare_steps, lstm_run.steps)
             runs = [lstm_run]
             for model in ("rnn", "phased_lstm"):
                 config = PalindromeConfig(model=model, input_length=length, train_steps=budget, **base)
@@ -350,20 +385,30 @@ def main() -> None:
     if not args.skip_ablation:
         length = args.ablation_length
         gradient_flow_at_init(length, [0.0, 1.0, 2.0], hidden_size=128)
-        ablation = dict(base, optimizer="adam", learning_rate=args.ablation_lr)
+        adam = dict(base, optimizer="adam", learning_rate=args.ablation_lr)
+        rmsprop = dict(base, optimizer="rmsprop", learning_rate=1e-3)
+        # (label, model builder, config fields): the issue's setup first, then one change at a time.
         arms = [
-            ("nn.LSTM default", torch_lstm(None)),
-            ("nn.LSTM b_f=1", torch_lstm(1.0)),
-            ("ours b_f=0", our_lstm(0.0)),
-            ("ours b_f=1", our_lstm(1.0)),
+            ("nn.LSTM default adam", torch_lstm(None), adam),
+            ("nn.LSTM b_f=1 adam", torch_lstm(1.0), adam),
+            ("ours b_f=0 adam", our_lstm(0.0), adam),
+            ("ours b_f=1 adam", our_lstm(1.0), adam),
+            ("ours chrono adam", chrono_lstm(length), adam),
+            ("ours b_f=0 rmsprop", our_lstm(0.0), rmsprop),
+            ("ours b_f=1 rmsprop", our_lstm(1.0), rmsprop),
+            ("b_f=1 rms scalar", our_lstm(1.0), dict(rmsprop, input_encoding="scalar")),
+            ("b_f=1 rms noclip", our_lstm(1.0), dict(rmsprop, max_norm=1e6)),
         ]
         runs = []
-        for label, build in arms:
+        for label, build, fields in arms:
             config = PalindromeConfig(
-                model="lstm", input_length=length, train_steps=args.ablation_steps, **ablation
+                model="lstm", input_length=length, train_steps=args.ablation_steps, **fields
             )
-            runs.append(run_one(f"{label} L={length}", config, float("inf"), build=build))
-        print(f"\nAblation, input_length {length}, Adam lr {args.ablation_lr}, {args.ablation_steps} steps:")
+            runs.append(run_one(label, config, float("inf"), build=build))
+        print(
+            f"\nAblation, input_length {length}, {args.ablation_steps} steps (Adam lr {args.ablation_lr}, "
+            "RMSprop lr 0.001; each stops at 100 %):"
+        )
         print(curve_table(runs))
         for run in runs:
             summary.append(
