@@ -24,8 +24,10 @@ NUM_DIGITS = 10
 # The held-out palindromes come from their own seed. Config seeds are below 2**32, so this one can
 # never coincide with a training seed (which would make the first training batch the held-out set).
 EVAL_SEED = 2**32 + 2591
-# Bounded validation for text: at most this many windows, whatever the size of the validation split.
-VAL_MAX_WINDOWS = 512
+# Bounded validation for text: at most this many characters, whatever the size of the validation
+# split, read as this many parallel contiguous streams.
+VAL_MAX_CHARS = 32_768
+VAL_STREAMS = 32
 EVAL_BATCH_SIZE = 1024
 
 
@@ -195,13 +197,24 @@ class TextData:
         return _windows(self.train_ids, offsets, seq_length, device)
 
     def val_batches(
-        self, seq_length: int, device: torch.device | str = "cpu", max_windows: int = VAL_MAX_WINDOWS
+        self, seq_length: int, device: torch.device | str = "cpu", max_chars: int = VAL_MAX_CHARS
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """A fixed set of at most `max_windows` windows spread evenly over the validation split."""
-        n = min(max_windows, len(self.val_ids) // (seq_length + 1))
-        offsets = torch.linspace(0, len(self.val_ids) - seq_length - 1, n).round().long()
-        for chunk in offsets.split(EVAL_BATCH_SIZE):
-            yield _windows(self.val_ids, chunk, seq_length, device)
+        """The start of the validation split as contiguous streams, `seq_length` characters at a time.
+
+        Row i of each batch continues row i of the batch before it, so the evaluation carries the
+        state across batches, as char-rnn does: every character is predicted with the text before
+        it as context, which is how the model is used when it generates. (Windows that each start
+        from a zero state score mostly context-free guesses at short `seq_length`.)
+        """
+        usable = min(len(self.val_ids) - 1, max_chars)
+        streams = max(1, min(VAL_STREAMS, usable // seq_length))
+        per_stream = usable // streams // seq_length * seq_length
+        n = streams * per_stream
+        inputs = self.val_ids[:n].view(streams, per_stream)  # (S, P)
+        targets = self.val_ids[1 : n + 1].view(streams, per_stream)  # (S, P), shifted by one
+        for start in range(0, per_stream, seq_length):
+            window = slice(start, start + seq_length)
+            yield inputs[:, window].to(device), targets[:, window].to(device)
 
 
 def _windows(

@@ -140,7 +140,7 @@ def train(
 
     def evaluate() -> None:
         nonlocal best_val_loss, last_eval_step
-        values = _evaluate(model, eval_batches(), last_step_only)
+        values = _evaluate(model, eval_batches(), last_step_only, carry_state=is_text)
         last_eval_step = step
         if math.isfinite(values["val_loss"]) and (
             best_val_loss is None or values["val_loss"] < best_val_loss
@@ -258,13 +258,17 @@ def _loss_and_correct(
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, batches: Iterable[Batch], last_step_only: bool) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, batches: Iterable[Batch], last_step_only: bool, *, carry_state: bool
+) -> dict[str, float]:
+    """Mean loss and accuracy; `carry_state` when each batch continues the one before (text)."""
     model.eval()
     try:
         total_loss = total_correct = 0.0
         count = 0
+        state = None
         for inputs, targets in batches:
-            logits, _ = model(inputs)
+            logits, state = model(inputs, state if carry_state else None)
             loss, correct = _loss_and_correct(logits, targets, last_step_only, reduction="sum")
             total_loss = total_loss + loss
             total_correct = total_correct + correct

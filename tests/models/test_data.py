@@ -10,7 +10,8 @@ import torch
 
 from models.config import PalindromeConfig, TextConfig
 from models.data import (
-    VAL_MAX_WINDOWS,
+    VAL_MAX_CHARS,
+    VAL_STREAMS,
     CorpusError,
     PalindromeData,
     TextData,
@@ -142,16 +143,29 @@ def test_training_windows_follow_the_generator(small_text: str) -> None:
     assert not torch.equal(draw(1), draw(2))
 
 
-def test_validation_windows_are_fixed_and_bounded(grimms: str) -> None:
+def test_validation_streams_are_fixed_bounded_and_contiguous(grimms: str) -> None:
     data = TextData(grimms, val_fraction=0.2)
     first = list(data.val_batches(30))
     again = list(data.val_batches(30))
-    n_windows = sum(len(inputs) for inputs, _ in first)
-    assert n_windows == VAL_MAX_WINDOWS  # the split holds far more, the cost is bounded
+    n_chars = sum(inputs.numel() for inputs, _ in first)
+    assert VAL_MAX_CHARS - 30 * VAL_STREAMS < n_chars <= VAL_MAX_CHARS  # the split holds far more
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again, strict=True))
+    assert all(inputs.shape == (VAL_STREAMS, 30) for inputs, _ in first)
+    # Each row reads on where the same row of the previous batch stopped, and targets are inputs
+    # shifted by one character: stream i is one stretch of the validation text.
+    streams = torch.cat([inputs for inputs, _ in first], dim=1)
+    stream_targets = torch.cat([targets for _, targets in first], dim=1)
     val_text = data.vocab.decode(data.val_ids)
-    inputs, targets = first[0]
-    assert data.vocab.decode(inputs[0]) + data.vocab.decode(targets[0][-1:]) in val_text
+    for row in (0, VAL_STREAMS - 1):
+        text = data.vocab.decode(streams[row]) + data.vocab.decode(stream_targets[row][-1:])
+        assert text in val_text
+        assert torch.equal(streams[row][1:], stream_targets[row][:-1])
+
+
+def test_validation_of_a_short_split_still_yields_a_full_window() -> None:
+    data = TextData("abcdefghij" * 10, val_fraction=0.2)  # 20 validation characters
+    batches = list(data.val_batches(8))
+    assert [inputs.shape for inputs, _ in batches] == [(2, 8)]
 
 
 def test_corpus_too_short_for_the_sequence_length() -> None:
