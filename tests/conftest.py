@@ -203,12 +203,22 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="session")
 def client(settings: Settings) -> Iterator[Any]:
+    """The API in-process; its tasks go to a queue no worker consumes.
+
+    Tests that take it run jobs in-process with `run_job`, or look at jobs that stay queued; a real
+    worker that another test started on the same database must not take their jobs from them.
+    """
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
-    with TestClient(create_app(settings)) as test_client:
+    unconsumed = settings.model_copy(update={"queue": f"{settings.queue}-unconsumed"})
+    with TestClient(create_app(unconsumed)) as test_client:
         yield test_client
+    if unconsumed.broker_url.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(unconsumed.broker_url).delete(unconsumed.queue)
 
 
 @pytest.fixture(scope="session")
