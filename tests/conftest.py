@@ -45,6 +45,17 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interva
         time.sleep(interval)
 
 
+def wait_for_status(client: Any, job_id: int, *statuses: str, timeout: float) -> dict[str, Any]:
+    """Poll GET /jobs/{id} (a TestClient or an httpx.Client) until the job is in one of `statuses`."""
+
+    def reached() -> dict[str, Any] | None:
+        job = client.get(f"/jobs/{job_id}").json()
+        return job if job["status"] in statuses else None
+
+    what = f"job {job_id} to be {' or '.join(statuses)}"
+    return wait_for(reached, timeout=timeout, what=what, interval=0.2)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,6 +98,36 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def start_server(
+    cmd: list[str], env: dict[str, str], log_path: Path, port: int, *, new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """An `rnnlab api | serve` subprocess, once its /ready answers 200.
+
+    `new_session` puts it in a process group of its own, so a test can kill it with its children.
+    """
+    import httpx
+
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(ready, timeout=120, what=f"{' '.join(cmd[2:4])} to be ready", interval=0.25)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PYTHON, REPO, TINY_PALINDROME, clean_env, free_port, stop_process, wait_for
+from tests.conftest import (
+    PYTHON,
+    TINY_PALINDROME,
+    clean_env,
+    free_port,
+    start_server,
+    stop_process,
+    wait_for,
+    wait_for_status,
+)
 
 # Slow enough to be caught between checkpoints; cancelled once it has resumed.
 ENDLESS_PALINDROME = TINY_PALINDROME | {
@@ -29,37 +38,20 @@ ENDLESS_PALINDROME = TINY_PALINDROME | {
 
 def _serve(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = clean_env(RNNLAB_DATA_DIR=str(data_dir), RNNLAB_BROKER_POLLING_INTERVAL="0.1")
-    with log_path.open("ab") as log:
-        # Its own process group, so the kill below takes the worker child down with it.
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, timeout=120, what="rnnlab serve to be ready", interval=0.25)
-    return proc
+    cmd = [PYTHON, "-m", "app.cli", "serve", "--port", str(port)]
+    # Its own process group, so the kill below takes the worker child down with it.
+    return start_server(cmd, env, log_path, port, new_session=True)
 
 
 def test_job_survives_serve_being_killed(tmp_path: Path) -> None:
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     log_path = tmp_path / "serve.log"
     first = _serve(tmp_path / "data", port, log_path)
     try:
-        job_id = httpx.post(f"{base}/train", json=ENDLESS_PALINDROME).json()["id"]
+        job_id = api.post("/train", json=ENDLESS_PALINDROME).json()["id"]
         checkpointed = wait_for(
-            lambda: (job := httpx.get(f"{base}/jobs/{job_id}").json())["latest_checkpoint_id"] and job,
+            lambda: (job := api.get(f"/jobs/{job_id}").json())["latest_checkpoint_id"] and job,
             timeout=120,
             what="a first checkpoint",
         )
@@ -70,10 +62,10 @@ def test_job_survives_serve_being_killed(tmp_path: Path) -> None:
 
     second = _serve(tmp_path / "data", port, log_path)
     try:
-        checkpoint = httpx.get(f"{base}/checkpoints/{checkpointed['latest_checkpoint_id']}").json()
+        checkpoint = api.get(f"/checkpoints/{checkpointed['latest_checkpoint_id']}").json()
         resumed = wait_for(
             lambda: (
-                (job := httpx.get(f"{base}/jobs/{job_id}").json())["status"] == "running"
+                (job := api.get(f"/jobs/{job_id}").json())["status"] == "running"
                 and job["attempts"] == 2
                 and job["step"] > checkpoint["step"]
                 and job
@@ -82,13 +74,9 @@ def test_job_survives_serve_being_killed(tmp_path: Path) -> None:
             what="the job to run again after the restart",
         )
         assert resumed["started_at"] == checkpointed["started_at"]
-        assert httpx.post(f"{base}/jobs/{job_id}/cancel").status_code == 200
-        final = wait_for(
-            lambda: (job := httpx.get(f"{base}/jobs/{job_id}").json())["status"] == "cancelled" and job,
-            timeout=120,
-            what="the cancel to land",
-        )
-        history = httpx.get(f"{base}/jobs/{job_id}/metrics", params={"name": "loss", "limit": 1000}).json()
+        assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
+        final = wait_for_status(api, job_id, "cancelled", timeout=120)
+        history = api.get(f"/jobs/{job_id}/metrics", params={"name": "loss", "limit": 1000}).json()
         steps = [m["step"] for m in history["items"]]
         # Steps between the checkpoint and the kill were trained twice, but each is stored once, and
         # none is left from the killed attempt's lost timeline past where the job really ended.
@@ -99,4 +87,5 @@ def test_job_survives_serve_being_killed(tmp_path: Path) -> None:
         assert steps == expected
         assert final["step"] > checkpoint["step"]
     finally:
+        api.close()
         assert stop_process(second) == 0, log_path.read_text()[-3000:]

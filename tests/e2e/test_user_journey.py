@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,35 +16,16 @@ from app.settings import Settings
 from tests.conftest import (
     CORPORA,
     PYTHON,
-    REPO,
     TINY_PALINDROME,
     TINY_TEXT,
     clean_env,
     free_port,
     settings_env,
+    start_server,
     stop_process,
     wait_for,
+    wait_for_status,
 )
-
-
-def _start_server(cmd: list[str], env: dict[str, str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(ready, timeout=120, what=f"{' '.join(cmd[2:4])} to be ready", interval=0.25)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc
 
 
 @pytest.fixture(scope="module", params=["postgres-redis", "embedded"])
@@ -64,7 +42,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         env = clean_env(
             RNNLAB_DATA_DIR=str(tmp_path_factory.mktemp("embedded")), RNNLAB_BROKER_POLLING_INTERVAL="0.1"
         )
-    proc = _start_server(cmd, env, logs / "server.log", port)
+    proc = start_server(cmd, env, logs / "server.log", port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             yield client
@@ -73,14 +51,6 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         # the way uvicorn does, by re-raising the SIGTERM it handled.
         expected = 0 if request.param == "embedded" else -15
         assert stop_process(proc) == expected, (logs / "server.log").read_text()[-3000:]
-
-
-def _wait(client: httpx.Client, job_id: int, *statuses: str, timeout: float = 180) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        job = client.get(f"/jobs/{job_id}").json()
-        return job if job["status"] in statuses else None
-
-    return wait_for(done, timeout=timeout, what=f"job {job_id} to be {' or '.join(statuses)}", interval=0.2)
 
 
 def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
@@ -95,7 +65,7 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
     # Train a tiny char-LSTM to completion and read what it recorded.
     created = api.post("/train", json=TINY_TEXT | {"dataset_id": dataset["id"]})
     assert created.status_code == 202, created.text
-    job = _wait(api, created.json()["id"], "succeeded", "failed")
+    job = wait_for_status(api, created.json()["id"], "succeeded", "failed", timeout=180)
     assert job["status"] == "succeeded", job["error"]
     assert job["step"] == 40 and job["progress"] == 1 and "val_loss" in job["latest_metrics"]
     loss = api.get(f"/jobs/{job['id']}/metrics", params={"name": "loss"}).json()
@@ -130,7 +100,7 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
         lambda: api.get(f"/jobs/{long_job['id']}").json()["step"] > 5, timeout=120, what="the long job to run"
     )
     assert api.post(f"/jobs/{long_job['id']}/cancel").status_code == 200
-    cancelled = _wait(api, long_job["id"], "cancelled", "failed", "succeeded", timeout=60)
+    cancelled = wait_for_status(api, long_job["id"], "cancelled", "failed", "succeeded", timeout=60)
     assert cancelled["status"] == "cancelled" and cancelled["latest_checkpoint_id"] is not None
     checkpoint = api.get(f"/checkpoints/{cancelled['latest_checkpoint_id']}").json()
     assert checkpoint["is_final"] and checkpoint["step"] == cancelled["step"]
@@ -145,7 +115,7 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
             "train_steps": checkpoint["step"] + 20,
         },
     ).json()
-    resumed = _wait(api, resumed["id"], "succeeded", "failed")
+    resumed = wait_for_status(api, resumed["id"], "succeeded", "failed", timeout=180)
     assert resumed["status"] == "succeeded", resumed["error"]
     assert resumed["step"] == checkpoint["step"] + 20
     conflict = api.post("/train", json=TINY_TEXT | {"hidden_size": 32, "resume_from": checkpoint["id"]})
@@ -154,7 +124,7 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
 
 def test_palindrome_and_predict(api: httpx.Client) -> None:
     job = api.post("/train", json=TINY_PALINDROME).json()
-    job = _wait(api, job["id"], "succeeded", "failed")
+    job = wait_for_status(api, job["id"], "succeeded", "failed", timeout=180)
     assert job["status"] == "succeeded", job["error"]
     prediction = api.post("/predict", json={"job_id": job["id"], "digits": "12345"}).json()
     assert 0 <= prediction["predicted_digit"] <= 9 and abs(sum(prediction["probabilities"]) - 1) < 1e-4

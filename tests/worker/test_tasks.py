@@ -16,7 +16,15 @@ from app.db import sessionmaker_for
 from app.services import runs
 from app.settings import Settings
 from app.tables import Job, Metric, utcnow
-from tests.conftest import TINY_PALINDROME, TINY_TEXT, count_rows, start_worker, stop_process, wait_for
+from tests.conftest import (
+    TINY_PALINDROME,
+    TINY_TEXT,
+    count_rows,
+    start_worker,
+    stop_process,
+    wait_for,
+    wait_for_status,
+)
 from worker.tasks import run_job
 
 # Long enough to be caught mid-run, tiny enough to finish in seconds once resumed.
@@ -32,14 +40,6 @@ LONG_PALINDROME: dict[str, Any] = TINY_PALINDROME | {
 
 def _job(client: TestClient, job_id: int) -> dict[str, Any]:
     return client.get(f"/jobs/{job_id}").json()
-
-
-def _wait_status(client: TestClient, job_id: int, *statuses: str, timeout: float = 120) -> dict[str, Any]:
-    return wait_for(
-        lambda: (job := _job(client, job_id))["status"] in statuses and job,
-        timeout=timeout,
-        what=f"job {job_id} to be {' or '.join(statuses)}",
-    )
 
 
 def test_task_called_directly(client: TestClient, settings: Settings) -> None:
@@ -117,7 +117,7 @@ def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
 
 def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
     job = pg_client.post("/train", json=TINY_TEXT).json()
-    done = _wait_status(pg_client, job["id"], "succeeded", "failed")
+    done = wait_for_status(pg_client, job["id"], "succeeded", "failed", timeout=120)
     assert done["status"] == "succeeded", done["error"]
     assert pg_client.get(f"/jobs/{job['id']}/samples").json()
 
@@ -126,7 +126,7 @@ def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen
     job = pg_client.post("/train", json=LONG_PALINDROME).json()
     wait_for(lambda: _job(pg_client, job["id"])["step"] > 20, timeout=120, what="the job to make progress")
     assert pg_client.post(f"/jobs/{job['id']}/cancel").json()["cancel_requested"]
-    done = _wait_status(pg_client, job["id"], "cancelled", "succeeded", "failed", timeout=60)
+    done = wait_for_status(pg_client, job["id"], "cancelled", "succeeded", "failed", timeout=60)
     assert done["status"] == "cancelled" and 0 < done["step"] < 100_000
     final = pg_client.get(f"/checkpoints/{done['latest_checkpoint_id']}").json()
     assert final["is_final"] and final["step"] == done["step"]
@@ -156,7 +156,7 @@ def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings
 
         second = start_worker(settings, tmp_path / "second.log")
         try:
-            done = _wait_status(client, job["id"], "succeeded", "failed", "cancelled")
+            done = wait_for_status(client, job["id"], "succeeded", "failed", "cancelled", timeout=120)
         finally:
             stop_process(second)
     assert done["status"] == "succeeded" and done["step"] == 1500 and done["attempts"] == 2
