@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,38 @@ def check_checkpoint(ckpt: Any) -> dict[str, Any]:
             f"checkpoint format {ckpt['format']!r} is not supported (expected {FORMAT_VERSION})"
         )
     return ckpt
+
+
+# Dropout shapes no parameter: a run may resume a checkpoint with more or less of it.
+RESUMABLE_MODEL_DIFFERENCES = frozenset({"dropout"})
+
+
+def resume_mismatch(saved: Mapping[str, Any], config: Any, model_config: Mapping[str, Any]) -> str | None:
+    """Why checkpoint `saved` cannot continue as a run of `config` (whose model is `model_config`), or None.
+
+    Reads only `task`, `model_config`, `train_config` and `step`: the API asks it of a checkpoint's
+    stored metadata before it queues a job, and the training loop of the checkpoint itself.
+    """
+    if saved["task"] != config.task:
+        return f"cannot resume a {saved['task']!r} checkpoint as a {config.task!r} run"
+    saved_model = saved["model_config"]
+    keys = sorted((set(saved_model) | set(model_config)) - RESUMABLE_MODEL_DIFFERENCES, key=str)
+    diffs = [
+        f"{k}: {saved_model.get(k)!r} in the checkpoint, {model_config.get(k)!r} now"
+        for k in keys
+        if saved_model.get(k) != model_config.get(k)
+    ]
+    if diffs:
+        return f"the checkpoint's model does not match the config ({'; '.join(diffs)})"
+    saved_optimizer = saved["train_config"].get("optimizer")
+    if saved_optimizer != config.optimizer:
+        # Its state (momenta, squared averages) has another layout and another meaning.
+        return (
+            f"the checkpoint was trained with {saved_optimizer!r} and cannot resume with {config.optimizer!r}"
+        )
+    if saved["step"] > config.train_steps:
+        return f"the checkpoint is at step {saved['step']}, beyond train_steps={config.train_steps}"
+    return None
 
 
 def to_bytes(ckpt: dict[str, Any]) -> bytes:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.callbacks import TrainingCallbacks
-from models.checkpoint import FORMAT_VERSION, CheckpointError, check_checkpoint
+from models.checkpoint import FORMAT_VERSION, CheckpointError, check_checkpoint, resume_mismatch
 from models.config import PalindromeConfig, TextConfig
 from models.data import PalindromeData, TextData, Vocabulary
 from models.registry import build_model, model_config_for
@@ -347,26 +347,9 @@ def _check_resumable(
     ckpt: dict[str, Any], config: PalindromeConfig | TextConfig, model_config: dict[str, Any]
 ) -> None:
     check_checkpoint(ckpt)
-    if ckpt["task"] != config.task:
-        raise CheckpointError(f"cannot resume a {ckpt['task']!r} checkpoint as a {config.task!r} run")
-    saved = ckpt["model_config"]
-    if saved != model_config:
-        keys = sorted(set(saved) | set(model_config), key=str)
-        diffs = [
-            f"{k}: {saved.get(k)!r} in the checkpoint, {model_config.get(k)!r} now"
-            for k in keys
-            if saved.get(k) != model_config.get(k)
-        ]
-        raise CheckpointError(f"the checkpoint's model does not match the config ({'; '.join(diffs)})")
-    saved_optimizer = ckpt["train_config"].get("optimizer")
-    if saved_optimizer != config.optimizer:
-        raise CheckpointError(
-            f"the checkpoint was trained with {saved_optimizer!r} and cannot resume with {config.optimizer!r}"
-        )
-    if ckpt["step"] > config.train_steps:
-        raise CheckpointError(
-            f"the checkpoint is at step {ckpt['step']}, beyond train_steps={config.train_steps}"
-        )
+    problem = resume_mismatch(ckpt, config, model_config)
+    if problem is not None:
+        raise CheckpointError(problem)
 
 
 class _Meter:

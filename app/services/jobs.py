@@ -67,35 +67,34 @@ def create_job(
 def check_resumable(
     checkpoint: Checkpoint, request: PalindromeTrainRequest | TextTrainRequest, *, dataset_vocab: str | None
 ) -> None:
-    """A checkpoint can seed a job when task and model shapes match (dropout may differ)."""
+    """A checkpoint can seed a job when the training loop would accept it (dropout may differ)."""
+    from models.checkpoint import resume_mismatch
     from models.config import PalindromeConfig, TextConfig
     from models.registry import model_config_for
 
     def incompatible(why: str) -> CheckpointIncompatible:
-        return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id} {why}")
+        return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id}: {why}")
 
-    if checkpoint.task != request.task:
-        raise incompatible(f"is a {checkpoint.task} checkpoint, not {request.task}")
     config_cls = TextConfig if request.task == "text" else PalindromeConfig
     config = config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
     vocab = checkpoint.vocab or []
     expected = model_config_for(config, vocab_size=len(vocab) if request.task == "text" else None)
-    differing = sorted(
-        key
-        for key in set(expected) | set(checkpoint.model_config)
-        if key != "dropout" and expected.get(key) != checkpoint.model_config.get(key)
-    )
-    if differing:
-        shown = ", ".join(
-            f"{k}={checkpoint.model_config.get(k)!r} (requested {expected.get(k)!r})" for k in differing
-        )
-        raise incompatible(f"has a different model shape: {shown}")
+    saved = {
+        "task": checkpoint.task,
+        "model_config": checkpoint.model_config,
+        "train_config": checkpoint.train_config,
+        "step": checkpoint.step,
+    }
+    problem = resume_mismatch(saved, config, expected)
+    if problem is not None:
+        raise incompatible(problem)
     if dataset_vocab is not None:
         missing = sorted(set(dataset_vocab) - set(vocab))
         if missing:
-            raise incompatible(f"has no vocabulary entry for dataset characters {''.join(missing[:20])!r}")
+            raise incompatible(f"its vocabulary lacks the dataset characters {''.join(missing[:20])!r}")
+    # The loop would accept step == train_steps and train nothing; a queued job should do something.
     if checkpoint.step >= request.train_steps:
-        raise incompatible(f"is at step {checkpoint.step}; train_steps must be larger to continue")
+        raise incompatible(f"it is at step {checkpoint.step}; train_steps must be larger to continue")
 
 
 def get_job(session: Session, job_id: int) -> Job:

@@ -120,6 +120,9 @@ def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
     assert resumed["step"] == checkpoint["step"] + 20
     conflict = api.post("/train", json=TINY_TEXT | {"hidden_size": 32, "resume_from": checkpoint["id"]})
     assert conflict.status_code == 409 and "hidden_size" in conflict.json()["detail"]
+    # Refused before it is queued, not accepted and then failed by the worker.
+    conflict = api.post("/train", json=TINY_TEXT | {"optimizer": "adam", "resume_from": checkpoint["id"]})
+    assert conflict.status_code == 409 and "cannot resume with 'adam'" in conflict.json()["detail"]
 
 
 def test_palindrome_and_predict(api: httpx.Client) -> None:

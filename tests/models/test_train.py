@@ -143,6 +143,23 @@ def test_resume_rejects_an_incompatible_model(make_palindrome_config, palindrome
         train(config, make_data(config), resume=palindrome_run.final_checkpoint)
 
 
+def test_resume_rejects_another_optimizer(make_palindrome_config, palindrome_run) -> None:
+    # palindrome_run trained with adam; rmsprop keeps other state under other names.
+    config = make_palindrome_config(hidden_size=64, optimizer="rmsprop", train_steps=200)
+    with pytest.raises(CheckpointError, match="trained with 'adam' and cannot resume with 'rmsprop'"):
+        train(config, make_data(config), resume=palindrome_run.final_checkpoint)
+
+
+def test_resume_may_change_dropout(make_text_config, text_run, small_text: str) -> None:
+    # Dropout shapes no parameter, so a run may continue a checkpoint with more of it.
+    saved = text_run.final_checkpoint
+    assert saved["model_config"]["dropout"] == 0.0
+    config = make_text_config(dropout=0.5, train_steps=saved["step"] + 5)
+    resumed = train(config, make_data(config, small_text), resume=saved)
+    assert resumed.step == saved["step"] + 5
+    assert resumed.final_checkpoint["model_config"]["dropout"] == 0.5
+
+
 def test_resume_rejects_a_vocabulary_that_does_not_cover_the_data(
     make_text_config, text_run, small_text
 ) -> None:
