@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import JSON, column, inspect, insert, table
+from sqlalchemy import JSON, column, insert, inspect, table
 from sqlalchemy.exc import IntegrityError
 
 from app.db import engine_for
