@@ -28,12 +28,10 @@ REQUEUED, SKIPPED, LEASE_LOST = "requeued", "skipped", "lease lost"
 shutting_down = threading.Event()
 
 
-@signals.worker_shutting_down.connect
 def _on_shutdown(**_: Any) -> None:
     shutting_down.set()
 
 
-@signals.worker_ready.connect
 def _requeue_orphans_on_start(**_: Any) -> None:
     # Other workers may be alive: only jobs whose heartbeat is older than the lease are orphans.
     settings = get_settings()
@@ -41,6 +39,11 @@ def _requeue_orphans_on_start(**_: Any) -> None:
         runs.requeue_orphans(
             session, enqueue=enqueuer(celery_app, settings.queue), lease_seconds=settings.lease_seconds
         )
+
+
+# Connected by call, not as decorators: Celery is untyped, and a decorator would untype the handlers.
+signals.worker_shutting_down.connect(_on_shutdown)
+signals.worker_ready.connect(_requeue_orphans_on_start)
 
 
 @celery_app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
