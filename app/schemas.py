@@ -7,10 +7,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.job_status import JobStatus
 from models.config import PalindromeConfig, TextConfig
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class PalindromeTrainRequest(PalindromeConfig):
