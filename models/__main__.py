@@ -122,9 +122,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.split("\n")[0])
+    # No abbreviated flags: `--seed` would silently still mean `--seed-text` in `sample`.
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("train", help="train a model and write checkpoints")
+    p = commands.add_parser("train", allow_abbrev=False, help="train a model and write checkpoints")
     p.set_defaults(func=_train)
     p.add_argument("--task", choices=["palindrome", "text"])
     p.add_argument("--corpus", type=Path, help="UTF-8 text file (text task)")
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = _FLAG_NAMES.get(name, name.replace("_", "-"))
         fields.add_argument(f"--{flag}", dest=name, metavar="V", help=field.description)
 
-    p = commands.add_parser("sample", help="generate text from a text checkpoint")
+    p = commands.add_parser("sample", allow_abbrev=False, help="generate text from a text checkpoint")
     p.set_defaults(func=_sample)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--seed-text", default="", help="text to continue (default: a random first character)")
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seed", type=int)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
 
-    p = commands.add_parser("predict", help="predict the last digit of a palindrome")
+    p = commands.add_parser("predict", allow_abbrev=False, help="predict the last digit of a palindrome")
     p.set_defaults(func=_predict)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--digits", required=True, help="the input digits, e.g. 01234")

@@ -85,7 +85,7 @@ def architecture_mismatch(model: nn.Module, architecture: Mapping[str, Any]) -> 
         with torch.device("meta"):
             reference = build_model(architecture)
         if type(model) is not type(reference):
-            return f"it is a {type(model).__name__}, the architecture is a {type(reference).__name__}"
+            return f"its class is {type(model).__name__}, the architecture's is {type(reference).__name__}"
         shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         expected = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
         diffs = [
