@@ -90,7 +90,8 @@ class CheckpointOut(ORM):
     step: int
     task: str
     model_type: str
-    model_config_: dict[str, Any] = Field(validation_alias="model_config", serialization_alias="model_config")
+    # Serialised as "model_config", the name HTTP clients already read.
+    architecture: dict[str, Any] = Field(serialization_alias="model_config")
     size_bytes: int
     is_best: bool
     is_final: bool

@@ -144,7 +144,8 @@ class Checkpoint(Base):
     step: Mapped[int] = mapped_column(Integer)
     task: Mapped[str] = mapped_column(String(20))
     model_type: Mapped[str] = mapped_column(String(40))
-    model_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The column keeps the name it had when checkpoints called the architecture "model_config".
+    architecture: Mapped[dict[str, Any]] = mapped_column("model_config", JSON)
     train_config: Mapped[dict[str, Any]] = mapped_column(JSON)
     vocab: Mapped[list[str] | None] = mapped_column(JSON)
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)

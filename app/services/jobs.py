@@ -72,7 +72,7 @@ def check_resumable(
     """A checkpoint can seed a job when the training loop would accept it (dropout may differ)."""
     from models.checkpoint import resume_mismatch
     from models.config import PalindromeConfig, TextConfig
-    from models.registry import model_config_for
+    from models.registry import architecture_for
 
     def incompatible(why: str) -> CheckpointIncompatible:
         return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id}: {why}")
@@ -80,10 +80,10 @@ def check_resumable(
     config_cls = TextConfig if request.task == "text" else PalindromeConfig
     config = config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
     vocab = checkpoint.vocab or []
-    expected = model_config_for(config, vocab_size=len(vocab) if request.task == "text" else None)
+    expected = architecture_for(config, vocab_size=len(vocab) if request.task == "text" else None)
     saved = {
         "task": checkpoint.task,
-        "model_config": checkpoint.model_config,
+        "architecture": checkpoint.architecture,
         "train_config": checkpoint.train_config,
         "step": checkpoint.step,
     }

@@ -174,8 +174,8 @@ def record_checkpoint(
         row = Checkpoint(job_id=job_id, step=step)
         session.add(row)
     row.task = checkpoint["task"]
-    row.model_type = checkpoint["model_config"]["type"]
-    row.model_config = dict(checkpoint["model_config"])
+    row.model_type = checkpoint["architecture"]["type"]
+    row.architecture = dict(checkpoint["architecture"])
     row.train_config = dict(checkpoint["train_config"])
     row.vocab = list(checkpoint["vocab"]) if checkpoint.get("vocab") is not None else None
     row.is_best = bool(row.is_best) or is_best
