@@ -27,14 +27,16 @@ as_root() {
     fi
 }
 
-# The superuser over the local unix socket (peer authentication as the postgres system user).
-as_postgres() {
+# The superuser over the local unix socket (peer authentication as the postgres system user). From /,
+# since the postgres user may not be allowed into this checkout (psql warns about it).
+as_postgres() (
+    cd /
     if [ "$(id -u)" -eq 0 ]; then
         runuser -u postgres -- "$@"
     else
         sudo -u postgres -- "$@"
     fi
-}
+)
 
 apt_install() {
     log "installing $* with apt"
@@ -68,7 +70,7 @@ start_postgres() {
     log "starting PostgreSQL"
     if [ -z "$(pg_lsclusters -h)" ]; then
         local version
-        version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+        version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
         log "creating PostgreSQL cluster $version/main"
         as_root env LANG=C.UTF-8 LC_ALL=C.UTF-8 pg_createcluster "$version" main >/dev/null
     fi
@@ -108,7 +110,9 @@ SQL
 }
 
 ensure_postgres() {
-    if ! command -v psql >/dev/null || ! command -v pg_ctlcluster >/dev/null; then
+    # Debian's packaging (pg_ctlcluster), a server and the client; the postgresql package brings all three.
+    if ! command -v pg_ctlcluster >/dev/null || ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null \
+        || ! command -v psql >/dev/null; then
         apt_install postgresql
     fi
     if ! pg_up; then
