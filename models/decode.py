@@ -272,8 +272,7 @@ class DecodeBatch:
         active = self._active[row]
         if row != last:  # keep rows 0..n-1 compact: the last row takes the freed one
             moved = self._active[last]
-            with torch.inference_mode():
-                self._rows[row] = self._rows[last]
+            self._rows[row] = self._rows[last]
             self._active[row] = moved
             self._row_of_slot[moved.slot] = row
         self._active.pop()
@@ -283,9 +282,14 @@ class DecodeBatch:
         if finishing is not None:
             finishing.remove(active)
 
-    @torch.inference_mode()
+    def next_logits(self, slot: int) -> torch.Tensor:
+        """A copy of the logits (V,) that the next character of the stream in `slot` is drawn from."""
+        return self._rows[self._row_of_slot[slot], self._logits : self._logits + self.weights.vocab_size].clone()
+
     def step(self) -> dict[int, int]:
         """The next character id of every active stream, by slot; finished streams leave the batch."""
+        # No inference_mode here: entering it costs several us per call, and nothing it would save
+        # happens anyway (the buffers are plain tensors, nothing requires grad).
         n = len(self._active)
         if n == 0:
             return {}
