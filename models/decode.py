@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from models.char_lstm import CharLSTM
 from models.data import UnknownCharacters, Vocabulary
@@ -79,10 +79,13 @@ class FusedCharLSTM:
         self.hidden_size = H
         self.num_layers = model.num_layers
         with torch.no_grad():
-            weights = [p.detach().float() for p in lstm._flat_weights]  # per layer: w_ih, w_hh, b_ih, b_hh
+            # Per layer: w_ih, w_hh, b_ih, b_hh.
+            weights = [p.detach().float() for layer in lstm.all_weights for p in layer]
             self.device = weights[0].device
             # nn.LSTM's gate order is (i, f, g, o); (i, f, o, g) puts the three sigmoid gates together.
-            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+            order = torch.cat(
+                [torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]
+            )
             order = order.to(self.device)
             w_ih, w_hh, b_ih, b_hh = weights[0:4]
             # Layer 0's input is an embedding row: fold the input product into a table, in float64
@@ -98,22 +101,65 @@ class FusedCharLSTM:
                 self.stacked.append((w_cat, (b_ih + b_hh)[order].contiguous()))
             self.head_weight = model.head.weight.detach().float().T.contiguous()  # (H, V)
             self.head_bias = model.head.bias.detach().float().contiguous()  # (V,)
-            # The prefix is primed exactly as `generate` primes it: embedding, the nn.LSTM kernel,
-            # head, with the original weights. A long prefix runs in one call.
-            self._embedding = model.embedding.weight.detach().float().contiguous()
-            self._lstm_weights = [w.contiguous() for w in weights]
-            self._head_weight = model.head.weight.detach().float().contiguous()
 
-    @torch.inference_mode()
     def prime(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run a prefix (T,) of ids from zero state: the next logits (V,) and state h, c each (L, H)."""
-        x = F.embedding(ids.to(self.device)[None], self._embedding)  # (1, T, E)
-        zeros = torch.zeros(self.num_layers, 1, self.hidden_size, device=self.device)
-        out, h, c = torch.lstm(
-            x, (zeros, zeros), self._lstm_weights, True, self.num_layers, 0.0, False, False, True
+        """Run a prefix (T,) of ids from zero state: the next logits (V,) and state h, c each (L, H).
+
+        Layer by layer, so that a layer's input product is one matmul over the whole prefix and only
+        the recurrent product and the cell run per character. (torch.lstm, nn.LSTM's kernel, costs
+        ~0.5-2 ms per call on CPU whatever the prefix: more than this loop for any usual prompt.)
+        """
+        H = self.hidden_size
+        with torch.inference_mode():
+            inputs = self.input_table.index_select(0, ids.to(self.device))  # (T, 4H): x @ W_ih^T + b
+            outputs, c = _run_layer(inputs, self.recurrent_0)  # (T, H), (H,)
+            hs, cs = [outputs[-1]], [c]
+            for w_cat, bias in self.stacked:
+                inputs = torch.addmm(bias, outputs, w_cat[:H])  # (T, 4H): the W_ih part of W_cat
+                outputs, c = _run_layer(inputs, w_cat[H:])
+                hs.append(outputs[-1])
+                cs.append(c)
+            logits = torch.addmm(self.head_bias, outputs[-1:], self.head_weight)[0]  # (V,)
+            return logits, torch.stack(hs), torch.stack(cs)
+
+
+class _Gates(NamedTuple):
+    """Views into one layer's gate pre-activations (rows, 4H), in the (i, f, o, g) order."""
+
+    sigmoid: torch.Tensor  # i, f and o side by side
+    i: torch.Tensor
+    f: torch.Tensor
+    o: torch.Tensor
+    g: torch.Tensor
+
+    @classmethod
+    def of(cls, gates: torch.Tensor) -> _Gates:
+        H = gates.shape[1] // 4
+        return cls(
+            gates[:, : 3 * H], gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
         )
-        logits = F.linear(out, self._head_weight, self.head_bias)  # (1, T, V)
-        return logits[0, -1], h[:, 0], c[:, 0]
+
+
+def _cell(gates: _Gates, c: torch.Tensor, tanh_c: torch.Tensor, h: torch.Tensor) -> None:
+    """The LSTM cell in place: c = f * c + i * g, h = o * tanh(c), from pre-activations."""
+    gates.sigmoid.sigmoid_()
+    gates.g.tanh_()
+    c.mul_(gates.f).addcmul_(gates.i, gates.g)
+    torch.tanh(c, out=tanh_c)
+    torch.mul(gates.o, tanh_c, out=h)
+
+
+def _run_layer(inputs: torch.Tensor, recurrent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer over a sequence from zero state: inputs (T, 4H) -> outputs h (T, H) and the last c (H,)."""
+    T, H = inputs.shape[0], recurrent.shape[0]
+    h = torch.zeros(T + 1, H, device=inputs.device)  # h[t + 1] is the output at t; h[0] the zero state
+    c = torch.zeros(1, H, device=inputs.device)
+    gates_buffer = torch.empty(1, 4 * H, device=inputs.device)
+    gates, tanh_c = _Gates.of(gates_buffer), torch.empty(1, H, device=inputs.device)
+    for t in range(T):
+        torch.addmm(inputs[t : t + 1], h[t : t + 1], recurrent, out=gates_buffer)
+        _cell(gates, c, tanh_c, h[t + 1 : t + 2])
+    return h[1:], c[0]
 
 
 @dataclass(eq=False)
@@ -141,13 +187,9 @@ class _Views:
         self.top_p = rows[:, b._top_p : b._top_p + 1]
         self.has_k = rows[:, b._has_k : b._has_k + 1]
         self.no_k = rows[:, b._has_k + 1 : b._has_k + 2]
-        self.uniform = [rows[:, b._uniforms + t : b._uniforms + t + 1] for t in range(UNIFORM_WINDOW)]
+        self.uniform = rows[:, b._uniforms : b._uniforms + UNIFORM_WINDOW, None].unbind(1)  # W x (n, 1)
         self.gates = [g[:n] for g in b._gates]
-        self.sigmoid_gates = [g[:, : 3 * H] for g in self.gates]
-        self.i = [g[:, :H] for g in self.gates]
-        self.f = [g[:, H : 2 * H] for g in self.gates]
-        self.o = [g[:, 2 * H : 3 * H] for g in self.gates]
-        self.g = [g[:, 3 * H :] for g in self.gates]
+        self.gate_views = [_Gates.of(g) for g in self.gates]
         self.tanh_c = b._tanh_c[:n]
         self.sorted, self.order, self.scaled = b._sorted[:n], b._order[:n], b._scaled[:n]
         self.probs, self.cdf, self.mass_before = b._probs[:n], b._cdf[:n], b._mass_before[:n]
@@ -187,19 +229,20 @@ class DecodeBatch:
         self._has_k = self._top_p + 1
         self._uniforms = self._has_k + 2
         self._rows = torch.zeros(capacity, self._uniforms + UNIFORM_WINDOW, device=device)
+
+        def scratch(width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.empty(capacity, width, dtype=dtype, device=device)
+
         # Scratch, overwritten every step.
-        self._gates = [torch.empty(capacity, 4 * H, device=device) for _ in range(L)]
-        self._tanh_c = torch.empty(capacity, H, device=device)
-        self._sorted, self._scaled = torch.empty(capacity, V, device=device), torch.empty(capacity, V, device=device)
-        self._order = torch.empty(capacity, V, dtype=torch.long, device=device)
-        self._probs, self._cdf = torch.empty(capacity, V, device=device), torch.empty(capacity, V, device=device)
-        self._mass_before = torch.empty(capacity, V, device=device)
+        self._gates = [scratch(4 * H) for _ in range(L)]
+        self._tanh_c = scratch(H)
+        self._sorted, self._scaled, self._probs, self._cdf = (scratch(V) for _ in range(4))
+        self._order = scratch(V, torch.long)
+        self._mass_before, self._outside_top_p = scratch(V), scratch(V, torch.bool)
         # last_nonzero[:, j]: no probability after position j (its last column is always True).
         self._last_nonzero = torch.ones(capacity, V, dtype=torch.bool, device=device)
-        self._outside_top_p = torch.empty(capacity, V, dtype=torch.bool, device=device)
-        self._mass_k, self._target = torch.empty(capacity, 1, device=device), torch.empty(capacity, 1, device=device)
-        self._index = torch.empty(capacity, 1, dtype=torch.long, device=device)
-        self._ids = torch.empty(capacity, 1, dtype=torch.long, device=device)
+        self._mass_k, self._target = scratch(1), scratch(1)
+        self._index, self._ids = scratch(1, torch.long), scratch(1, torch.long)
         self._views: dict[int, _Views] = {}
         self._active: list[_Active] = []  # by row
         self._row_of_slot: dict[int, int] = {}
@@ -222,7 +265,7 @@ class DecodeBatch:
 
     @torch.inference_mode()
     def add(self, stream: Stream) -> int:
-        """Prime `stream`'s seed text and give it a free slot; its first character comes with the next step."""
+        """Prime `stream`'s seed text and give it a free slot; its first character comes with `step`."""
         if stream.length == 0:
             raise ValueError("length must be >= 1 to join a batch (a length-0 stream has no characters)")
         if not self._free_slots:
@@ -284,7 +327,8 @@ class DecodeBatch:
 
     def next_logits(self, slot: int) -> torch.Tensor:
         """A copy of the logits (V,) that the next character of the stream in `slot` is drawn from."""
-        return self._rows[self._row_of_slot[slot], self._logits : self._logits + self.weights.vocab_size].clone()
+        logits = self._rows[self._row_of_slot[slot], self._logits : self._logits + self.weights.vocab_size]
+        return logits.clone()
 
     def step(self) -> dict[int, int]:
         """The next character id of every active stream, by slot; finished streams leave the batch."""
@@ -347,12 +391,7 @@ class DecodeBatch:
             else:
                 weight, bias = w.stacked[layer - 1]
                 torch.addmm(bias, v.layer_inputs[layer - 1], weight, out=gates)
-            c = v.c[layer]
-            v.sigmoid_gates[layer].sigmoid_()
-            v.g[layer].tanh_()
-            c.mul_(v.f[layer]).addcmul_(v.i[layer], v.g[layer])
-            torch.tanh(c, out=v.tanh_c)
-            torch.mul(v.o[layer], v.tanh_c, out=v.h[layer])
+            _cell(v.gate_views[layer], v.c[layer], v.tanh_c, v.h[layer])
         torch.addmm(w.head_bias, v.h[-1], w.head_weight, out=v.logits)
 
     def _load_uniforms(self, row: int, active: _Active) -> None:

@@ -121,7 +121,7 @@ def test_same_random_seed_same_text_as_generate(lm, fused) -> None:
 
 def test_a_stream_is_the_same_alone_and_beside_31_others(lm, fused) -> None:
     _, vocab = lm
-    streams = varied_streams(80, random.Random(1))
+    streams = varied_streams(48, random.Random(1))
     alone = [decode(fused, vocab, [s], capacity=1)[0] for s in streams]
     assert decode(fused, vocab, streams, capacity=32) == alone
     assert alone == [expected_text(lm, s) for s in streams]
