@@ -106,8 +106,9 @@ class FusedCharLSTM:
         """Run a prefix (T,) of ids from zero state: the next logits (V,) and state h, c each (L, H).
 
         Layer by layer, so that a layer's input product is one matmul over the whole prefix and only
-        the recurrent product and the cell run per character. (torch.lstm, nn.LSTM's kernel, costs
-        ~0.5-2 ms per call on CPU whatever the prefix: more than this loop for any usual prompt.)
+        the recurrent product and the cell run per character. (torch.lstm, nn.LSTM's kernel, measured
+        0.5-2 ms per call on one CPU thread even for a 1-character prefix: more than this loop costs
+        for any usual prompt, and each join stalls every stream of the batch.)
         """
         H = self.hidden_size
         with torch.inference_mode():
