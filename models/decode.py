@@ -251,7 +251,7 @@ class DecodeBatch:
         self._finishing: dict[int, list[_Active]] = {}  # the step after which they are done
         self._step = 0
         # Active rows that need the optional parts of the sampler: when none does, skip them.
-        self._scaled_rows = self._top_k_rows = self._top_p_rows = 0
+        self._greedy_rows = self._scaled_rows = self._top_k_rows = self._top_p_rows = 0
 
     def __len__(self) -> int:
         """The number of active streams."""
@@ -346,7 +346,21 @@ class DecodeBatch:
             for row, active in enumerate(self._active):
                 self._load_uniforms(row, active)
 
-        # Sampling, as `sample._choose` does it, every row with its own parameters.
+        if self._greedy_rows == n:  # argmax is what the sampler gives them, in one op instead of eight
+            torch.argmax(v.logits, 1, keepdim=True, out=v.ids)
+        else:
+            self._sample(v, column)
+        ids = v.ids_flat.tolist()
+
+        self._advance(v)
+        next_ids = {active.slot: i for active, i in zip(self._active, ids, strict=True)}
+        self._step += 1
+        for active in self._finishing.pop(self._step, []):
+            self.remove(active.slot)
+        return next_ids
+
+    def _sample(self, v: _Views, column: int) -> None:
+        """Next ids into v.ids as `sample._choose` draws them, every row with its own parameters."""
         torch.sort(v.logits, dim=1, descending=True, stable=True, out=(v.sorted, v.order))
         logits = v.sorted
         if self._scaled_rows:
@@ -372,14 +386,6 @@ class DecodeBatch:
         v.cdf.masked_fill_(v.last_nonzero, math.inf)
         torch.searchsorted(v.cdf, v.target, right=True, out=v.index)
         torch.gather(v.order, 1, v.index, out=v.ids)
-        ids = v.ids_flat.tolist()
-
-        self._advance(v)
-        next_ids = {active.slot: i for active, i in zip(self._active, ids, strict=True)}
-        self._step += 1
-        for active in self._finishing.pop(self._step, []):
-            self.remove(active.slot)
-        return next_ids
 
     def _advance(self, v: _Views) -> None:
         """Feed the chosen ids: new state and next logits for every active row, in place."""
@@ -407,6 +413,7 @@ class DecodeBatch:
         window[: len(chunk)] = chunk
 
     def _count(self, stream: Stream, sign: int) -> None:
+        self._greedy_rows += sign * (stream.temperature == 0)
         self._scaled_rows += sign * (stream.temperature not in (0, 1))
         self._top_k_rows += sign * (stream.temperature != 0 and stream.top_k is not None)
         self._top_p_rows += sign * (stream.temperature != 0 and stream.top_p is not None)
