@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,22 +12,19 @@ from app.errors import (
     CheckpointNotFound,
     JobNotCancellable,
     JobNotFound,
-    ServiceUnavailable,
 )
 from app.job_status import JobStatus
 from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
-from app.services import datasets
+from app.services import datasets, outbox
 from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
-
-log = logging.getLogger(__name__)
 
 
 def create_job(
     session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue
 ) -> Job:
-    """Validate references, store the job, then hand its id to the queue."""
+    """Validate references, store the job, then hand its id to the queue (see `outbox`)."""
     config = request.model_dump(exclude=SERVICE_FIELDS)
     dataset_id = None
     if isinstance(request, TextTrainRequest):
@@ -54,15 +50,8 @@ def create_job(
     )
     session.add(job)
     session.commit()
-    try:
-        enqueue(job.id)
-    except Exception as exc:
-        # The row exists but no task will ever run it: fail it rather than leave it queued forever.
-        log.exception("could not enqueue job %s", job.id)
-        error = f"could not enqueue: {exc}"
-        move(session, Job.id == job.id, from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
-        session.commit()
-        raise ServiceUnavailable(f"broker unavailable; job {job.id} was marked failed: {exc}") from exc
+    # Stored first: with the broker down the job waits, queued, for a worker's sweep to send it.
+    outbox.dispatch(session, job.id, enqueue=enqueue)
     return job
 
 
