@@ -49,6 +49,11 @@ class WorkerSupervisor:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def watching(self) -> bool:
+        """False once the supervisor gave up its worker (stopped, or the worker shut down on request)."""
+        return self._watcher.is_alive()
+
     def start(self) -> None:
         self._spawn()
         self._watcher.start()

@@ -137,11 +137,11 @@ def start_server(
     return proc
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_path: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     """A real `celery worker` subprocess on the settings' database and queue, once it consumes tasks."""
     ready = log_path.with_suffix(".ready")
     ready.unlink(missing_ok=True)
-    env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)}
+    env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)} | extra_env
     cmd = [
         PYTHON,
         "-m",
