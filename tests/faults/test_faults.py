@@ -156,9 +156,7 @@ def test_a_worker_killed_under_serve_is_restarted_and_its_job_resumes(tmp_path: 
 
             job = wait_for(resumed, timeout=120, what="the job to resume on a restarted worker", interval=0.1)
             resume_s = time.monotonic() - killed_at
-            print(
-                f"\nkilled worker's job resumed (next step past its checkpoint) {resume_s:.1f} s after SIGKILL"
-            )
+            print(f"\nthe killed worker's job took a step past its checkpoint {resume_s:.1f} s after SIGKILL")
             assert job["status"] == "running" and job["started_at"] == dead["started_at"]
             assert serve.poll() is None  # the same `serve`
             assert re.search(r"exited unexpectedly with code -9 .* restart 1 in", log_path.read_text())
@@ -253,7 +251,8 @@ def test_two_workers_on_redis_drain_eight_jobs_each_once(tmp_path: Path, postgre
     workers = [start_worker(settings, tmp_path / f"worker-{n}.log", **FAULT_ENV) for n in (1, 2)]
     try:
         with TestClient(create_app(settings)) as api:
-            assert 'rnnlab_workers{queue="%s"} 2.0' % settings.queue in api.get("/metrics").text
+            live = f'rnnlab_workers{{queue="{settings.queue}"}} 2.0'
+            assert live in api.get("/metrics").text
             job_ids = [api.post("/train", json=SHORT).json()["id"] for _ in range(8)]
             jobs = [wait_for_status(api, job_id, "succeeded", "failed", timeout=180) for job_id in job_ids]
             assert [(job["status"], job["attempts"]) for job in jobs] == [("succeeded", 1)] * 8
