@@ -66,7 +66,13 @@ def sweep_orphans() -> None:
     with sessionmaker_for(settings.resolved_database_url)() as session:
         # Called before `serve` starts or restarts its only worker, when nothing can be running: a
         # previous `serve` killed outright, or the worker that just died, left those jobs behind.
-        runs.sweep(session, enqueue=enqueue, lease_seconds=None, max_attempts=settings.max_attempts)
+        runs.sweep(
+            session,
+            enqueue=enqueue,
+            queue=settings.queue,
+            lease_seconds=None,
+            max_attempts=settings.max_attempts,
+        )
 
 
 def serve(host: str, port: int) -> int:

@@ -104,7 +104,9 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Attempts that ended with their worker dead (killed, crashed): RNNLAB_MAX_ATTEMPTS bounds them.
     crashes: Mapped[int] = mapped_column(Integer, default=0)
-    # The outbox: when the job's task was handed to the broker; None for a queued job still to send.
+    # The outbox: the queue the job's task goes to, and when it was handed to the broker (None: a
+    # queued job still to send). Only workers of that queue sweep the job.
+    queue: Mapped[str] = mapped_column(String(200))
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when a worker claims the job; every write of that worker is conditioned on it.
     lease_token: Mapped[str | None] = mapped_column(String(64))

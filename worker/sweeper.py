@@ -72,7 +72,11 @@ class Sweeper:
             workers.beat(session, self.identity, current_job_id=current_job)
             workers.prune(session, lease_seconds=lease)
             runs.sweep(
-                session, enqueue=self.enqueue, lease_seconds=lease, max_attempts=self.settings.max_attempts
+                session,
+                enqueue=self.enqueue,
+                queue=self.settings.queue,
+                lease_seconds=lease,
+                max_attempts=self.settings.max_attempts,
             )
 
     def _run(self) -> None:

@@ -22,7 +22,7 @@ from app.tables import Checkpoint, Job, utcnow
 
 
 def create_job(
-    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue
+    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue, queue: str
 ) -> Job:
     """Validate references, store the job, then hand its id to the queue (see `outbox`)."""
     config = request.model_dump(exclude=SERVICE_FIELDS)
@@ -47,6 +47,7 @@ def create_job(
         resume_from=request.resume_from,
         total_steps=request.train_steps,
         latest_metrics={},
+        queue=queue,
     )
     session.add(job)
     session.commit()

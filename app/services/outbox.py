@@ -35,9 +35,11 @@ def dispatch(session: Session, job_id: int, *, enqueue: Enqueue) -> bool:
         return False
 
 
-def dispatch_pending(session: Session, *, enqueue: Enqueue) -> list[int]:
-    """Send every queued job the broker never received, oldest first; returns the ids sent."""
-    pending = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
+def dispatch_pending(session: Session, *, enqueue: Enqueue, queue: str) -> list[int]:
+    """Send every queued job of `queue` the broker never received, oldest first; returns the ids sent."""
+    pending = select(Job.id).where(
+        Job.queue == queue, Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None)
+    )
     sent: list[int] = []
     for job_id in list(session.scalars(pending.order_by(Job.id))):
         try:

@@ -264,8 +264,10 @@ def requeue(session: Session, job_id: int, token: str) -> bool:
     return moved == 1
 
 
-def release_orphans(session: Session, *, lease_seconds: float | None, max_attempts: int) -> list[int]:
-    """Give running jobs whose worker is gone back to the queue; returns their ids (still to send).
+def release_orphans(
+    session: Session, *, queue: str, lease_seconds: float | None, max_attempts: int
+) -> list[int]:
+    """Give running jobs of `queue` whose worker is gone back to it; returns their ids (still to send).
 
     A worker killed outright (SIGKILL, power loss) leaves its job `running`, and on the filesystem
     broker its task message is already gone, so nothing would ever pick the job up again. A running
@@ -278,7 +280,7 @@ def release_orphans(session: Session, *, lease_seconds: float | None, max_attemp
     every worker it runs on, out of memory say, must not be re-queued forever). Every move is a
     conditional UPDATE of one job, so of several workers sweeping at once only one releases it.
     """
-    silent: list[ColumnElement[bool]] = [Job.status == JobStatus.RUNNING]
+    silent: list[ColumnElement[bool]] = [Job.queue == queue, Job.status == JobStatus.RUNNING]
     if lease_seconds is not None:
         silent.append(Job.heartbeat_at < utcnow() - timedelta(seconds=lease_seconds))
     # The steps the dead attempt made after its checkpoint are lost: while the job waits, its step
@@ -327,11 +329,13 @@ def release_orphans(session: Session, *, lease_seconds: float | None, max_attemp
     return released
 
 
-def sweep(session: Session, *, enqueue: Enqueue, lease_seconds: float | None, max_attempts: int) -> list[int]:
-    """Release jobs whose worker died (see `release_orphans`), then send every queued job the broker
-    never received (`outbox.dispatch_pending`); returns the ids sent."""
-    release_orphans(session, lease_seconds=lease_seconds, max_attempts=max_attempts)
-    return outbox.dispatch_pending(session, enqueue=enqueue)
+def sweep(
+    session: Session, *, enqueue: Enqueue, queue: str, lease_seconds: float | None, max_attempts: int
+) -> list[int]:
+    """Release `queue`'s jobs whose worker died (see `release_orphans`), then send every queued job
+    of it the broker never received (`outbox.dispatch_pending`); returns the ids sent."""
+    release_orphans(session, queue=queue, lease_seconds=lease_seconds, max_attempts=max_attempts)
+    return outbox.dispatch_pending(session, enqueue=enqueue, queue=queue)
 
 
 class JobRecorder(TrainingCallbacks):

@@ -1,4 +1,4 @@
-"""Supervision: the jobs outbox (`dispatched_at`), dead-worker counts (`crashes`) and worker heartbeats.
+"""Supervision: the jobs outbox (`queue`, `dispatched_at`), dead-worker counts (`crashes`), heartbeats.
 
 Revision ID: 0002_supervision
 Revises: 0001
@@ -22,6 +22,8 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as jobs:
         jobs.add_column(sa.Column("dispatched_at", TS, nullable=True))
         jobs.add_column(sa.Column("crashes", sa.Integer, nullable=False, server_default="0"))
+        # Jobs stored before this revision went to the default queue.
+        jobs.add_column(sa.Column("queue", sa.String(200), nullable=False, server_default="rnnlab"))
     # Jobs stored before the outbox were sent when they were created: the sweep must not send them again.
     op.execute("UPDATE jobs SET dispatched_at = created_at")
     op.create_table(
@@ -40,5 +42,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("workers")
     with op.batch_alter_table("jobs") as jobs:
+        jobs.drop_column("queue")
         jobs.drop_column("crashes")
         jobs.drop_column("dispatched_at")

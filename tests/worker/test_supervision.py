@@ -86,9 +86,14 @@ def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: S
         def refuse(_job_id: int) -> None:
             raise ConnectionError("still down")
 
-        assert runs.sweep(session, enqueue=refuse, lease_seconds=120, max_attempts=3) == []
-        assert runs.sweep(session, enqueue=sent.append, lease_seconds=120, max_attempts=3) == [job_id]
-        assert runs.sweep(session, enqueue=sent.append, lease_seconds=120, max_attempts=3) == []
+        assert runs.sweep(session, queue=fresh.queue, enqueue=refuse, lease_seconds=120, max_attempts=3) == []
+        assert runs.sweep(
+            session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+        ) == [job_id]
+        assert (
+            runs.sweep(session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3)
+            == []
+        )
         assert session.scalar(select(Job.dispatched_at).where(Job.id == job_id)) is not None
     assert sent == [job_id]
 
@@ -101,7 +106,9 @@ def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(fresh: Settings
             with sessions() as session:
                 assert runs.claim(session, job_id, lease_seconds=120) is not None
                 # The worker died: nothing runs the job; `serve` (lease None) or a sweep finds it.
-                released = runs.release_orphans(session, lease_seconds=None, max_attempts=3)
+                released = runs.release_orphans(
+                    session, queue=fresh.queue, lease_seconds=None, max_attempts=3
+                )
             job = client.get(f"/jobs/{job_id}").json()
             if death < 3:
                 assert released == [job_id] and job["status"] == "queued"
@@ -125,7 +132,7 @@ def test_concurrent_sweeps_send_a_released_job_once(fresh: Settings) -> None:
     def sweeper() -> None:
         start.wait()
         with sessions() as session:
-            runs.sweep(session, enqueue=sent.append, lease_seconds=120, max_attempts=3)
+            runs.sweep(session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3)
 
     threads = [threading.Thread(target=sweeper) for _ in range(4)]
     for thread in threads:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from app.api.deps import EnqueueDep, SessionDep
+from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.job_status import JobStatus
 from app.schemas import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut, TrainRequest
 from app.services import checkpoints, jobs
@@ -16,10 +16,14 @@ router = APIRouter(tags=["jobs"])
 
 @router.post("/train", status_code=202, response_model=JobOut)
 def create_training_job(
-    request: Annotated[TrainRequest, Body()], session: SessionDep, enqueue: EnqueueDep, response: Response
+    request: Annotated[TrainRequest, Body()],
+    session: SessionDep,
+    settings: SettingsDep,
+    enqueue: EnqueueDep,
+    response: Response,
 ) -> JobOut:
     """Queue a training job (task `palindrome` or `text`); watch it at the `Location` URL."""
-    job = jobs.create_job(session, request=request, enqueue=enqueue)
+    job = jobs.create_job(session, request=request, enqueue=enqueue, queue=settings.queue)
     response.headers["Location"] = f"/jobs/{job.id}"
     return jobs.job_out(job)
 
