@@ -106,7 +106,7 @@ class Job(Base):
     crashes: Mapped[int] = mapped_column(Integer, default=0)
     # The outbox: the queue the job's task goes to, and when it was handed to the broker (None: a
     # queued job still to send). Only workers of that queue sweep the job.
-    queue: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(200), default="rnnlab")  # RNNLAB_QUEUE's default
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when a worker claims the job; every write of that worker is conditioned on it.
     lease_token: Mapped[str | None] = mapped_column(String(64))
