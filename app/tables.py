@@ -55,6 +55,21 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Experiment(Base):
+    """A sweep: one job per point of the grid `sweep` spans over `base_config`."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))
+    # The request's training fields without the sweep; each job's config is this plus its grid point.
+    base_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {axis: [values]} in the order given: the grid is their product, the first axis varying slowest.
+    sweep: Mapped[dict[str, list[Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -65,6 +80,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
     # Checkpoint ids are plain integers here (no foreign key): checkpoints reference jobs already.
     resume_from: Mapped[int | None] = mapped_column(Integer)
     latest_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
