@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # The widest t range and the most points one request may ask for: a figure, not a data dump.
 MAX_TIME_SPAN = 1e6
@@ -24,11 +24,14 @@ class TimeGateParams(BaseModel):
     t_end: float = Field(30.0, ge=-MAX_TIME_SPAN, le=MAX_TIME_SPAN)
     points: int = Field(1000, ge=2, le=MAX_POINTS, description="evenly spaced t from t_start to t_end")
 
-    @model_validator(mode="after")
-    def _forward_range(self) -> Self:
-        if self.t_end <= self.t_start:
-            raise ValueError(f"t_end must be greater than t_start ({self.t_start:g})")
-        return self
+    @field_validator("t_end")
+    @classmethod
+    def _after_start(cls, t_end: float, info: ValidationInfo) -> float:
+        # A field validator (not a model one) so the error's loc names t_end.
+        t_start = info.data.get("t_start")
+        if t_start is not None and t_end <= t_start:
+            raise ValueError(f"must be greater than t_start ({t_start:g})")
+        return t_end
 
 
 class TimeGateOut(BaseModel):

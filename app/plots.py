@@ -84,12 +84,15 @@ def curves_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *
     return figure
 
 
-def gradient_flow_figure(t: Sequence[int], grad_norm: Sequence[float], *, title: str, label: str) -> Figure:
-    """||dL/dh(t)|| against t on a log scale: a vanishing gradient is a straight falling line."""
+def gradient_flow_figure(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *, title: str
+) -> Figure:
+    """||dL/dh(t)|| against t on a log scale, one line per model state: vanishing is a falling line."""
     figure = new_figure()
     axes = figure.add_subplot()
-    # A norm of exactly 0 (no path from h(t) to the loss) has no place on a log axis; it is left out.
-    axes.plot(t, [g if g > 0 else float("nan") for g in grad_norm], marker=".", label=label)
+    for label, (t, grad_norm) in curves.items():
+        # A norm of exactly 0 (no path from h(t) to the loss) has no place on a log axis: left out.
+        axes.plot(t, [g if g > 0 else float("nan") for g in grad_norm], marker=".", label=label)
     axes.set_yscale("log")
     axes.set_title(title)
     axes.set_xlabel("time step t (the loss is taken at the last step)")

@@ -110,15 +110,24 @@ def job_plot(session: Session, job_id: int, *, metrics: list[str]) -> bytes:
 def gradient_flow_plot(
     session: Session, job_id: int, *, at: GradientFlowAt, checkpoint_id: int | None
 ) -> bytes:
+    """The measured weights, and for a checkpoint also the job's initial weights: before and after."""
     from app import plots
 
-    flow = gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)
-    weights = "at initialisation" if at == "init" else f"checkpoint {flow.checkpoint_id}, step {flow.step}"
-    title = f"job {job_id}: gradient flow through time, {flow.model}, input_length {flow.input_length}"
-    figure = plots.gradient_flow_figure(
-        flow.t, flow.grad_norm, title=title, label=f"{flow.model} ({weights}, batch {flow.batch_size})"
+    measured = [gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)]
+    if at == "checkpoint":
+        measured.append(gradient_flow.gradient_flow(session, job_id, at="init", checkpoint_id=None))
+    curves = {}
+    for flow in measured:
+        weights = (
+            "initial weights" if flow.at == "init" else f"checkpoint {flow.checkpoint_id}, step {flow.step}"
+        )
+        curves[f"{flow.model}, {weights}"] = (flow.t, flow.grad_norm)
+    flow = measured[0]
+    title = (
+        f"job {job_id}: gradient flow through time, {flow.model}, input_length {flow.input_length}, "
+        f"batch {flow.batch_size}"
     )
-    return plots.to_png(figure)
+    return plots.to_png(plots.gradient_flow_figure(curves, title=title))
 
 
 def time_gate_plot(params: TimeGateParams) -> bytes:

@@ -48,11 +48,11 @@ def expand(request: PalindromeExperimentRequest | TextExperimentRequest, *, max_
     _check_axes(request, model)
     sizes = [len(values) for values in sweep.values()]
     if math.prod(sizes) > max_jobs:
-        shape = " x ".join(map(str, sizes))
+        shape = " x ".join(map(str, sizes)) + (f" = {math.prod(sizes)}" if len(sizes) > 1 else "")
         raise _invalid(
             ("sweep",),
-            f"the grid has {shape} = {math.prod(sizes)} points, more than the limit of {max_jobs} jobs "
-            "per experiment (RNNLAB_MAX_EXPERIMENT_JOBS)",
+            f"the grid has {shape} points, more than the limit of {max_jobs} jobs per experiment "
+            "(RNNLAB_MAX_EXPERIMENT_JOBS)",
         )
     validated = {axis: _axis_values(model, base, axis, values) for axis, values in sweep.items()}
     points = []
