@@ -240,3 +240,13 @@ def test_unknown_experiments_are_404(client: TestClient, path: str) -> None:
 def test_experiment_status_from_its_jobs(counts: dict[str, int], status: str) -> None:
     every = dict.fromkeys(("queued", "running", "succeeded", "failed", "cancelled"), 0)
     assert experiment_status(every | counts) == status
+
+
+@pytest.mark.slow  # the broker client retries its connection before it gives up
+def test_an_unreachable_broker_fails_every_unsent_job(settings: Settings) -> None:
+    broken = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(broken)) as client:
+        response = client.post("/experiments", json=BASE | {"sweep": {"seed": [0, 1, 2]}})
+        assert response.status_code == 503 and "were marked failed" in response.json()["detail"]
+        experiment = client.get("/experiments?limit=1").json()["items"][0]
+        assert experiment["status"] == "failed" and experiment["counts"]["failed"] == 3
