@@ -176,6 +176,8 @@ def test_the_accuracy_against_length_figure(client: TestClient, trained: dict[st
     assert_png(response.content)
     for metric in ("best_val_accuracy", "val_loss"):
         assert_png(client.get(url, params={"metric": metric, "x": "seed"}).content)
+    # A categorical x axis: one point per model.
+    assert_png(client.get(url, params={"x": "model", "hue": "input_length"}).content)
 
 
 @pytest.mark.parametrize(
