@@ -7,7 +7,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any, get_args
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,12 +21,11 @@ from app.experiment_schemas import (
     ExperimentStatus,
     ExperimentSummary,
 )
-from app.schemas import FINISHED, SERVICE_FIELDS, JobStatus
+from app.job_status import FINISHED, JobStatus
+from app.queue import Enqueue
+from app.schemas import SERVICE_FIELDS
 from app.services import jobs, sweeps
-from app.services.jobs import Enqueue
 from app.tables import Experiment, Job, Metric
-
-STATUSES: tuple[str, ...] = get_args(JobStatus)
 
 
 def create_experiment(
@@ -77,7 +76,7 @@ def _counts(session: Session, experiment_ids: Sequence[int]) -> dict[int, dict[s
         .where(Job.experiment_id.in_(experiment_ids))
         .group_by(Job.experiment_id, Job.status)
     )
-    counts: dict[int, dict[str, int]] = {i: dict.fromkeys(STATUSES, 0) for i in experiment_ids}
+    counts: dict[int, dict[str, int]] = {i: {s.value: 0 for s in JobStatus} for i in experiment_ids}
     for experiment_id, status, n in session.execute(query):
         assert experiment_id is not None  # the IN clause leaves out jobs of no experiment
         counts[experiment_id][status] = n

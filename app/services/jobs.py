@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -16,13 +16,14 @@ from app.errors import (
     JobNotFound,
     ServiceUnavailable,
 )
+from app.job_status import JobStatus
+from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
 from app.services import datasets
+from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
 
 log = logging.getLogger(__name__)
-
-Enqueue = Callable[[int], None]
 
 
 def create_job(
@@ -55,7 +56,7 @@ def new_job(session: Session, *, request: PalindromeTrainRequest | TextTrainRequ
     return Job(
         task=request.task,
         model=request.model,
-        status="queued",
+        status=JobStatus.QUEUED,
         config=config,
         dataset_id=dataset_id,
         resume_from=request.resume_from,
@@ -73,8 +74,9 @@ def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) 
         except Exception as exc:
             log.exception("could not enqueue job %s", job_id)
             unsent = job_ids[sent:]
-            for unsent_id in unsent:
-                finish_unstarted(session, unsent_id, status="failed", error=f"could not enqueue: {exc}")
+            error = f"could not enqueue: {exc}"
+            move(session, Job.id.in_(unsent), from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
+            session.commit()
             names = f"job {unsent[0]} was" if len(unsent) == 1 else f"jobs {unsent[0]}-{unsent[-1]} were"
             raise ServiceUnavailable(f"broker unavailable; {names} marked failed: {exc}") from exc
 
@@ -85,7 +87,7 @@ def check_resumable(
     """A checkpoint can seed a job when the training loop would accept it (dropout may differ)."""
     from models.checkpoint import resume_mismatch
     from models.config import PalindromeConfig, TextConfig
-    from models.registry import model_config_for
+    from models.registry import architecture_for
 
     def incompatible(why: str) -> CheckpointIncompatible:
         return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id}: {why}")
@@ -93,10 +95,10 @@ def check_resumable(
     config_cls = TextConfig if request.task == "text" else PalindromeConfig
     config = config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
     vocab = checkpoint.vocab or []
-    expected = model_config_for(config, vocab_size=len(vocab) if request.task == "text" else None)
+    expected = architecture_for(config, vocab_size=len(vocab) if request.task == "text" else None)
     saved = {
         "task": checkpoint.task,
-        "model_config": checkpoint.model_config,
+        "architecture": checkpoint.architecture,
         "train_config": checkpoint.train_config,
         "step": checkpoint.step,
     }
@@ -122,7 +124,7 @@ def get_job(session: Session, job_id: int) -> Job:
 def list_jobs(
     session: Session,
     *,
-    status: str | None,
+    status: JobStatus | None,
     task: str | None,
     limit: int,
     offset: int,
@@ -142,41 +144,30 @@ def list_jobs(
 
 def job_out(job: Job) -> JobOut:
     eta = None
-    if job.status == "running" and job.steps_per_second:
+    if job.status == JobStatus.RUNNING and job.steps_per_second:
         eta = max(job.total_steps - job.step, 0) / job.steps_per_second
     data: dict[str, Any] = {c: getattr(job, c) for c in JobOut.model_fields if hasattr(job, c)}
     data |= {"progress": min(job.step / job.total_steps, 1.0), "eta_seconds": eta}
     return JobOut.model_validate(data)
 
 
-def transition(session: Session, job_id: int, *, from_: tuple[str, ...], to: str, **values: Any) -> bool:
-    """Move a job between statuses only if it is in one of `from_` now (a conditional UPDATE)."""
-    now = utcnow()
-    extra: dict[str, Any] = {"updated_at": now}
-    if to in ("succeeded", "failed", "cancelled"):
-        extra["finished_at"] = now
-    result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(from_)).values(status=to, **extra, **values)
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
-def finish_unstarted(session: Session, job_id: int, *, status: str, error: str | None = None) -> bool:
-    return transition(session, job_id, from_=("queued",), to=status, error=error)
-
-
 def cancel_job(session: Session, job_id: int) -> Job:
     """Queued: cancelled now. Running: flag it; the loop stops at its next step and saves a checkpoint."""
     job = get_job(session, job_id)
-    if not transition(session, job_id, from_=("queued",), to="cancelled", cancel_requested=True):
-        result = session.execute(
+    cancelled = move(
+        session, Job.id == job_id, from_=[JobStatus.QUEUED], to=JobStatus.CANCELLED, cancel_requested=True
+    )
+    session.commit()
+    if not cancelled:
+        # A running job keeps its status until its worker sees the flag and stops.
+        flagged = rows_updated(
+            session,
             update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(cancel_requested=True, updated_at=utcnow())
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(cancel_requested=True, updated_at=utcnow()),
         )
         session.commit()
-        if result.rowcount != 1:
+        if flagged != 1:
             session.refresh(job)
             raise JobNotCancellable(job_id, job.status)
     session.refresh(job)

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import EnqueueDep, SessionDep
-from app.schemas import CheckpointOut, JobOut, JobPage, JobStatus, MetricPage, SampleOut, TrainRequest
+from app.job_status import JobStatus
+from app.schemas import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut, TrainRequest
 from app.services import checkpoints, jobs
 
 router = APIRouter(tags=["jobs"])
