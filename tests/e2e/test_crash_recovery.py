@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import (
     PYTHON,
@@ -23,6 +24,8 @@ from tests.conftest import (
     wait_for,
     wait_for_status,
 )
+
+pytestmark = pytest.mark.slow  # `rnnlab serve` as a subprocess, killed and restarted
 
 # Slow enough to be caught between checkpoints; cancelled once it has resumed.
 ENDLESS_PALINDROME = TINY_PALINDROME | {

@@ -106,6 +106,29 @@ def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settin
     assert _job(client, dead)["attempts"] == 2
 
 
+def test_a_released_job_shows_the_step_it_will_resume_from(client: TestClient, settings: Settings) -> None:
+    from models.config import PalindromeConfig
+    from models.data import make_data
+    from models.train import train
+
+    job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
+    config = PalindromeConfig.model_validate(TINY_PALINDROME | {"train_steps": 20})
+    checkpoint = train(config, make_data(config)).final_checkpoint
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    with sessions() as session:
+        token = runs.claim(session, job_id, lease_seconds=120)
+        assert token is not None
+        runs.record_checkpoint(
+            session, job_id, token, step=20, checkpoint=checkpoint, is_best=True, is_final=False
+        )
+        # The attempt went on past its checkpoint, then died without a word.
+        runs.heartbeat(session, job_id, token, step=37, steps_per_second=5.0)
+        assert _job(client, job_id)["step"] == 37
+        assert runs.release_orphans(session, lease_seconds=None) == [job_id]
+    released = _job(client, job_id)
+    assert (released["status"], released["step"], released["steps_per_second"]) == ("queued", 20, None)
+
+
 def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     # A corpus shorter than seq_length passes the schema but not the loop's data check.
     dataset = client.post("/datasets", files={"file": ("tiny.txt", b"abcabc", "text/plain")}).json()
@@ -115,6 +138,7 @@ def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     assert failed["status"] == "failed" and "seq_length" in failed["error"]
 
 
+@pytest.mark.slow  # a real worker process
 def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
     job = pg_client.post("/train", json=TINY_TEXT).json()
     done = wait_for_status(pg_client, job["id"], "succeeded", "failed", timeout=120)
@@ -122,6 +146,7 @@ def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Pope
     assert pg_client.get(f"/jobs/{job['id']}/samples").json()
 
 
+@pytest.mark.slow  # a real worker process
 def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
     job = pg_client.post("/train", json=LONG_PALINDROME).json()
     wait_for(lambda: _job(pg_client, job["id"])["step"] > 20, timeout=120, what="the job to make progress")
@@ -133,6 +158,7 @@ def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen
     assert pg_client.post(f"/jobs/{job['id']}/cancel").status_code == 409
 
 
+@pytest.mark.slow  # a real worker process
 def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings, tmp_path: Path) -> None:
     from app.main import create_app
 
