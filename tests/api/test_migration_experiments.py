@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from alembic import command
@@ -14,27 +14,16 @@ from sqlalchemy import create_engine, inspect
 
 from app.db import MIGRATIONS_DIR, migrate
 from app.tables import Base
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    import psycopg
-
-    name = f"rnnlab_migration_{uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    request.addfinalizer(lambda: _drop(name))
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with fresh_postgres_database("rnnlab_migration") as url:
+        yield url
 
 
 def test_upgrade_matches_the_orm_and_downgrade_removes_it(empty_database: str) -> None:
