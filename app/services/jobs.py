@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,7 +25,17 @@ from app.tables import Checkpoint, Job, utcnow
 def create_job(
     session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue, queue: str
 ) -> Job:
-    """Validate references, store the job, then hand its id to the queue (see `outbox`)."""
+    """Validate references, store the job, then hand its id to the queue (see `enqueue_jobs`)."""
+    job = new_job(session, request=request, queue=queue)
+    session.add(job)
+    session.commit()
+    enqueue_jobs(session, [job.id], enqueue=enqueue)
+    return job
+
+
+def new_job(session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, queue: str) -> Job:
+    """The job row for a request, after checking its references; not added to the session, so a
+    caller can store many (an experiment's grid) in one transaction."""
     config = request.model_dump(exclude=SERVICE_FIELDS)
     dataset_id = None
     if isinstance(request, TextTrainRequest):
@@ -38,7 +49,7 @@ def create_job(
         if checkpoint is None:
             raise CheckpointNotFound(request.resume_from, field="resume_from")
         check_resumable(checkpoint, request, dataset_vocab=dataset.vocab if dataset_id else None)
-    job = Job(
+    return Job(
         task=request.task,
         model=request.model,
         status=JobStatus.QUEUED,
@@ -49,11 +60,12 @@ def create_job(
         latest_metrics={},
         queue=queue,
     )
-    session.add(job)
-    session.commit()
-    # Stored first: with the broker down the job waits, queued, for a worker's sweep to send it.
-    outbox.dispatch(session, job.id, enqueue=enqueue)
-    return job
+
+
+def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> None:
+    """Hand stored jobs to the queue in order. The rows come first (the outbox): jobs the broker does
+    not take now stay queued, unsent, and a worker's sweep sends them once it is back."""
+    outbox.dispatch_all(session, job_ids, enqueue=enqueue)
 
 
 def check_resumable(
@@ -97,9 +109,17 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(
-    session: Session, *, status: JobStatus | None, task: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    status: JobStatus | None,
+    task: str | None,
+    limit: int,
+    offset: int,
+    experiment_id: int | None = None,
 ) -> JobPage:
     query = select(Job)
+    if experiment_id is not None:
+        query = query.where(Job.experiment_id == experiment_id)
     if status is not None:
         query = query.where(Job.status == status)
     if task is not None:

@@ -11,6 +11,7 @@ lets one delivery run the job and the others skip it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -27,12 +28,17 @@ class BrokerRefused(Exception):
     """The broker did not take a task; the job stays unsent for the next sweep."""
 
 
-def dispatch(session: Session, job_id: int, *, enqueue: Enqueue) -> bool:
-    """Send a queued, unsent job's task; False if someone else sent it or the broker refused it."""
-    try:
-        return _send(session, job_id, enqueue)
-    except BrokerRefused:
-        return False
+def dispatch_all(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> list[int]:
+    """Send these queued, unsent jobs in order; returns the ids sent. The first refusal stops it:
+    the broker is down, and the rest waits for the next sweep too."""
+    sent: list[int] = []
+    for job_id in job_ids:
+        try:
+            if _send(session, job_id, enqueue):
+                sent.append(job_id)
+        except BrokerRefused:
+            break
+    return sent
 
 
 def dispatch_pending(session: Session, *, enqueue: Enqueue, queue: str) -> list[int]:
@@ -40,14 +46,7 @@ def dispatch_pending(session: Session, *, enqueue: Enqueue, queue: str) -> list[
     pending = select(Job.id).where(
         Job.queue == queue, Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None)
     )
-    sent: list[int] = []
-    for job_id in list(session.scalars(pending.order_by(Job.id))):
-        try:
-            if _send(session, job_id, enqueue):
-                sent.append(job_id)
-        except BrokerRefused:
-            break  # the broker is down: the rest waits for the next sweep too
-    return sent
+    return dispatch_all(session, list(session.scalars(pending.order_by(Job.id))), enqueue=enqueue)
 
 
 def _send(session: Session, job_id: int, enqueue: Enqueue) -> bool:

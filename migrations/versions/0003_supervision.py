@@ -1,7 +1,7 @@
 """Supervision: the jobs outbox (`queue`, `dispatched_at`), dead-worker counts (`crashes`), heartbeats.
 
-Revision ID: 0002_supervision
-Revises: 0001
+Revision ID: 0003_supervision
+Revises: 0002_experiments
 Create Date: 2025-01-02
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_supervision"
-down_revision = "0001"
+revision = "0003_supervision"
+down_revision = "0002_experiments"
 branch_labels = None
 depends_on = None
 
