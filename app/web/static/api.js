@@ -130,12 +130,13 @@ export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, status);
 }
 
-// The named fields of a form's enabled controls, numbers as numbers, empty ones left out.
+// The named fields of a form's enabled controls, numbers (and ids) as numbers, empty ones left out.
 export function formValues(form) {
   const values = {};
   for (const control of form.elements) {
-    if (!control.name || control.disabled || control.value === "") continue;
-    values[control.name] = control.type === "number" ? Number(control.value) : control.value;
+    if (!control.name || control.matches(":disabled") || control.value === "") continue;
+    const numeric = control.type === "number" || control.name.endsWith("_id");
+    values[control.name] = numeric ? Number(control.value) : control.value;
   }
   return values;
 }

@@ -43,6 +43,12 @@ function showTaskFields() {
 taskSelect.addEventListener("change", showTaskFields);
 showTaskFields();
 
+// Uploaded corpora (POST /datasets); the built-in one is what an empty choice means.
+getJSON("/datasets").then((datasets) => {
+  document.getElementById("t-dataset").append(...datasets.filter((d) => !d.builtin).map((d) =>
+    h("option", { value: d.id }, `${d.name} (${d.characters.toLocaleString()} characters)`)));
+}, (error) => showError(document.getElementById("jobs-error"), error));
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const result = document.getElementById("new-job-result");
