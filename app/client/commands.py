@@ -46,8 +46,8 @@ def _scalar(text: str) -> Any:
 
 
 def _training_body(args: argparse.Namespace) -> dict[str, Any]:
-    names = [*CONFIG_FIELDS, *SERVICE_FLAGS]
-    values = {name: _scalar(getattr(args, name)) for name in names if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in [*CONFIG_FIELDS, *SERVICE_FLAGS]}
+    values = {name: _scalar(v) if name in CONFIG_FIELDS else v for name, v in given.items() if v is not None}
     return {"task": args.task, **values}
 
 
