@@ -10,11 +10,11 @@ import torch
 
 from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
-from models.config import TextConfig
 from models.data import UnknownCharacters, Vocabulary, make_data
 from models.decode import DecodeBatch, FusedCharLSTM, Stream, decode
 from models.sample import generate
 from models.train import train
+from tests.models.conftest import text_config
 
 # Short enough to live here (tests read nothing outside the repository), repetitive enough that a
 # few dozen steps give the model preferences, so distributions are not flat.
@@ -28,21 +28,7 @@ TEXT = (
 @pytest.fixture(scope="module")
 def lm() -> tuple[CharLSTM, Vocabulary]:
     """A two-layer CharLSTM trained for a few dozen steps on TEXT."""
-    config = TextConfig(
-        hidden_size=32,
-        num_layers=2,
-        embedding_size=16,
-        seq_length=20,
-        batch_size=16,
-        optimizer="adam",
-        learning_rate=1e-2,
-        train_steps=40,
-        log_every=20,
-        eval_every=40,
-        checkpoint_every=1000,
-        sample_every=1000,
-        device="cpu",
-    )
+    config = text_config(num_layers=2, train_steps=40, log_every=20, eval_every=40)
     result = train(config, make_data(config, TEXT))
     model, vocab = load_model(result.final_checkpoint), load_vocabulary(result.final_checkpoint)
     assert isinstance(model, CharLSTM) and vocab is not None
