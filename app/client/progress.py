@@ -74,9 +74,10 @@ def _rate_eta(start: tuple[float, int], done: int, total: int) -> float | None:
 def follow_experiment(client: ApiClient, experiment_id: int, console: Console) -> dict[str, Any]:
     """Poll GET /experiments/{id} until every job has ended; return its last state."""
     experiment = client.get(f"/experiments/{experiment_id}")
-    start = (time.monotonic(), _experiment_steps(experiment)[0])
+    done, total = _experiment_steps(experiment)
+    start = (time.monotonic(), done)
     with _progress_bar(console) as bar:
-        task = bar.add_task(f"experiment {experiment_id}", total=None, loss="-", eta=_eta(None))
+        task = bar.add_task(f"experiment {experiment_id}", total=total, loss="-", eta=_eta(None))
         while True:
             done, total = _experiment_steps(experiment)
             counts = experiment["counts"]

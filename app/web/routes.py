@@ -29,8 +29,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 
-def _features(app: Any) -> dict[str, bool]:
-    paths = {getattr(route, "path", None) for route in app.routes}
+def _features(app: FastAPI) -> dict[str, bool]:
+    paths = app.openapi().get("paths", {})  # built once, then cached by FastAPI
     return {name: path in paths for name, path in FEATURE_PATHS.items()}
 
 

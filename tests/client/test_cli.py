@@ -119,7 +119,9 @@ def test_experiment_wait_prints_its_results_table(server: LiveServer) -> None:
     with server.client() as http:
         if "/experiments" not in http.get("/openapi.json").json()["paths"]:
             pytest.skip("this server has no experiments API yet (branch f10-experiments)")
-    args = ["experiment", *TINY_PALINDROME, "--sweep", "model=rnn,lstm", "--sweep", "input-length=3,4"]
+    base = ["--task", "palindrome", "--hidden-size", "16", "--batch-size", "16", "--train-steps", "30"]
+    base += ["--eval-every", "30", "--device", "cpu"]  # the swept fields stay out of the base config
+    args = ["experiment", *base, "--sweep", "model=rnn,lstm", "--sweep", "input-length=3,4"]
     result = rnnlab(server, *args, "--name", "cli", "--wait", timeout=300)
     assert result.returncode == 0, result.stderr
     experiment_id = int(result.stdout.splitlines()[0])
