@@ -55,7 +55,9 @@ def _sweep(items: list[str]) -> dict[str, list[Any]]:
     sweep: dict[str, list[Any]] = {}
     for item in items:
         axis, _, values = item.partition("=")
-        sweep[axis.strip().replace("-", "_")] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
+        name = axis.strip().replace("-", "_")
+        name = {"random_seed": "seed"}.get(name, name)  # the flag's name for the config field `seed`
+        sweep[name] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
     return sweep
 
 
