@@ -125,6 +125,6 @@ def test_experiment_wait_prints_its_results_table(server: LiveServer) -> None:
     result = rnnlab(server, *args, "--name", "cli", "--wait", timeout=300)
     assert result.returncode == 0, result.stderr
     experiment_id = int(result.stdout.splitlines()[0])
-    rows = [line for line in result.stdout.splitlines() if "succeeded" in line]
-    assert len(rows) == 4, result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]  # the table's body
+    assert len(rows) == 4 and all("succeeded" in row for row in rows), result.stdout
     assert f"experiment {experiment_id} succeeded" in result.stderr
