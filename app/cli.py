@@ -1,4 +1,4 @@
-"""`rnnlab serve | api | worker | migrate`.
+"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (app/client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
 process) and a worker (a subprocess) together, and stops both on Ctrl-C or SIGTERM.
@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from app.client.commands import add_client_commands, run_client_command
 from app.settings import get_settings
 
 log = logging.getLogger("rnnlab")
@@ -103,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
     worker.add_argument("--loglevel", default="INFO")
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    add_client_commands(commands)
     args = parser.parse_args(argv)
+    if "client_command" in args:
+        return run_client_command(args)  # a client of some server: no server logging set up
 
     from app.observability import configure_logging
 

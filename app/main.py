@@ -12,6 +12,7 @@ from app.observability import install_observability
 from app.queue import make_celery
 from app.services.generation import ModelCache
 from app.settings import Settings, get_settings
+from app.web.routes import install_dashboard
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
 
@@ -28,5 +29,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):
         app.include_router(module.router)
+    install_dashboard(app)
     install_observability(app)
     return app
