@@ -1,0 +1,52 @@
+"""How many PyTorch threads each process gets, so the API's decode engines and a training worker on
+the same machine do not fight over the same cores (`RNNLAB_API_THREADS`, `RNNLAB_WORKER_THREADS`).
+
+Every process sets its share once, at start, through `use_threads`: PyTorch's thread pools are
+process-wide, and the inter-op pool can only be sized before any parallel work ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def api_threads(settings: Settings) -> int:
+    """The API's share: a quarter of the cores, at least one. One decode step is a handful of small
+    matmuls, which gain little from more threads; the rest is better spent on training."""
+    return settings.api_threads or max(1, available_cores() // 4)
+
+
+def serve_worker_threads(settings: Settings) -> int:
+    """The share of the worker that `rnnlab serve` starts beside its API: the cores the API leaves."""
+    return settings.worker_threads or max(1, available_cores() - api_threads(settings))
+
+
+def worker_threads(settings: Settings) -> int:
+    """A worker started on its own (deployment) has the machine to itself unless told otherwise."""
+    return settings.worker_threads or available_cores()
+
+
+def use_threads(count: int) -> None:
+    """Size this process's intra-op and inter-op pools; call once, before any PyTorch work."""
+    import torch
+
+    torch.set_num_threads(count)
+    try:
+        torch.set_num_interop_threads(count)
+    except RuntimeError:
+        # Only possible once per process and before parallel work started: a second call (an embedded
+        # test process, a reloaded module) keeps the first size, which is the one that matters.
+        log.debug("inter-op threads already set to %s", torch.get_num_interop_threads())
+    log.info("PyTorch uses %s threads", count)
