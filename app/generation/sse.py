@@ -11,12 +11,36 @@ text's length), so a client can tell that it missed nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.generation.engine import Output
 
 MEDIA_TYPE = "text/event-stream"
+
+
+class EventStreamResponse(StreamingResponse):
+    """A StreamingResponse that closes its event generator as soon as the response ends.
+
+    Starlette stops iterating when a send fails (the client went away) but leaves the generator
+    suspended, to be closed whenever it is garbage-collected; closing it here runs its `finally`
+    at once, which gives the stream's batch slot back.
+    """
+
+    media_type = MEDIA_TYPE
+
+    def __init__(self, events: AsyncGenerator[bytes]) -> None:
+        super().__init__(events)
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._events.aclose()
 
 
 def event(data: dict[str, Any]) -> bytes:

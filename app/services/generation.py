@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -77,7 +77,7 @@ async def generate(
     )
 
 
-async def events(started: Started) -> AsyncIterator[bytes]:
+async def events(started: Started) -> AsyncGenerator[bytes]:
     """The SSE body of a started generation (see app/generation/sse.py for the events)."""
 
     def last() -> dict[str, Any]:

@@ -284,3 +284,11 @@ def test_concurrent_first_requests_load_once_and_eviction_lets_streams_finish(
     text, reason = asyncio.run(scenario())
     assert reason == "length"
     assert text == expected(trained, {"seed": "The ", "length": 3000, "random_seed": 7})
+
+
+def test_swagger_documents_the_stream_endpoints(sqlite_settings: Settings) -> None:
+    paths = app_with(sqlite_settings).openapi()["paths"]
+    for method in ("get", "post"):
+        responses = paths["/generate/stream"][method]["responses"]
+        assert "data: " in responses["200"]["content"]["text/event-stream"]["example"]
+        assert "429" in responses and "429" in paths["/generate"][method]["responses"]

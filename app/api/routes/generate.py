@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
 
 from app.api.deps import CacheDep, SessionsDep
 from app.generation import sse
@@ -23,6 +22,9 @@ event was sent. The last event carries `finish_reason`, `index` (the text's leng
 Errors found before the stream starts (422, 404, 409, 429) are ordinary JSON responses. Try it with
 `curl -N`."""
 
+BUSY: dict[int | str, dict[str, Any]] = {
+    429: {"description": "the checkpoint's batch and waiting line are full; see the Retry-After header"}
+}
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "server-sent events, one `data:` line of JSON each",
@@ -36,41 +38,52 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    429: {"description": "the checkpoint's batch and waiting line are full; see the Retry-After header"},
+    **BUSY,
 }
 
 
-@router.get("/generate", response_model=GenerateOut)
+@router.get("/generate", response_model=GenerateOut, responses=BUSY)
 async def generate_get(
     params: Annotated[GenerateParams, Query()], sessions: SessionsDep, cache: CacheDep
 ) -> GenerateOut:
-    """Continue `seed` by `length` characters with a text model (by `checkpoint_id` or `job_id`)."""
+    """Continue `seed` by `length` characters with a text model (by `checkpoint_id` or `job_id`).
+
+    Requests for one checkpoint are decoded together, one character per step; `timings.generate_ms`
+    includes any wait for a free slot. The same `random_seed` gives the same text, alone or batched."""
     return await generation.generate(sessions, cache, params)
 
 
-@router.post("/generate", response_model=GenerateOut)
+@router.post("/generate", response_model=GenerateOut, responses=BUSY)
 async def generate_post(params: GenerateParams, sessions: SessionsDep, cache: CacheDep) -> GenerateOut:
     return await generation.generate(sessions, cache, params, source="body")
 
 
 @router.get(
-    "/generate/stream", response_class=StreamingResponse, responses=STREAM_RESPONSES, description=STREAM_DOC
+    "/generate/stream",
+    status_code=200,  # FastAPI reads no default status from a StreamingResponse subclass
+    response_class=sse.EventStreamResponse,
+    responses=STREAM_RESPONSES,
+    description=STREAM_DOC,
 )
 async def generate_stream_get(
     params: Annotated[GenerateParams, Query()], sessions: SessionsDep, cache: CacheDep
-) -> StreamingResponse:
+) -> sse.EventStreamResponse:
     started = await generation.start(sessions, cache, params, source="query", streaming=True)
-    return StreamingResponse(generation.events(started), media_type=sse.MEDIA_TYPE)
+    return sse.EventStreamResponse(generation.events(started))
 
 
 @router.post(
-    "/generate/stream", response_class=StreamingResponse, responses=STREAM_RESPONSES, description=STREAM_DOC
+    "/generate/stream",
+    status_code=200,  # FastAPI reads no default status from a StreamingResponse subclass
+    response_class=sse.EventStreamResponse,
+    responses=STREAM_RESPONSES,
+    description=STREAM_DOC,
 )
 async def generate_stream_post(
     params: GenerateParams, sessions: SessionsDep, cache: CacheDep
-) -> StreamingResponse:
+) -> sse.EventStreamResponse:
     started = await generation.start(sessions, cache, params, source="body", streaming=True)
-    return StreamingResponse(generation.events(started), media_type=sse.MEDIA_TYPE)
+    return sse.EventStreamResponse(generation.events(started))
 
 
 @router.post("/predict", response_model=PredictOut)
