@@ -32,9 +32,9 @@ def run_api(host: str, port: int) -> None:
     import uvicorn
 
     from app.main import create_app
-    from app.threads import api_threads, use_threads
+    from app.threads import tune_api_process
 
-    use_threads(api_threads(get_settings()))
+    tune_api_process(get_settings())
     uvicorn.run(create_app(), host=host, port=port, log_config=None)
 
 

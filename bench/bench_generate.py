@@ -151,8 +151,70 @@ def single_latencies(api: httpx.Client, checkpoint_id: int, samples: int, length
     return latencies
 
 
+def batch_steps(api: httpx.Client) -> tuple[float, float]:
+    """(engine steps, streams stepped) so far, from /metrics."""
+    values = {}
+    for line in api.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("rnnlab_generation_batch_size_count", "rnnlab_generation_batch_size_sum"):
+            values[name] = float(value)
+    return values["rnnlab_generation_batch_size_count"], values["rnnlab_generation_batch_size_sum"]
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+
+
+def fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -> float:
+    """Naive loop vs one stream over HTTP, 2,000 characters; returns the naive chars/s."""
+    # Interleaved, medians of three: drift in the machine's load hits both alike.
+    params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": 2000, "random_seed": 1}
+    naives, singles = [], []
+    for _ in range(3):
+        naives.append(naive_chars_per_s(ckpt, 2000))
+        start = time.perf_counter()
+        api.get("/generate", params=params).raise_for_status()
+        singles.append(2000 / (time.perf_counter() - start))
+    naive, single = statistics.median(naives), statistics.median(singles)
+    print(f"\nnaive loop (this process, 1 thread)   {naive:7.0f} chars/s   runs: {fmt(naives)}")
+    print(f"engine, one stream over HTTP (2,000)  {single:7.0f} chars/s   runs: {fmt(singles)}")
+    print(f"  = {single / naive:.1f}x naive")
+    return naive
+
+
+def concurrent(api: httpx.Client, url: str, checkpoint_id: int, naive: float, rounds: int) -> None:
+    print("\nclients x 200 chars   aggregate chars/s   x naive     p50 s     p99 s   mean batch")
+    one_client_p99 = 0.0
+    for count in (1, 8, 32):
+        steps_before, streams_before = batch_steps(api)
+        rate, latencies = asyncio.run(clients(url, checkpoint_id, count, rounds, 200))
+        steps, streams = batch_steps(api)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        one_client_p99 = one_client_p99 or p99
+        batch = (streams - streams_before) / (steps - steps_before)
+        ratio = rate / naive
+        print(
+            f"{count:7d}               {rate:10.0f}      {ratio:7.1f}x  {p50:8.3f}  {p99:8.3f}   {batch:6.1f}"
+        )
+    print(f"32-client p99 / 1-client p99: {p99 / one_client_p99:.2f}")
+
+
+def while_training(api: httpx.Client, checkpoint_id: int, samples: int) -> None:
+    idle = single_latencies(api, checkpoint_id, samples, 300)
+    body = {"task": "text", "hidden_size": 128, "num_layers": 2, "train_steps": 1_000_000}
+    job = api.post("/train", json=body).json()
+    wait_until(lambda: api.get(f"/jobs/{job['id']}").json()["step"] > 0, 300, "training to run")
+    busy = single_latencies(api, checkpoint_id, samples, 300)
+    api.post(f"/jobs/{job['id']}/cancel")
+    idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
+    busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
+    print("\none client x 300 chars       p50 s     p99 s")
+    print(f"idle                      {idle_p50:8.3f}  {idle_p99:8.3f}")
+    print(f"while training            {busy_p50:8.3f}  {busy_p99:8.3f}   p99 {busy_p99 / idle_p99:.2f}x idle")
 
 
 def main() -> None:
@@ -179,51 +241,9 @@ def main() -> None:
                 data = api.get(f"/checkpoints/{checkpoint_id}/file").content
                 ckpt = torch.load(io.BytesIO(data), weights_only=True)
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
-
-                naive = naive_chars_per_s(ckpt, 2000)
-                params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": 2000, "random_seed": 1}
-                singles = []
-                for _ in range(3):
-                    start = time.perf_counter()
-                    api.get("/generate", params=params).raise_for_status()
-                    singles.append(2000 / (time.perf_counter() - start))
-                single = statistics.median(singles)
-                print(f"\nnaive loop (this process, 1 thread)      {naive:9.0f} chars/s")
-                ratio = single / naive
-                print(f"engine, one stream over HTTP (2,000)     {single:9.0f} chars/s   {ratio:5.1f}x naive")
-
-                print("\nclients x 200 chars   aggregate chars/s   x naive     p50 s     p99 s")
-                one_client_p99 = 0.0
-                for count in (1, 8, 32):
-                    rate, latencies = asyncio.run(clients(url, checkpoint_id, count, args.rounds, 200))
-                    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-                    one_client_p99 = one_client_p99 or p99
-                    ratio = rate / naive
-                    print(f"{count:7d}               {rate:10.0f}      {ratio:7.1f}x  {p50:8.3f}  {p99:8.3f}")
-                print(f"32-client p99 / 1-client p99: {p99 / one_client_p99:.2f}")
-
-                idle = single_latencies(api, checkpoint_id, args.samples, 300)
-                long_job = api.post(
-                    "/train",
-                    json={"task": "text", "hidden_size": 128, "num_layers": 2, "train_steps": 1_000_000},
-                ).json()
-                wait_until(
-                    lambda: api.get(f"/jobs/{long_job['id']}").json()["step"] > 0, 300, "training to run"
-                )
-                busy = single_latencies(api, checkpoint_id, args.samples, 300)
-                api.post(f"/jobs/{long_job['id']}/cancel")
-                idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
-                busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
-                print("\none client x 300 chars       p50 s     p99 s")
-                print(f"idle                      {idle_p50:8.3f}  {idle_p99:8.3f}")
-                ratio = busy_p99 / idle_p99
-                print(f"while training            {busy_p50:8.3f}  {busy_p99:8.3f}   p99 {ratio:.2f}x idle")
-                metrics = api.get("/metrics").text
-                for line in metrics.splitlines():
-                    if line.startswith(
-                        ("rnnlab_generation_batch_size_count", "rnnlab_generation_batch_size_sum")
-                    ):
-                        print(line)
+                naive = single_stream(api, checkpoint_id, ckpt)
+                concurrent(api, url, checkpoint_id, naive, args.rounds)
+                while_training(api, checkpoint_id, args.samples)
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
             try:

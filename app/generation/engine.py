@@ -15,6 +15,7 @@ runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -70,7 +71,9 @@ class Output:
             wake = (self._wake_per_chunk or finish_reason is not None) and not self._wake_scheduled
             self._wake_scheduled = self._wake_scheduled or wake
         if wake:
-            self._loop.call_soon_threadsafe(self._woken.set)
+            # RuntimeError: its event loop is closed, nobody is left to read; the stream ends as usual.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._woken.set)
 
     def _fail(self, error: BaseException) -> None:
         self.error = error
