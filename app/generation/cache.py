@@ -98,8 +98,3 @@ class ModelCache:
                 max_waiting=self.max_waiting,
             )
         return LoadedModel(checkpoint_id, ckpt["task"], model, vocab, dict(ckpt["train_config"]), engine)
-
-    def close(self) -> None:
-        """Stop every engine once its streams are done (the app shuts down)."""
-        for engine in self.engines():
-            engine.close()
