@@ -33,7 +33,9 @@ def run_api(host: str, port: int) -> None:
     import uvicorn
 
     from app.main import create_app
+    from app.threads import tune_api_process
 
+    tune_api_process(get_settings())
     uvicorn.run(create_app(), host=host, port=port, log_config=None)
 
 
@@ -77,7 +79,11 @@ def serve(host: str, port: int) -> int:
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
     requeue_orphans()
-    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+    from app.threads import serve_worker_threads
+
+    # The worker takes the cores the API leaves (a worker started alone takes them all).
+    threads = {"RNNLAB_WORKER_THREADS": str(serve_worker_threads(get_settings()))}
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ | threads)
     log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
     try:
         if not received:

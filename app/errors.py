@@ -84,11 +84,28 @@ class ServiceUnavailable(DomainError):
     pass
 
 
+class TooManyRequests(DomainError):
+    """429: come back in `retry_after_s` seconds (sent as the Retry-After header)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class GenerationBusy(TooManyRequests):
+    def __init__(self, checkpoint_id: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"checkpoint {checkpoint_id} is generating for as many requests as it accepts; retry later",
+            retry_after_s,
+        )
+
+
 STATUS_CODES: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     DatasetTooLarge: 413,
     InvalidInput: 422,
+    TooManyRequests: 429,
     ServiceUnavailable: 503,
 }
 
@@ -114,7 +131,8 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, InvalidInput):
         body["errors"] = [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}]
-    return JSONResponse(body, status_code=_status_for(exc))
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse(body, status_code=_status_for(exc), headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,9 +8,9 @@ from fastapi_offline import FastAPIOffline
 from app.api.routes import analysis, checkpoints, datasets, experiments, generate, health, jobs
 from app.db import sessionmaker_for
 from app.errors import install_error_handlers
+from app.generation.cache import ModelCache
 from app.observability import install_observability
 from app.queue import make_celery
-from app.services.generation import ModelCache
 from app.settings import Settings, get_settings
 from app.web.routes import install_dashboard
 
@@ -25,7 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker_for(settings.resolved_database_url)
     app.state.celery = make_celery(settings)
-    app.state.model_cache = ModelCache(settings.model_cache_size)
+    app.state.model_cache = ModelCache(
+        settings.model_cache_size,
+        max_batch=settings.generation_max_batch,
+        max_waiting=settings.generation_max_waiting,
+    )
     install_error_handlers(app)
     for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):
         app.include_router(module.router)

@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     # Largest grid one POST /experiments may queue (each point is a job).
     max_experiment_jobs: int = Field(200, ge=1)
     model_cache_size: int = Field(4, ge=1, description="loaded checkpoints kept by the API for generation")
+    # Streams one checkpoint's engine steps together, and requests that may wait for a free slot on
+    # top of them; a request beyond both gets 429.
+    generation_max_batch: int = Field(64, ge=1)
+    generation_max_waiting: int = Field(256, ge=0)
+    # PyTorch threads of the API process and of a worker; None: a share of the cores (app/threads.py).
+    api_threads: int | None = Field(None, ge=1)
+    worker_threads: int | None = Field(None, ge=1)
     # A running job whose worker has not written a heartbeat for this long may be claimed again.
     lease_seconds: float = Field(120.0, gt=0)
     sqlite_busy_timeout_s: float = Field(30.0, gt=0)
