@@ -31,9 +31,10 @@ def migrate() -> None:
 def run_api(host: str, port: int) -> None:
     import uvicorn
 
+    from app.api_token import with_api_token
     from app.main import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+    uvicorn.run(create_app(with_api_token(get_settings())), host=host, port=port, log_config=None)
 
 
 def run_worker(loglevel: str) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.bounds import DbId
 from models.config import PalindromeConfig, TextConfig
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -16,14 +17,14 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 class PalindromeTrainRequest(PalindromeConfig):
     """A palindrome job: the training config, optionally resumed from a checkpoint."""
 
-    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+    resume_from: DbId | None = Field(None, description="checkpoint id to continue from")
 
 
 class TextTrainRequest(TextConfig):
     """A text job: the training config, the corpus, optionally resumed from a checkpoint."""
 
-    dataset_id: int | None = Field(None, ge=1, description="dataset to train on; the built-in one if omitted")
-    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+    dataset_id: DbId | None = Field(None, description="dataset to train on; the built-in one if omitted")
+    resume_from: DbId | None = Field(None, description="checkpoint id to continue from")
 
 
 TrainRequest = Annotated[PalindromeTrainRequest | TextTrainRequest, Field(discriminator="task")]
@@ -117,8 +118,8 @@ class DatasetOut(DatasetSummary):
 class ModelRef(BaseModel):
     """Which model to use: a checkpoint, or a job's latest checkpoint (exactly one)."""
 
-    checkpoint_id: int | None = Field(None, ge=1)
-    job_id: int | None = Field(None, ge=1)
+    checkpoint_id: DbId | None = None
+    job_id: DbId | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -173,3 +174,16 @@ class PredictOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='where: e.g. ["body", "hidden_size"] or ["query", "job_id"]')
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (4xx and 503)."""
+
+    detail: str = Field(description="what went wrong, naming the field(s)")
+    errors: list[ErrorItem] | None = Field(None, description="one entry per invalid field (422 only)")

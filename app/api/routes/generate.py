@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import CacheDep, SessionDep
+from app.api.openapi import error_responses
 from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut
 from app.services import generation
 
 router = APIRouter(tags=["generate"])
 
 
-@router.get("/generate", response_model=GenerateOut)
+@router.get("/generate", response_model=GenerateOut, responses=error_responses(404, 409))
 def generate_get(
     params: Annotated[GenerateParams, Query()], session: SessionDep, cache: CacheDep
 ) -> GenerateOut:
@@ -22,12 +23,12 @@ def generate_get(
     return generation.generate(session, cache, params)
 
 
-@router.post("/generate", response_model=GenerateOut)
+@router.post("/generate", response_model=GenerateOut, responses=error_responses(404, 409))
 def generate_post(params: GenerateParams, session: SessionDep, cache: CacheDep) -> GenerateOut:
     return generation.generate(session, cache, params, source="body")
 
 
-@router.post("/predict", response_model=PredictOut)
+@router.post("/predict", response_model=PredictOut, responses=error_responses(404, 409))
 def predict(body: PredictIn, session: SessionDep, cache: CacheDep) -> PredictOut:
     """Predict the last digit of a palindrome with a palindrome model."""
     return generation.predict(session, cache, body)
