@@ -139,6 +139,13 @@ class GenerateParams(ModelRef):
     random_seed: int | None = Field(None, ge=0, le=2**64 - 1, description="chosen at random when omitted")
 
 
+class GenerateQuery(GenerateParams):
+    """`GET /generate`'s parameters: the seed travels in the URL, whose size servers limit (64 KiB
+    here), and a character can take 12 bytes percent-encoded. Longer seeds go by `POST /generate`."""
+
+    seed: str = Field("", max_length=4000, description="seed text; up to 10,000 characters with POST")
+
+
 class Timings(BaseModel):
     load_ms: float
     generate_ms: float

@@ -2,9 +2,10 @@
 
 FastAPI's defaults are replaced in one place: every 422 has the `ErrorBody` the handlers in
 app/errors.py send (FastAPI's HTTPValidationError says `detail` is a list; ours is a string plus
-`errors`); operations that need a token declare the bearer scheme (so Swagger UI's Authorize button
-works) and 401; rate-limited ones declare 429 with Retry-After. Both follow the same rule as the
-middleware in app/api/access.py. Routes declare their own domain errors with `error_responses(...)`.
+`errors`); an operation with a body declares FastAPI's 400 for one it cannot parse; operations that
+need a token declare the bearer scheme (so Swagger UI's Authorize button works) and 401; rate-limited
+ones declare 429 with Retry-After. Both follow the same rule as the middleware in app/api/access.py.
+Routes declare their own domain errors with `error_responses(...)`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.schemas import ErrorBody
 
 SECURITY_SCHEME = "bearerAuth"
 ERROR_DESCRIPTIONS = {
+    400: "The request body could not be parsed (e.g. JSON that is not UTF-8, broken multipart)",
     401: "Missing or invalid bearer token",
     404: "A referenced id does not exist",
     409: "Not possible in the resource's current state",
@@ -59,6 +61,8 @@ def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = _error(422)
+            if "requestBody" in operation:
+                responses["400"] = _error(400)
             if needs_token(method, path, protect_reads=protect_reads):
                 operation["security"] = [{SECURITY_SCHEME: []}]
                 responses["401"] = _error(401)

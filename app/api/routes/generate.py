@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.api.deps import CacheDep, SessionDep
 from app.api.openapi import error_responses
-from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut
+from app.schemas import GenerateOut, GenerateParams, GenerateQuery, PredictIn, PredictOut
 from app.services import generation
 
 router = APIRouter(tags=["generate"])
@@ -17,7 +17,7 @@ router = APIRouter(tags=["generate"])
 
 @router.get("/generate", response_model=GenerateOut, responses=error_responses(404, 409))
 def generate_get(
-    params: Annotated[GenerateParams, Query()], session: SessionDep, cache: CacheDep
+    params: Annotated[GenerateQuery, Query()], session: SessionDep, cache: CacheDep
 ) -> GenerateOut:
     """Continue `seed` by `length` characters with a text model (by `checkpoint_id` or `job_id`)."""
     return generation.generate(session, cache, params)
