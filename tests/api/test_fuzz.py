@@ -30,7 +30,7 @@ from tests.conftest import AUTH, PG_ADMIN_URL, PYTHON, free_port, settings_env, 
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 90
+EXAMPLES_PER_OPERATION = 50
 MIN_CASES = 1000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -88,16 +88,18 @@ def documented_schema() -> Any:
 
 
 schema = documented_schema()
-OPERATION_COUNT = sum(1 for _ in schema.get_all_operations())
+OPERATIONS = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
 
 
 @pytest.fixture(scope="module")
-def cases_run() -> Iterator[dict[str, int]]:
-    """Cases per operation; at the end, at least MIN_CASES in all once every operation ran."""
-    counts: dict[str, int] = {}
+def cases_run() -> Iterator[dict[tuple[str, str], int]]:
+    """Cases per documented operation; at least MIN_CASES in all once every operation ran.
+
+    (Schemathesis also tries each path with methods it does not document; those are not counted.)
+    """
+    counts: dict[tuple[str, str], int] = {}
     yield counts
-    print("CASES", sum(counts.values()), counts)
-    if len(counts) == OPERATION_COUNT:
+    if set(counts) == OPERATIONS:
         assert sum(counts.values()) >= MIN_CASES, counts
 
 
@@ -109,7 +111,10 @@ def cases_run() -> Iterator[dict[str, int]]:
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_every_operation_answers_as_documented(case: Any, fuzzed_api: str, cases_run: dict[str, int]) -> None:
-    label = f"{case.method} {case.path}"
-    cases_run[label] = cases_run.get(label, 0) + 1
+def test_every_operation_answers_as_documented(
+    case: Any, fuzzed_api: str, cases_run: dict[tuple[str, str], int]
+) -> None:
+    operation = (case.method.upper(), case.path)
+    if operation in OPERATIONS:
+        cases_run[operation] = cases_run.get(operation, 0) + 1
     case.call_and_validate(base_url=fuzzed_api, headers=AUTH, checks=CHECKS)

@@ -21,7 +21,7 @@ def get_checkpoint(checkpoint_id: DbId, session: SessionDep) -> CheckpointOut:
 @router.get(
     "/{checkpoint_id}/file",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}} | error_responses(404),
+    responses=error_responses(404) | {200: {"content": {"application/octet-stream": {}}}},
 )
 def download_checkpoint(checkpoint_id: DbId, session: SessionDep) -> Response:
     """The checkpoint dict as a `.pt` file (`torch.load(path, weights_only=True)` reads it)."""
