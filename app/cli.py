@@ -38,6 +38,7 @@ def run_api(host: str, port: int) -> None:
 
 
 def run_worker(loglevel: str) -> None:
+    # The one place app/ reaches into worker/: this process becomes the worker.
     from worker.celery_app import celery_app
 
     queue = get_settings().queue
@@ -55,6 +56,19 @@ def run_worker(loglevel: str) -> None:
     )
 
 
+def requeue_orphans() -> None:
+    """A previous `serve` that was killed outright may have left a job running with no worker."""
+    from app.db import sessionmaker_for
+    from app.queue import enqueuer, make_celery
+    from app.services import runs
+
+    settings = get_settings()
+    enqueue = enqueuer(make_celery(settings), settings.queue)
+    with sessionmaker_for(settings.resolved_database_url)() as session:
+        # Nothing can be running yet: `serve` starts its only worker after this.
+        runs.requeue_orphans(session, enqueue=enqueue, lease_seconds=None)
+
+
 def serve(host: str, port: int) -> int:
     # uvicorn re-raises the signal that stopped it once it is done; with this handler in place that
     # second delivery is a no-op, so the worker below is always stopped before this process exits.
@@ -62,10 +76,7 @@ def serve(host: str, port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
-    # A previous `serve` that was killed outright may have left a job running with no worker.
-    from worker.tasks import requeue_orphans
-
-    requeue_orphans(lease_seconds=None)
+    requeue_orphans()
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
     log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
     try:

@@ -12,9 +12,9 @@ from app.api.routes import checkpoints, datasets, generate, health, jobs
 from app.db import sessionmaker_for
 from app.errors import install_error_handlers
 from app.observability import install_observability
+from app.queue import make_celery
 from app.services.generation import ModelCache
 from app.settings import Settings, get_settings
-from worker.broker import make_celery
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
 

@@ -8,10 +8,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.bounds import DbId
+from app.job_status import JobStatus
 from models.config import PalindromeConfig, TextConfig
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class PalindromeTrainRequest(PalindromeConfig):
@@ -93,7 +91,8 @@ class CheckpointOut(ORM):
     step: int
     task: str
     model_type: str
-    model_config_: dict[str, Any] = Field(validation_alias="model_config", serialization_alias="model_config")
+    # Serialised as "model_config", the name HTTP clients already read.
+    architecture: dict[str, Any] = Field(serialization_alias="model_config")
     size_bytes: int
     is_best: bool
     is_final: bool

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -19,6 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.job_status import JobStatus
 
 
 def utcnow() -> datetime:
@@ -55,14 +60,34 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+def _one_of(column: str, values: Iterable[str]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
 class Job(Base):
     __tablename__ = "jobs"
+    # The database refuses any status the state machine does not know (a test holds every migrated
+    # database to exactly `JobStatus`: changing the enum needs a migration).
+    __table_args__ = (CheckConstraint(_one_of("status", JobStatus), name="ck_jobs_status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task: Mapped[str] = mapped_column(String(20), index=True)
     model: Mapped[str] = mapped_column(String(40))
-    # queued -> running -> succeeded | failed | cancelled (running -> queued when a worker shuts down)
-    status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
+    # The moves between statuses are in app/job_status.py.
+    status: Mapped[JobStatus] = mapped_column(
+        # A VARCHAR holding the values ('queued'), not the member names ('QUEUED'); the CHECK above
+        # is the constraint, so the type adds none of its own.
+        Enum(
+            JobStatus,
+            native_enum=False,
+            create_constraint=False,
+            length=20,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        index=True,
+        default=JobStatus.QUEUED,
+    )
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
     # Checkpoint ids are plain integers here (no foreign key): checkpoints reference jobs already.
@@ -119,7 +144,8 @@ class Checkpoint(Base):
     step: Mapped[int] = mapped_column(Integer)
     task: Mapped[str] = mapped_column(String(20))
     model_type: Mapped[str] = mapped_column(String(40))
-    model_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The column keeps the name it had when checkpoints called the architecture "model_config".
+    architecture: Mapped[dict[str, Any]] = mapped_column("model_config", JSON)
     train_config: Mapped[dict[str, Any]] = mapped_column(JSON)
     vocab: Mapped[list[str] | None] = mapped_column(JSON)
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -34,7 +34,7 @@ from torch import nn
 
 from models.config import TextConfig
 from models.data import TextData, load_corpus
-from models.registry import build_model, model_config_for
+from models.registry import architecture_for, build_model
 from models.train import make_optimizer, train_step
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "grimms_fairy_tales_en.txt"
@@ -203,7 +203,7 @@ def main() -> None:
     data = TextData(load_corpus(args.corpus, strip_gutenberg=True), config.val_fraction)
     V, H, L = len(data.vocab), config.hidden_size, config.num_layers
     models = {
-        "ours": build_model(model_config_for(config, V)),
+        "ours": build_model(architecture_for(config, V)),
         "one-hot": OneHotLSTM(V, H, L),
         "course": CourseLSTM(V, H, L),
     }

@@ -3,12 +3,14 @@
     python -m models train --task palindrome --input-length 5 --train-steps 300 --out ckpt.pt
     python -m models train --task text --corpus PATH --strip-gutenberg --out ckpt.pt
     python -m models train --corpus PATH --resume ckpt.pt --train-steps 2000 --out ckpt.pt
-    python -m models sample --checkpoint ckpt.pt --seed "Once" --length 200 --temperature 0.8
+    python -m models sample --checkpoint ckpt.pt --seed-text "Once" --length 200 --temperature 0.8
     python -m models predict --checkpoint ckpt.pt --digits 01234
 
 Every training-config field is a flag (`--hidden-size 64`); pydantic validates the values and names
-a bad one. A resumed run starts from the checkpoint's config and applies the flags on top. Ctrl-C
-stops training cooperatively: the final checkpoint is still written.
+a bad one. The field `seed` is `--random-seed`, as in `sample`: on this command line a random seed
+is always `--random-seed` and the text to continue is `--seed-text`. A resumed run starts from the
+checkpoint's config and applies the flags on top. Ctrl-C stops training cooperatively: the final
+checkpoint is still written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from models.train import resolve_device, train
 
 _CONFIG_FIELDS = {**PalindromeConfig.model_fields, **TextConfig.model_fields}
 _CONFIG_FIELDS.pop("task")
+# Flags whose name is not the field's: the config field `seed` keeps its name for the HTTP API.
+_FLAG_NAMES = {"seed": "random-seed"}
 
 
 class ConsoleCallbacks(TrainingCallbacks):
@@ -98,9 +102,9 @@ def _sample(args: argparse.Namespace) -> int:
         raise ValueError("this is a palindrome checkpoint: use `python -m models predict`")
     model = checkpoint.load_model(ckpt, resolve_device(args.device))
     result = generate(
-        model, vocab, args.seed, args.length, args.temperature, args.top_k, args.top_p, args.random_seed
+        model, vocab, args.seed_text, args.length, args.temperature, args.top_k, args.top_p, args.random_seed
     )
-    print(args.seed + result.text)
+    print(args.seed_text + result.text)
     print(f"random_seed {result.random_seed}", file=sys.stderr)
     return 0
 
@@ -118,9 +122,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.split("\n")[0])
+    # No abbreviated flags: `--seed` would silently still mean `--seed-text` in `sample`.
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("train", help="train a model and write checkpoints")
+    p = commands.add_parser("train", allow_abbrev=False, help="train a model and write checkpoints")
     p.set_defaults(func=_train)
     p.add_argument("--task", choices=["palindrome", "text"])
     p.add_argument("--corpus", type=Path, help="UTF-8 text file (text task)")
@@ -131,12 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, help="checkpoint to continue from")
     fields = p.add_argument_group("training config (models/config.py; defaults depend on the task)")
     for name, field in _CONFIG_FIELDS.items():
-        fields.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="V", help=field.description)
+        flag = _FLAG_NAMES.get(name, name.replace("_", "-"))
+        fields.add_argument(f"--{flag}", dest=name, metavar="V", help=field.description)
 
-    p = commands.add_parser("sample", help="generate text from a text checkpoint")
+    p = commands.add_parser("sample", allow_abbrev=False, help="generate text from a text checkpoint")
     p.set_defaults(func=_sample)
     p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--seed", default="", help="text to continue (default: a random first character)")
+    p.add_argument("--seed-text", default="", help="text to continue (default: a random first character)")
     p.add_argument("--length", type=int, default=200)
     p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
     p.add_argument("--top-k", type=int)
@@ -144,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seed", type=int)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
 
-    p = commands.add_parser("predict", help="predict the last digit of a palindrome")
+    p = commands.add_parser("predict", allow_abbrev=False, help="predict the last digit of a palindrome")
     p.set_defaults(func=_predict)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--digits", required=True, help="the input digits, e.g. 01234")
@@ -155,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return args.func(args)
+        return command(args)
     except ValidationError as e:
         parser.exit(2, f"error: invalid training config:\n{e}\n")
     # CorpusError, CheckpointError and UnknownCharacters are ValueErrors.

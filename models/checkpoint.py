@@ -1,7 +1,11 @@
 """Checkpoints: plain dicts of tensors and builtins, never a pickled module (nanoGPT's layout).
 
-    {"format": 1, "task", "model_config", "train_config", "vocab", "step", "model", "optimizer",
+    {"format": 2, "task", "architecture", "train_config", "vocab", "step", "model", "optimizer",
      "scheduler", "rng", "best_val_loss", "metrics"}
+
+Format 1 stored the architecture under "model_config"; `check_checkpoint` (and so `from_bytes`,
+`load` and everything that reads a checkpoint) upgrades it, so checkpoints stored before still load
+and resume.
 
 Everything in it is a tensor, dict, list, tuple, str, int, float, bool or None, so it loads with
 `torch.load(..., weights_only=True)`: a checkpoint uploaded by a user cannot run code when read.
@@ -19,14 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.config import PalindromeConfig, TextConfig
 from models.data import Vocabulary
 from models.registry import build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHECKPOINT_KEYS = (
     "format",
     "task",
-    "model_config",
+    "architecture",
     "train_config",
     "vocab",
     "step",
@@ -43,38 +48,53 @@ class CheckpointError(ValueError):
     """Bytes or a dict that are not a usable checkpoint, or one that does not fit the run resuming it."""
 
 
-def check_checkpoint(ckpt: Any) -> dict[str, Any]:
-    """Raise `CheckpointError` unless `ckpt` has the checkpoint layout of this format version."""
+def check_checkpoint(ckpt: object) -> dict[str, Any]:
+    """`ckpt` in the layout of this format version, or `CheckpointError`.
+
+    A format-1 checkpoint comes back as a new, upgraded dict (the caller's is left as it was); use
+    the returned dict, not the argument.
+    """
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"a checkpoint is a dict, got {type(ckpt).__name__}")
+    if ckpt.get("format") == 1:
+        ckpt = _upgrade_from_format_1(ckpt)
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint is missing {', '.join(missing)}")
     if ckpt["format"] != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint format {ckpt['format']!r} is not supported (expected {FORMAT_VERSION})"
+            f"checkpoint format {ckpt['format']!r} is not supported (expected 1 or {FORMAT_VERSION})"
         )
     return ckpt
+
+
+def _upgrade_from_format_1(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 named the architecture "model_config"; nothing else changed."""
+    upgraded = {("architecture" if key == "model_config" else key): value for key, value in ckpt.items()}
+    upgraded["format"] = 2
+    return upgraded
 
 
 # Dropout shapes no parameter: a run may resume a checkpoint with more or less of it.
 RESUMABLE_MODEL_DIFFERENCES = frozenset({"dropout"})
 
 
-def resume_mismatch(saved: Mapping[str, Any], config: Any, model_config: Mapping[str, Any]) -> str | None:
-    """Why checkpoint `saved` cannot continue as a run of `config` (whose model is `model_config`), or None.
+def resume_mismatch(
+    saved: Mapping[str, Any], config: PalindromeConfig | TextConfig, architecture: Mapping[str, Any]
+) -> str | None:
+    """Why checkpoint `saved` cannot continue as a run of `config` (of `architecture`), or None.
 
-    Reads only `task`, `model_config`, `train_config` and `step`: the API asks it of a checkpoint's
+    Reads only `task`, `architecture`, `train_config` and `step`: the API asks it of a checkpoint's
     stored metadata before it queues a job, and the training loop of the checkpoint itself.
     """
     if saved["task"] != config.task:
         return f"cannot resume a {saved['task']!r} checkpoint as a {config.task!r} run"
-    saved_model = saved["model_config"]
-    keys = sorted((set(saved_model) | set(model_config)) - RESUMABLE_MODEL_DIFFERENCES, key=str)
+    saved_architecture = saved["architecture"]
+    keys = sorted((set(saved_architecture) | set(architecture)) - RESUMABLE_MODEL_DIFFERENCES, key=str)
     diffs = [
-        f"{k}: {saved_model.get(k)!r} in the checkpoint, {model_config.get(k)!r} now"
+        f"{k}: {saved_architecture.get(k)!r} in the checkpoint, {architecture.get(k)!r} now"
         for k in keys
-        if saved_model.get(k) != model_config.get(k)
+        if saved_architecture.get(k) != architecture.get(k)
     ]
     if diffs:
         return f"the checkpoint's model does not match the config ({'; '.join(diffs)})"
@@ -125,21 +145,21 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def load_model(ckpt: dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:
     """The checkpoint's model on `device`, in eval mode."""
-    check_checkpoint(ckpt)
+    ckpt = check_checkpoint(ckpt)
     try:
-        model = build_model(ckpt["model_config"])
+        model = build_model(ckpt["architecture"])
     except ValueError as e:
-        raise CheckpointError(f"checkpoint has an unusable model config: {e}") from e
+        raise CheckpointError(f"checkpoint has an unusable architecture: {e}") from e
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint weights do not fit its model config: {e}") from e
+        raise CheckpointError(f"checkpoint weights do not fit its architecture: {e}") from e
     return model.to(device).eval()
 
 
 def load_vocabulary(ckpt: dict[str, Any]) -> Vocabulary | None:
     """The text vocabulary stored with the checkpoint, or None for a palindrome checkpoint."""
-    check_checkpoint(ckpt)
+    ckpt = check_checkpoint(ckpt)
     if ckpt["vocab"] is None:
         return None
     try:

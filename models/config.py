@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class TrainingConfig(BaseModel):
-    """Fields every task shares: optimisation, schedule, intervals, seed and device."""
+    """Fields every task shares: optimisation, schedule, intervals, random seed and device."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,6 +31,11 @@ class TrainingConfig(BaseModel):
     log_every: int = Field(10, ge=1, le=1_000_000, description="steps between training-metric records")
     eval_every: int = Field(100, ge=1, le=1_000_000, description="steps between validation passes")
     checkpoint_every: int = Field(500, ge=1, le=1_000_000, description="steps between checkpoints")
+    # The run's random seed (initial weights, batches, dropout masks). Elsewhere in models/ a random
+    # seed is `random_seed` and `seed_text` is the text a generation continues; this field keeps the
+    # name `seed` because it is a field of the `POST /train` body and of every stored job config, and
+    # the HTTP API must not change (where `/generate` uses `seed` for the seed text). The training
+    # command line calls it `--random-seed`.
     seed: int = Field(0, ge=0, le=2**32 - 1)
     # auto picks CUDA when it is available at run time, else CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"

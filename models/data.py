@@ -255,20 +255,24 @@ class PalindromeData:
     the last digit (equal to the first) is the target.
 
     Training batches are drawn fresh from the caller's generator; evaluation uses a fixed held-out
-    set of `eval_size` palindromes drawn from `seed`, which is kept apart from training seeds. For
+    set of `eval_size` palindromes drawn from `random_seed`, which is kept apart from training seeds. For
     short inputs the held-out palindromes are also training palindromes (there are only
     10**ceil((L+1)/2) of them); that is the course's setup.
     """
 
     def __init__(
-        self, input_length: int, encoding: Encoding = "one_hot", eval_size: int = 1000, seed: int = EVAL_SEED
+        self,
+        input_length: int,
+        encoding: Encoding = "one_hot",
+        eval_size: int = 1000,
+        random_seed: int = EVAL_SEED,
     ) -> None:
         if input_length < 1:
             raise ValueError(f"input_length must be at least 1, got {input_length}")
         encode_digits(torch.zeros(1, 1, dtype=torch.long), encoding)  # reject a bad encoding now
         self.input_length = input_length
         self.encoding = encoding
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(random_seed)
         # uint8: the held-out set can be 100k x 1000 digits; it is encoded one chunk at a time.
         self.eval_digits = random_palindromes(eval_size, input_length + 1, generator).to(torch.uint8)
 
@@ -284,7 +288,7 @@ class PalindromeData:
 
     def eval_batches(self, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The held-out set in chunks: inputs (b, T, 10 or 1) and targets (b,)."""
-        for chunk in self.eval_digits.split(EVAL_BATCH_SIZE):
+        for chunk in torch.split(self.eval_digits, EVAL_BATCH_SIZE):
             yield self._split(chunk, device)
 
 

@@ -7,9 +7,18 @@ head). For a vanilla RNN it decays fast as t moves away from T; an LSTM keeps it
 
 from __future__ import annotations
 
+from typing import Any, Protocol, runtime_checkable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@runtime_checkable
+class ExposesHiddenStates(Protocol):
+    """A model that hands out every h(t) as an autograd-graph node (RNN, LSTM, PhasedLSTM)."""
+
+    def forward_with_hidden(self, inputs: torch.Tensor) -> tuple[torch.Tensor, Any, list[torch.Tensor]]: ...
 
 
 def hidden_gradient_norms(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[float]:
@@ -19,7 +28,7 @@ def hidden_gradient_norms(model: nn.Module, inputs: torch.Tensor, targets: torch
     PhasedLSTM). It runs in the mode it is in (a Phased LSTM leaks only in training mode); parameter
     gradients are left untouched.
     """
-    if not hasattr(model, "forward_with_hidden"):
+    if not isinstance(model, ExposesHiddenStates):
         raise ValueError(f"{type(model).__name__} does not expose its hidden states (no forward_with_hidden)")
     with torch.enable_grad():
         logits, _, hidden = model.forward_with_hidden(inputs)

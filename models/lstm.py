@@ -27,6 +27,7 @@ nn.LSTM, and the hand-derived backward against finite differences (gradcheck).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,8 +70,18 @@ class LSTMSequence(torch.autograd.Function):
         [dW_x, db, dW_h] = sum_t dgates(t)^T [x(t), 1, h(t-1)]
     """
 
+    # ctx is Any: torch types it as FunctionCtx, which does not declare what backward reads from it
+    # (saved_tensors, needs_input_grad).
     @staticmethod
-    def forward(ctx, inputs, W_x, b, W_h, h0, c0):
+    def forward(
+        ctx: Any,
+        inputs: torch.Tensor,
+        W_x: torch.Tensor,
+        b: torch.Tensor,
+        W_h: torch.Tensor,
+        h0: torch.Tensor | None,
+        c0: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, D = inputs.shape
         H = W_h.shape[1]
         W_t = torch.cat([W_x, b.unsqueeze(1), W_h], dim=1).t()  # (D+1+H, 4H)
@@ -103,12 +114,13 @@ class LSTMSequence(torch.autograd.Function):
             o.sigmoid_()
             c = torch.mul(g, i, out=c_t) if c is None else torch.mul(c, f, out=c_t).addcmul_(g, i)
             torch.mul(torch.tanh(c, out=tanh_c_t), o, out=h_t)  # also next step's input
+        assert c is not None, "an LSTM sequence has at least one step"
         ctx.save_for_backward(W_x, W_h, c0, xh, acts, cs, tanh_cs)
         return hs, c.clone()  # clone: c is a view into a saved buffer
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_hs, d_c):
+    def backward(ctx: Any, d_hs: torch.Tensor, d_c: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         W_x, W_h, c0, xh, acts, cs, tanh_cs = ctx.saved_tensors
         T, B, H4 = acts.shape
         H, D = H4 // 4, W_x.shape[1]
@@ -201,7 +213,10 @@ class LSTM(nn.Module):
         """inputs (B, T, D), state (h, c) each (B, H) or None for zeros -> logits (B, T, C), (h(T), c(T))."""
         B, T, D = inputs.shape
         h0, c0 = (None, None) if state is None else state
-        hs, c = LSTMSequence.apply(inputs, self.W_x, self.b, self.W_h, h0, c0)  # (T, B, H), (B, H)
+        # Function.apply has no annotations in torch; it returns what forward returns.
+        hs, c = LSTMSequence.apply(  # type: ignore[no-untyped-call]
+            inputs, self.W_x, self.b, self.W_h, h0, c0
+        )  # (T, B, H), (B, H)
         logits = torch.addmm(self.b_p, hs.reshape(T * B, -1), self.W_ph.t())  # (T*B, C)
         return logits.view(T, B, -1).transpose(0, 1).contiguous(), (hs[-1], c)  # (B, T, C)
 

@@ -83,7 +83,7 @@ def generate_batch(
     """`generate` for many seed texts at once, one forward call per character for the whole batch.
 
     `random_seed`: one per seed text, or one int `s` meaning `s, s+1, ...` for the rows, or None.
-    Each seed text primes its own state (no padding, so seeds of any lengths mix), then the rows
+    Each seed text primes its own state (no padding, so seed texts of any length mix), then the rows
     are stepped together. Guarantee: row i is the text `generate(model, vocab, seed_texts[i], ...,
     random_seed=seed_i)` gives, except where a batched matrix product rounds differently from a
     single-row one and that flips a choice (a near-tie in greedy, or a uniform within ~1e-7 of a
@@ -95,18 +95,18 @@ def generate_batch(
     if any(not isinstance(s, str) for s in seed_texts):
         raise TypeError("seed_texts must all be strings")
     _check_sampling(length, temperature, top_k, top_p)
-    seeds = _row_seeds(random_seed, len(seed_texts))
+    random_seeds = _row_seeds(random_seed, len(seed_texts))
     missing = sorted(set().union(*(vocab.missing(s) for s in seed_texts)))
     if missing:
         raise UnknownCharacters(missing)
     if not seed_texts:
         return []
     texts, logprobs = _sample(
-        model, vocab, seed_texts, length, temperature, top_k, top_p, seeds, return_logprobs
+        model, vocab, seed_texts, length, temperature, top_k, top_p, random_seeds, return_logprobs
     )
     return [
-        Generation(text, seed, logprobs[i] if logprobs is not None else None)
-        for i, (text, seed) in enumerate(zip(texts, seeds, strict=True))
+        Generation(text, row_seed, logprobs[i] if logprobs is not None else None)
+        for i, (text, row_seed) in enumerate(zip(texts, random_seeds, strict=True))
     ]
 
 
@@ -119,11 +119,11 @@ def _sample(
     temperature: float,
     top_k: int | None,
     top_p: float | None,
-    seeds: list[int],
+    random_seeds: list[int],
     return_logprobs: bool,
 ) -> tuple[list[str], list[list[float]] | None]:
     device = next(model.parameters()).device
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    generators = [torch.Generator().manual_seed(s) for s in random_seeds]
     with _eval_mode(model):
         last_logits, states = [], []
         primed: dict[
@@ -227,17 +227,23 @@ def _is_number(x: object) -> bool:
 
 
 def _row_seeds(random_seed: int | Sequence[int | None] | None, n: int) -> list[int]:
-    """One seed per row: given, counted up from one int, or drawn fresh (and reported back)."""
+    """One random seed per row: given, counted up from one int, or drawn fresh (and reported back)."""
     if random_seed is None:
-        seeds: list[int | None] = [None] * n
-    elif isinstance(random_seed, int) and not isinstance(random_seed, bool):
-        seeds = [random_seed + i for i in range(n)]
+        random_seeds: list[int | None] = [None] * n
+    elif isinstance(random_seed, bool):  # an int subclass, but True is not a seed
+        raise _not_a_seed(random_seed)
+    elif isinstance(random_seed, int):
+        random_seeds = [random_seed + i for i in range(n)]
     else:
-        seeds = list(random_seed)
-        if len(seeds) != n:
-            raise ValueError(f"random_seed has {len(seeds)} entries for {n} seed texts")
-    for s in seeds:
+        random_seeds = list(random_seed)
+        if len(random_seeds) != n:
+            raise ValueError(f"random_seed has {len(random_seeds)} entries for {n} seed texts")
+    for s in random_seeds:
         if s is not None and (isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_RANDOM_SEED):
-            raise ValueError(f"random_seed must be an integer in [0, 2**64 - 1] or None, got {s!r}")
+            raise _not_a_seed(s)
     # 32 bits: short enough to read back and type in, and JSON-safe.
-    return [secrets.randbits(32) if s is None else s for s in seeds]
+    return [secrets.randbits(32) if s is None else s for s in random_seeds]
+
+
+def _not_a_seed(value: object) -> ValueError:
+    return ValueError(f"random_seed must be an integer in [0, 2**64 - 1] or None, got {value!r}")

@@ -11,30 +11,33 @@ from typing import Any
 
 from celery import signals
 
+from app.queue import ensure_broker_folders, make_celery
 from app.settings import get_settings
-from worker.broker import TRAIN_TASK, ensure_broker_folders, make_celery
 
-__all__ = ["TRAIN_TASK", "celery_app"]
+__all__ = ["celery_app"]
 
 # Importing this module (e.g. for `run_job` in a test) creates nothing on disk; a worker does, at start.
-celery_app = make_celery(get_settings(), create_folders=False)
+celery_app = make_celery(get_settings(), create_folders=False, include=["worker.tasks"])
 
 
-@signals.worker_init.connect
 def _create_broker_folders(**_: Any) -> None:
     ensure_broker_folders(get_settings())
 
 
-@signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     from app.observability import configure_logging
 
     configure_logging()
 
 
-@signals.worker_ready.connect
 def _touch_ready_file(**_: Any) -> None:
     ready_file = get_settings().worker_ready_file
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         ready_file.touch()
+
+
+# Connected by call, not as decorators: Celery is untyped, and a decorator would untype the handlers.
+signals.worker_init.connect(_create_broker_folders)
+signals.setup_logging.connect(_setup_logging)
+signals.worker_ready.connect(_touch_ready_file)

@@ -12,39 +12,38 @@ from celery.exceptions import Reject
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import sessionmaker_for
+from app.job_status import JobStatus
+from app.queue import TRAIN_TASK, enqueuer
 from app.services import runs
 from app.settings import DEFAULT_KEEP_CHECKPOINTS, get_settings
-from worker.broker import ensure_broker_folders
-from worker.celery_app import TRAIN_TASK, celery_app
+from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
+
+# Outcomes of a delivered task that leave no final status: given back to the queue (worker shutting
+# down), not claimable (finished, cancelled or running elsewhere), taken over by another worker.
+REQUEUED, SKIPPED, LEASE_LOST = "requeued", "skipped", "lease lost"
 
 # Set when the worker starts a warm shutdown (SIGTERM / SIGINT): the running job checkpoints and yields.
 shutting_down = threading.Event()
 
 
-@signals.worker_shutting_down.connect
 def _on_shutdown(**_: Any) -> None:
     shutting_down.set()
 
 
-@signals.worker_ready.connect
 def _requeue_orphans_on_start(**_: Any) -> None:
-    settings = get_settings()
-    requeue_orphans(lease_seconds=settings.lease_seconds)
-
-
-def requeue_orphans(*, lease_seconds: float | None) -> list[int]:
-    """Release jobs whose worker died (see `runs.release_orphans`) and send their tasks again."""
+    # Other workers may be alive: only jobs whose heartbeat is older than the lease are orphans.
     settings = get_settings()
     with sessionmaker_for(settings.resolved_database_url)() as session:
-        job_ids = runs.release_orphans(session, lease_seconds=lease_seconds)
-    if job_ids:
-        ensure_broker_folders(settings)
-    for job_id in job_ids:
-        log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra={"job_id": job_id})
-        celery_app.send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
-    return job_ids
+        runs.requeue_orphans(
+            session, enqueue=enqueuer(celery_app, settings.queue), lease_seconds=settings.lease_seconds
+        )
+
+
+# Connected by call, not as decorators: Celery is untyped, and a decorator would untype the handlers.
+signals.worker_shutting_down.connect(_on_shutdown)
+signals.worker_ready.connect(_requeue_orphans_on_start)
 
 
 @celery_app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -60,7 +59,7 @@ def train_job(job_id: int) -> str:
         interrupted=shutting_down.is_set,
         keep_checkpoints=settings.keep_checkpoints,
     )
-    if outcome == "requeued":
+    if outcome == REQUEUED:
         # Not acknowledged: the broker delivers the task again, and it resumes from the checkpoint.
         raise Reject(f"worker shutting down; job {job_id} requeued", requeue=True)
     return outcome
@@ -74,7 +73,7 @@ def run_job(
     interrupted: Callable[[], bool] = lambda: False,
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> str:
-    """Run one job to its end; returns the outcome (succeeded, failed, cancelled, requeued, skipped...)."""
+    """Run one job to its end; returns the outcome: the job's final status, or one of the three below."""
     from models.train import train
 
     with sessions() as session:
@@ -85,7 +84,7 @@ def run_job(
             job_id,
             extra={"job_id": job_id},
         )
-        return "skipped"
+        return SKIPPED
     try:
         with sessions() as session:
             config, data, resume = runs.load_run(session, job_id)
@@ -103,18 +102,19 @@ def run_job(
         result = train(config, data, recorder, resume=resume)
     except runs.LeaseLost:
         log.warning("job %s was taken from this worker; stopping", job_id, extra={"job_id": job_id})
-        return "lease lost"
+        return LEASE_LOST
     except Exception as exc:
         log.exception("job %s failed", job_id, extra={"job_id": job_id})
         with sessions() as session:
-            runs.finish(session, job_id, token, status="failed", error=f"{type(exc).__name__}: {exc}")
-        return "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            runs.finish(session, job_id, token, status=JobStatus.FAILED, error=error)
+        return JobStatus.FAILED
 
     with sessions() as session:
         if not result.stopped:
-            runs.finish(session, job_id, token, status="succeeded", step=result.step)
-            return "succeeded"
+            runs.finish(session, job_id, token, status=JobStatus.SUCCEEDED, step=result.step)
+            return JobStatus.SUCCEEDED
         if recorder.interrupted and not recorder.cancelled and runs.requeue(session, job_id, token):
-            return "requeued"
-        runs.finish(session, job_id, token, status="cancelled", step=result.step)
-        return "cancelled"
+            return REQUEUED
+        runs.finish(session, job_id, token, status=JobStatus.CANCELLED, step=result.step)
+        return JobStatus.CANCELLED

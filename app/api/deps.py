@@ -7,29 +7,24 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.db import SessionDep
+from app.queue import Enqueue, enqueuer
 from app.services.generation import ModelCache
-from app.services.jobs import Enqueue
 from app.settings import Settings
 
 
+# `app.state` is untyped; main.create_app is what puts these objects there.
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_cache(request: Request) -> ModelCache:
-    return request.app.state.model_cache
+    cache: ModelCache = request.app.state.model_cache
+    return cache
 
 
 def get_enqueue(request: Request) -> Enqueue:
-    celery = request.app.state.celery
-    queue = request.app.state.settings.queue
-
-    def enqueue(job_id: int) -> None:
-        from worker.broker import TRAIN_TASK
-
-        celery.send_task(TRAIN_TASK, args=[job_id], queue=queue)
-
-    return enqueue
+    return enqueuer(request.app.state.celery, request.app.state.settings.queue)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

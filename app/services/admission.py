@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import JobTooLarge, QueueFull
+from app.job_status import JobStatus
 from app.settings import Settings
 from app.tables import Job
 from models.config import PalindromeConfig, TextConfig
@@ -50,6 +51,6 @@ def check_fits_worker(config: PalindromeConfig | TextConfig, *, vocab_size: int 
 
 def check_queue_room(session: Session, *, limit: int) -> None:
     """QueueFull (429) when `limit` jobs are queued. A soft limit: two requests racing may both get in."""
-    queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
+    queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0
     if queued >= limit:
         raise QueueFull(limit, retry_after_s=QUEUE_FULL_RETRY_AFTER_S)

@@ -71,8 +71,9 @@ def get_dataset(session: Session, dataset_id: int) -> Dataset:
     return dataset
 
 
-def _summary_columns() -> tuple:
-    return (
+def list_datasets(session: Session) -> list[DatasetSummary]:
+    # Only the metadata columns: the texts can be megabytes each.
+    summaries = select(
         Dataset.id,
         Dataset.name,
         Dataset.characters,
@@ -81,11 +82,7 @@ def _summary_columns() -> tuple:
         Dataset.builtin,
         Dataset.created_at,
     )
-
-
-def list_datasets(session: Session) -> list[DatasetSummary]:
-    # Only the metadata columns: the texts can be megabytes each.
-    rows = session.execute(select(*_summary_columns()).order_by(Dataset.id)).all()
+    rows = session.execute(summaries.order_by(Dataset.id)).all()
     return [DatasetSummary.model_validate(row._mapping) for row in rows]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -16,14 +15,15 @@ from app.errors import (
     JobNotFound,
     ServiceUnavailable,
 )
+from app.job_status import JobStatus
+from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
 from app.services import admission, datasets
+from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
 from models.config import PalindromeConfig, TextConfig
 
 log = logging.getLogger(__name__)
-
-Enqueue = Callable[[int], None]
 
 
 def create_job(
@@ -57,7 +57,7 @@ def create_job(
     job = Job(
         task=request.task,
         model=request.model,
-        status="queued",
+        status=JobStatus.QUEUED,
         config=config,
         dataset_id=dataset_id,
         resume_from=request.resume_from,
@@ -71,7 +71,9 @@ def create_job(
     except Exception as exc:
         # The row exists but no task will ever run it: fail it rather than leave it queued forever.
         log.exception("could not enqueue job %s", job.id)
-        finish_unstarted(session, job.id, status="failed", error=f"could not enqueue: {exc}")
+        error = f"could not enqueue: {exc}"
+        move(session, Job.id == job.id, from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
+        session.commit()
         raise ServiceUnavailable(f"broker unavailable; job {job.id} was marked failed: {exc}") from exc
     return job
 
@@ -81,17 +83,17 @@ def check_resumable(
 ) -> None:
     """A checkpoint can seed a job when the training loop would accept it (dropout may differ)."""
     from models.checkpoint import resume_mismatch
-    from models.registry import model_config_for
+    from models.registry import architecture_for
 
     def incompatible(why: str) -> CheckpointIncompatible:
         return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id}: {why}")
 
     config = _training_config(request)
     vocab = checkpoint.vocab or []
-    expected = model_config_for(config, vocab_size=len(vocab) if request.task == "text" else None)
+    expected = architecture_for(config, vocab_size=len(vocab) if request.task == "text" else None)
     saved = {
         "task": checkpoint.task,
-        "model_config": checkpoint.model_config,
+        "architecture": checkpoint.architecture,
         "train_config": checkpoint.train_config,
         "step": checkpoint.step,
     }
@@ -120,7 +122,9 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def list_jobs(session: Session, *, status: str | None, task: str | None, limit: int, offset: int) -> JobPage:
+def list_jobs(
+    session: Session, *, status: JobStatus | None, task: str | None, limit: int, offset: int
+) -> JobPage:
     query = select(Job)
     if status is not None:
         query = query.where(Job.status == status)
@@ -133,41 +137,30 @@ def list_jobs(session: Session, *, status: str | None, task: str | None, limit: 
 
 def job_out(job: Job) -> JobOut:
     eta = None
-    if job.status == "running" and job.steps_per_second:
+    if job.status == JobStatus.RUNNING and job.steps_per_second:
         eta = max(job.total_steps - job.step, 0) / job.steps_per_second
     data: dict[str, Any] = {c: getattr(job, c) for c in JobOut.model_fields if hasattr(job, c)}
     data |= {"progress": min(job.step / job.total_steps, 1.0), "eta_seconds": eta}
     return JobOut.model_validate(data)
 
 
-def transition(session: Session, job_id: int, *, from_: tuple[str, ...], to: str, **values: Any) -> bool:
-    """Move a job between statuses only if it is in one of `from_` now (a conditional UPDATE)."""
-    now = utcnow()
-    extra: dict[str, Any] = {"updated_at": now}
-    if to in ("succeeded", "failed", "cancelled"):
-        extra["finished_at"] = now
-    result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(from_)).values(status=to, **extra, **values)
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
-def finish_unstarted(session: Session, job_id: int, *, status: str, error: str | None = None) -> bool:
-    return transition(session, job_id, from_=("queued",), to=status, error=error)
-
-
 def cancel_job(session: Session, job_id: int) -> Job:
     """Queued: cancelled now. Running: flag it; the loop stops at its next step and saves a checkpoint."""
     job = get_job(session, job_id)
-    if not transition(session, job_id, from_=("queued",), to="cancelled", cancel_requested=True):
-        result = session.execute(
+    cancelled = move(
+        session, Job.id == job_id, from_=[JobStatus.QUEUED], to=JobStatus.CANCELLED, cancel_requested=True
+    )
+    session.commit()
+    if not cancelled:
+        # A running job keeps its status until its worker sees the flag and stops.
+        flagged = rows_updated(
+            session,
             update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(cancel_requested=True, updated_at=utcnow())
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(cancel_requested=True, updated_at=utcnow()),
         )
         session.commit()
-        if result.rowcount != 1:
+        if flagged != 1:
             session.refresh(job)
             raise JobNotCancellable(job_id, job.status)
     session.refresh(job)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.job_status import JobStatus
 from app.tables import Checkpoint, Job
 
 
@@ -18,7 +19,7 @@ def prune_checkpoints(session: Session, job_id: int, *, keep_last: int) -> list[
     latest = select(Checkpoint.id).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
     kept = set(session.scalars(latest.limit(keep_last)))
     awaited = select(Job.resume_from).where(
-        Job.resume_from.is_not(None), Job.status.in_(("queued", "running"))
+        Job.resume_from.is_not(None), Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
     )
     doomed = list(
         session.scalars(

@@ -15,14 +15,17 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import TypeAdapter
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.job_status import FINISHED, JobStatus
+from app.queue import Enqueue
 from app.services.retention import prune_checkpoints
+from app.services.transitions import move, rows_updated
 from app.settings import DEFAULT_KEEP_CHECKPOINTS
-from app.tables import Checkpoint, Dataset, Job, Metric, Sample, UTCDateTime, utcnow
+from app.tables import Base, Checkpoint, Dataset, Job, Metric, Sample, UTCDateTime, utcnow
 from models.callbacks import TrainingCallbacks
 from models.config import TaskConfig
 
@@ -39,31 +42,38 @@ def claim(session: Session, job_id: int, *, lease_seconds: float) -> str | None:
     token = uuid4().hex
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
-    result = session.execute(
+    # Not a `move`: besides queued -> running, a running job whose worker stopped heart-beating died
+    # with it and may be taken over; its status stays running and only the lease changes hands.
+    claimed = rows_updated(
+        session,
         update(Job)
         .where(
             Job.id == job_id,
             Job.cancel_requested.is_(False),
-            # A running job whose worker stopped heart-beating died with it: it may be taken over.
-            or_(Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < stale)),
+            or_(
+                Job.status == JobStatus.QUEUED,
+                and_(Job.status == JobStatus.RUNNING, Job.heartbeat_at < stale),
+            ),
         )
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             lease_token=token,
             heartbeat_at=now,
             started_at=func.coalesce(Job.started_at, literal(now, UTCDateTime)),
             attempts=Job.attempts + 1,
             updated_at=now,
-        )
+        ),
     )
     session.commit()
-    if result.rowcount == 1:
+    if claimed == 1:
         return token
     # A queued job whose cancel raced with a requeue: settle it now.
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(True))
-        .values(status="cancelled", finished_at=now, updated_at=now)
+    move(
+        session,
+        Job.id == job_id,
+        Job.cancel_requested.is_(True),
+        from_=[JobStatus.QUEUED],
+        to=JobStatus.CANCELLED,
     )
     session.commit()
     return None
@@ -97,7 +107,7 @@ def load_run(session: Session, job_id: int) -> tuple[Any, Any, dict[str, Any] | 
 
 def _owned(session: Session, job_id: int, token: str) -> Job:
     job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
-    if job is None or job.lease_token != token or job.status != "running":
+    if job is None or job.lease_token != token or job.status != JobStatus.RUNNING:
         session.rollback()
         raise LeaseLost(f"job {job_id} is no longer held by this worker")
     job.heartbeat_at = utcnow()
@@ -105,8 +115,8 @@ def _owned(session: Session, job_id: int, token: str) -> Job:
 
 
 def _upsert(
-    session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str], update_cols: list[str]
-):
+    session: Session, table: type[Base], rows: list[dict[str, Any]], keys: list[str], update_cols: list[str]
+) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).values(rows)
     stmt = stmt.on_conflict_do_update(
@@ -130,7 +140,7 @@ def record_metrics(
             for k, v in finite.items()
         ]
         # Idempotent: a retried write (or a step replayed after resuming) overwrites, never duplicates.
-        _upsert(session, Metric.__table__, rows, ["job_id", "name", "step"], ["value", "created_at"])
+        _upsert(session, Metric, rows, ["job_id", "name", "step"], ["value", "created_at"])
     session.commit()
 
 
@@ -139,7 +149,7 @@ def record_sample(
 ) -> None:
     _owned(session, job_id, token)
     row = {"job_id": job_id, "step": step, "temperature": temperature, "text": text, "created_at": utcnow()}
-    _upsert(session, Sample.__table__, [row], ["job_id", "step", "temperature"], ["text", "created_at"])
+    _upsert(session, Sample, [row], ["job_id", "step", "temperature"], ["text", "created_at"])
     session.commit()
 
 
@@ -170,8 +180,8 @@ def record_checkpoint(
         row = Checkpoint(job_id=job_id, step=step)
         session.add(row)
     row.task = checkpoint["task"]
-    row.model_type = checkpoint["model_config"]["type"]
-    row.model_config = dict(checkpoint["model_config"])
+    row.model_type = checkpoint["architecture"]["type"]
+    row.architecture = dict(checkpoint["architecture"])
     row.train_config = dict(checkpoint["train_config"])
     row.vocab = list(checkpoint["vocab"]) if checkpoint.get("vocab") is not None else None
     row.is_best = bool(row.is_best) or is_best
@@ -223,35 +233,39 @@ def heartbeat(
 
 
 def finish(
-    session: Session, job_id: int, token: str, *, status: str, error: str | None = None, **values: Any
+    session: Session, job_id: int, token: str, *, status: JobStatus, error: str | None = None, **values: Any
 ) -> bool:
-    """running -> succeeded | failed | cancelled, or back to queued; only for the lease holder."""
-    now = utcnow()
-    extra: dict[str, Any] = {"finished_at": now} if status != "queued" else {"lease_token": None}
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
-        .values(status=status, error=error, steps_per_second=None, updated_at=now, **extra, **values)
+    """running -> succeeded | failed | cancelled; only for the lease holder (`requeue` gives a job back)."""
+    if status not in FINISHED:
+        raise ValueError(f"finish() settles a job; {status} is not a final status")
+    moved = move(
+        session,
+        Job.id == job_id,
+        Job.lease_token == token,
+        from_=[JobStatus.RUNNING],
+        to=status,
+        error=error,
+        steps_per_second=None,
+        **values,
     )
     session.commit()
-    return result.rowcount == 1
+    return moved == 1
 
 
 def requeue(session: Session, job_id: int, token: str) -> bool:
     """Give the job back (worker shutting down) unless a cancel was requested meanwhile."""
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status == "running",
-            Job.lease_token == token,
-            Job.cancel_requested.is_(False),
-        )
-        .values(status="queued", lease_token=None, steps_per_second=None, updated_at=now)
+    moved = move(
+        session,
+        Job.id == job_id,
+        Job.lease_token == token,
+        Job.cancel_requested.is_(False),
+        from_=[JobStatus.RUNNING],
+        to=JobStatus.QUEUED,
+        lease_token=None,
+        steps_per_second=None,
     )
     session.commit()
-    return result.rowcount == 1
+    return moved == 1
 
 
 def release_orphans(session: Session, *, lease_seconds: float | None) -> list[int]:
@@ -264,19 +278,32 @@ def release_orphans(session: Session, *, lease_seconds: float | None) -> list[in
     The job then resumes from its latest checkpoint; steps after it are recorded again, and metric
     writes are upserts, so they replace rather than duplicate.
     """
-    now = utcnow()
-    orphaned = Job.status == "running"
+    silent: list[ColumnElement[bool]] = []
     if lease_seconds is not None:
-        orphaned = and_(orphaned, Job.heartbeat_at < now - timedelta(seconds=lease_seconds))
-    ids = list(session.scalars(select(Job.id).where(orphaned).order_by(Job.id)))
+        silent.append(Job.heartbeat_at < utcnow() - timedelta(seconds=lease_seconds))
+    running = select(Job.id).where(Job.status == JobStatus.RUNNING, *silent)
+    ids = list(session.scalars(running.order_by(Job.id)))
     if ids:
-        session.execute(
-            update(Job)
-            .where(Job.id.in_(ids), orphaned)
-            .values(status="queued", lease_token=None, steps_per_second=None, updated_at=now)
+        move(
+            session,
+            Job.id.in_(ids),
+            *silent,
+            from_=[JobStatus.RUNNING],
+            to=JobStatus.QUEUED,
+            lease_token=None,
+            steps_per_second=None,
         )
         session.commit()
     return ids
+
+
+def requeue_orphans(session: Session, *, enqueue: Enqueue, lease_seconds: float | None) -> list[int]:
+    """Release jobs whose worker died (see `release_orphans`) and send their tasks again."""
+    job_ids = release_orphans(session, lease_seconds=lease_seconds)
+    for job_id in job_ids:
+        log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra={"job_id": job_id})
+        enqueue(job_id)
+    return job_ids
 
 
 class JobRecorder(TrainingCallbacks):

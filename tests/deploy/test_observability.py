@@ -1,4 +1,4 @@
-"""app/observability.py: log formats, request metrics by route template, and scrape-time collectors."""
+"""app/observability/: log formats, request metrics by route template, and scrape-time collectors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import observability
 from app.db import engine_for, migrate
+from app.observability import collectors, logs, metrics
 from app.settings import Settings
 from app.tables import Job
 
@@ -29,7 +30,7 @@ def record(**extra: object) -> logging.LogRecord:
 
 
 def test_json_formatter_has_job_id_step_and_level() -> None:
-    line = observability.JsonFormatter().format(record(job_id=3, step=7, loss=0.5))
+    line = logs.JsonFormatter().format(record(job_id=3, step=7, loss=0.5))
     payload = json.loads(line)
     assert "\n" not in line
     assert payload["level"] == "INFO"
@@ -38,12 +39,12 @@ def test_json_formatter_has_job_id_step_and_level() -> None:
 
 
 def test_json_formatter_nulls_absent_context() -> None:
-    payload = json.loads(observability.JsonFormatter().format(record()))
+    payload = json.loads(logs.JsonFormatter().format(record()))
     assert payload["job_id"] is None and payload["step"] is None
 
 
 def test_text_formatter_shows_context_only_when_present() -> None:
-    formatter = observability.TextFormatter()
+    formatter = logs.TextFormatter()
     assert "INFO rnnlab.test [job_id=3 step=7] step 7 done" in formatter.format(record(job_id=3, step=7))
     assert "INFO rnnlab.test step 7 done" in formatter.format(record())
 
@@ -154,7 +155,7 @@ def test_queue_depth_counts_redis_priority_lists() -> None:
     try:
         client.rpush(queue, "a", "b")
         client.rpush(f"{queue}\x06\x163", "c")
-        assert observability.queue_depth(REDIS_URL, queue) == 3
+        assert collectors.queue_depth(REDIS_URL, queue) == 3
     finally:
         client.delete(queue, f"{queue}\x06\x163")
         client.close()
@@ -163,12 +164,12 @@ def test_queue_depth_counts_redis_priority_lists() -> None:
 def test_queue_depth_counts_filesystem_messages(tmp_path: Path) -> None:
     for name in ("1_a.q.msg", "2_b.q.msg", "3_c.other.msg"):
         (tmp_path / name).write_text("{}")
-    assert observability.queue_depth("filesystem://", "q", {"data_folder_in": str(tmp_path)}) == 2
+    assert collectors.queue_depth("filesystem://", "q", {"data_folder_in": str(tmp_path)}) == 2
 
 
 def test_observe_generation() -> None:
-    before = observability.GENERATED_CHARS._value.get()
+    before = metrics.GENERATED_CHARS._value.get()
     observability.observe_generation(50, 0.25)
-    assert observability.GENERATED_CHARS._value.get() == before + 50
+    assert metrics.GENERATED_CHARS._value.get() == before + 50
     with pytest.raises(ValueError):
         observability.observe_generation(-1, 1.0)

@@ -136,8 +136,8 @@ def test_training_windows_are_real_text_shifted_by_one(small_text: str) -> None:
 def test_training_windows_follow_the_generator(small_text: str) -> None:
     data = TextData(small_text)
 
-    def draw(seed: int) -> torch.Tensor:
-        return data.train_batch(4, 10, torch.Generator().manual_seed(seed))[0]
+    def draw(random_seed: int) -> torch.Tensor:
+        return data.train_batch(4, 10, torch.Generator().manual_seed(random_seed))[0]
 
     assert torch.equal(draw(1), draw(1))
     assert not torch.equal(draw(1), draw(2))
@@ -225,8 +225,8 @@ def test_held_out_set_is_fixed_and_apart_from_training_batches() -> None:
     b = PalindromeData(input_length=9, eval_size=1000)
     assert torch.equal(a.eval_digits, b.eval_digits)
     assert sum(len(t) for _, t in a.eval_batches()) == 1000
-    for seed in (0, 1, 2**32 - 1):  # any config seed
-        inputs, targets = a.train_batch(1000, torch.Generator().manual_seed(seed))
+    for random_seed in (0, 1, 2**32 - 1):  # any config seed
+        inputs, targets = a.train_batch(1000, torch.Generator().manual_seed(random_seed))
         train_rows = torch.cat([inputs.argmax(-1), targets[:, None]], dim=1)
         assert not torch.equal(train_rows, a.eval_digits.long())
     # Length 9+1 palindromes: 10^5 of them, so two independent draws of 1000 overlap little.

@@ -16,7 +16,7 @@ from models.memory import (
     parameter_count,
 )
 from models.registry import NUM_DIGITS as REGISTRY_DIGITS
-from models.registry import build_model, model_config_for
+from models.registry import architecture_for, build_model
 
 VOCAB = 67
 PALINDROMES = [
@@ -36,7 +36,7 @@ def test_digit_count_matches_the_registry() -> None:
 @pytest.mark.parametrize("config", PALINDROMES + TEXTS, ids=lambda c: f"{c.model}")
 def test_parameter_count_is_exact(config: PalindromeConfig | TextConfig) -> None:
     vocab = VOCAB if isinstance(config, TextConfig) else None
-    model = build_model(model_config_for(config, vocab))
+    model = build_model(architecture_for(config, vocab))
     assert parameter_count(config, vocab) == sum(p.numel() for p in model.parameters())
 
 
@@ -45,11 +45,11 @@ def saved_for_backward_bytes(config: PalindromeConfig | TextConfig) -> int:
     torch.manual_seed(0)
     B = config.batch_size
     if isinstance(config, TextConfig):
-        model = build_model(model_config_for(config, VOCAB))
+        model = build_model(architecture_for(config, VOCAB))
         inputs = torch.randint(VOCAB, (B, config.seq_length))
         targets = torch.randint(VOCAB, (B, config.seq_length))
     else:
-        model = build_model(model_config_for(config))
+        model = build_model(architecture_for(config))
         width = NUM_DIGITS if config.input_encoding == "one_hot" else 1
         inputs = torch.rand(B, config.input_length, width)
         targets = torch.randint(NUM_DIGITS, (B,))

@@ -1,4 +1,4 @@
-"""Model registry: config -> model-config dict -> model, failing loudly on anything unexpected."""
+"""Model registry: config -> architecture dict -> model, failing loudly on anything unexpected."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.config import PalindromeConfig, TextConfig
-from models.registry import MODEL_TYPES, build_model, model_config_for
+from models.registry import MODEL_TYPES, architecture_for, build_model
 
 PALINDROME = {"input_size": 10, "hidden_size": 8, "num_classes": 10}
 TEXT = {
@@ -25,7 +25,7 @@ def test_unknown_type_is_named_in_the_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model_config", "message"),
+    ("architecture", "message"),
     [
         (PALINDROME, "no 'type'"),
         ({"type": "lstm", "input_size": 10, "num_classes": 10}, "missing 'hidden_size'"),
@@ -38,18 +38,18 @@ def test_unknown_type_is_named_in_the_error() -> None:
         (["lstm"], "must be a dict"),
     ],
 )
-def test_invalid_model_config_is_rejected(model_config: object, message: str) -> None:
+def test_invalid_architecture_is_rejected(architecture: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build_model(model_config)
+        build_model(architecture)
 
 
 @pytest.mark.parametrize("model_type", ["rnn", "lstm", "phased_lstm"])
 @pytest.mark.parametrize(("encoding", "input_size"), [("one_hot", 10), ("scalar", 1)])
 def test_palindrome_models_build_and_run(model_type: str, encoding: str, input_size: int) -> None:
     config = PalindromeConfig(model=model_type, hidden_size=8, input_encoding=encoding)
-    model_config = model_config_for(config)
-    assert model_config == {"type": model_type, "input_size": input_size, "hidden_size": 8, "num_classes": 10}
-    model = build_model(model_config)
+    architecture = architecture_for(config)
+    assert architecture == {"type": model_type, "input_size": input_size, "hidden_size": 8, "num_classes": 10}
+    model = build_model(architecture)
     logits, state = model(torch.randn(3, 5, input_size))
     assert logits.shape == (3, 5, 10)
     if model_type == "rnn":
@@ -62,9 +62,9 @@ def test_palindrome_models_build_and_run(model_type: str, encoding: str, input_s
 
 def test_char_lstm_builds_and_runs() -> None:
     config = TextConfig(hidden_size=8, num_layers=2, dropout=0.1, embedding_size=6)
-    model_config = model_config_for(config, vocab_size=7)
-    assert model_config == TEXT
-    model = build_model(model_config)
+    architecture = architecture_for(config, vocab_size=7)
+    assert architecture == TEXT
+    model = build_model(architecture)
     logits, (h, c) = model(torch.randint(0, 7, (3, 5)))
     assert logits.shape == (3, 5, 7)
     assert h.shape == c.shape == (2, 3, 8)
@@ -74,7 +74,7 @@ def test_char_lstm_builds_and_runs() -> None:
 
 def test_text_config_needs_vocab_size() -> None:
     with pytest.raises(ValueError, match="vocab_size"):
-        model_config_for(TextConfig())
+        architecture_for(TextConfig())
 
 
 def test_every_type_is_buildable() -> None:
@@ -88,10 +88,10 @@ def test_every_type_is_buildable() -> None:
 def test_models_run_on_cuda_like_on_cpu(model_type: str) -> None:
     torch.manual_seed(0)
     if model_type == "char_lstm":
-        model_config, inputs = {**TEXT, "dropout": 0.0}, torch.randint(0, 7, (3, 5))
+        architecture, inputs = {**TEXT, "dropout": 0.0}, torch.randint(0, 7, (3, 5))
     else:
-        model_config, inputs = {**PALINDROME, "type": model_type}, torch.randn(3, 5, 10)
-    model = build_model(model_config).double()
+        architecture, inputs = {**PALINDROME, "type": model_type}, torch.randn(3, 5, 10)
+    model = build_model(architecture).double()
     logits, _ = model(inputs if model_type == "char_lstm" else inputs.double())
     model.cuda()
     cuda_logits, _ = model(inputs.cuda() if model_type == "char_lstm" else inputs.double().cuda())

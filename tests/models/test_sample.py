@@ -130,18 +130,20 @@ def test_top_k_and_top_p_restrict_the_choices(lm) -> None:
     assert firsts <= nucleus
 
 
-def test_batch_equals_generating_each_seed_alone(lm) -> None:
+def test_batch_equals_generating_each_seed_text_alone(lm) -> None:
     """Guaranteed: row i equals generate() with the same seed text and random_seed (checked on CPU)."""
     model, vocab = lm
-    seeds = ["Once upon a time", "", "The", "And the king said: "]
-    batch = generate_batch(model, vocab, seeds, 120, temperature=0.9, top_k=30, random_seed=[11, 12, 13, 14])
+    seed_texts = ["Once upon a time", "", "The", "And the king said: "]
+    batch = generate_batch(
+        model, vocab, seed_texts, 120, temperature=0.9, top_k=30, random_seed=[11, 12, 13, 14]
+    )
     alone = [
         generate(model, vocab, s, 120, temperature=0.9, top_k=30, random_seed=r)
-        for s, r in zip(seeds, [11, 12, 13, 14], strict=True)
+        for s, r in zip(seed_texts, [11, 12, 13, 14], strict=True)
     ]
     assert [g.text for g in batch] == [g.text for g in alone]
     # One int seeds the rows with s, s+1, ...
-    assert generate_batch(model, vocab, seeds, 120, temperature=0.9, top_k=30, random_seed=11) == batch
+    assert generate_batch(model, vocab, seed_texts, 120, temperature=0.9, top_k=30, random_seed=11) == batch
     assert generate_batch(model, vocab, [], 10) == []
 
 

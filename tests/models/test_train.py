@@ -153,11 +153,11 @@ def test_resume_rejects_another_optimizer(make_palindrome_config, palindrome_run
 def test_resume_may_change_dropout(make_text_config, text_run, small_text: str) -> None:
     # Dropout shapes no parameter, so a run may continue a checkpoint with more of it.
     saved = text_run.final_checkpoint
-    assert saved["model_config"]["dropout"] == 0.0
+    assert saved["architecture"]["dropout"] == 0.0
     config = make_text_config(dropout=0.5, train_steps=saved["step"] + 5)
     resumed = train(config, make_data(config, small_text), resume=saved)
     assert resumed.step == saved["step"] + 5
-    assert resumed.final_checkpoint["model_config"]["dropout"] == 0.5
+    assert resumed.final_checkpoint["architecture"]["dropout"] == 0.5
 
 
 def test_resume_rejects_a_vocabulary_that_does_not_cover_the_data(
@@ -207,7 +207,19 @@ def test_cli_trains_and_samples(tmp_path: Path, corpora: Path, capsys: pytest.Ca
     assert "step       2  loss" in printed and "val_loss" in printed and "final checkpoint" in printed
 
     assert (
-        cli(["sample", "--checkpoint", str(out), "--seed", "Once", "--length", "25", "--random-seed", "1"])
+        cli(
+            [
+                "sample",
+                "--checkpoint",
+                str(out),
+                "--seed-text",
+                "Once",
+                "--length",
+                "25",
+                "--random-seed",
+                "1",
+            ]
+        )
         == 0
     )
     (line,) = capsys.readouterr().out.splitlines()

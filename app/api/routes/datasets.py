@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.routing import APIRoute
@@ -24,7 +24,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 class SizeLimitedRoute(APIRoute):
     """Refuses a body over the upload limit before reading it: by Content-Length, then while streaming."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def limited_handler(request: Request) -> Response:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.openapi import error_responses
 from app.bounds import DbId, DbOffset, DbStep
-from app.schemas import CheckpointOut, JobOut, JobPage, JobStatus, MetricPage, SampleOut, TrainRequest
+from app.job_status import JobStatus
+from app.schemas import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut, TrainRequest
 from app.services import admission, checkpoints, jobs
 
 router = APIRouter(tags=["jobs"])

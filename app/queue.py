@@ -1,11 +1,12 @@
-"""How the API and the worker reach the broker: one Celery configuration for both.
+"""How the API and the worker reach the broker: one Celery configuration, tasks sent by name.
 
-Kept apart from `worker.celery_app` so the API can build its own client (for its own settings)
-without creating the worker's module-level app.
+The API never imports the worker's code: it sends `TRAIN_TASK` by name through a client built here
+(for its own settings), and the worker registers its task under the same name on an app built here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -14,6 +15,9 @@ from app.settings import Settings
 
 TRAIN_TASK = "rnnlab.train"
 
+# Hands a stored job's id to the workers; raises when the broker cannot take it.
+Enqueue = Callable[[int], None]
+
 
 def ensure_broker_folders(settings: Settings) -> None:
     """The filesystem broker's folders must exist before anything sends or receives through it."""
@@ -21,8 +25,9 @@ def ensure_broker_folders(settings: Settings) -> None:
         settings.broker_folder.mkdir(parents=True, exist_ok=True)
 
 
-def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
-    app = Celery("rnnlab", broker=settings.resolved_broker_url, include=["worker.tasks"])
+def make_celery(settings: Settings, *, create_folders: bool = True, include: Sequence[str] = ()) -> Celery:
+    """A Celery app for `settings`; `include` names the task modules a worker imports at start."""
+    app = Celery("rnnlab", broker=settings.resolved_broker_url, include=list(include))
     transport_options: dict[str, Any] = {}
     embedded = settings.resolved_broker_url.startswith("filesystem")
     if embedded:
@@ -54,3 +59,12 @@ def make_celery(settings: Settings, *, create_folders: bool = True) -> Celery:
         task_send_sent_event=not embedded,
     )
     return app
+
+
+def enqueuer(celery: Celery, queue: str) -> Enqueue:
+    """An `Enqueue` that sends the training task for a job id to `queue`."""
+
+    def enqueue(job_id: int) -> None:
+        celery.send_task(TRAIN_TASK, args=[job_id], queue=queue)
+
+    return enqueue

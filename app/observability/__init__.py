@@ -1,0 +1,59 @@
+"""Logs and Prometheus metrics for the API and the worker.
+
+Two entry points are called by the rest of the service:
+
+- `configure_logging()` once per process (API and worker), before anything logs;
+- `install_observability(app)` once per FastAPI app: it counts requests and serves `GET /metrics`.
+
+One module per job: `logs` (formatters, `configure_logging`), `context` (`log_context`), `metrics`
+(process-wide registry: requests, generation speed) and `collectors` (scrape-time jobs and queue depth).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from app.observability.collectors import JobsCollector
+from app.observability.context import log_context
+from app.observability.logs import configure_logging
+from app.observability.metrics import REGISTRY, RequestMetricsMiddleware, observe_generation
+from app.settings import Settings, get_settings
+
+__all__ = ["configure_logging", "install_observability", "log_context", "observe_generation"]
+
+
+def _settings(app: FastAPI) -> Settings:
+    """The app's settings: `app.state.settings` when the factory set it, else the process-wide ones."""
+    settings: Settings | None = getattr(app.state, "settings", None)
+    return settings if settings is not None else get_settings()
+
+
+def _transport_options(settings: Settings) -> dict[str, Any] | None:
+    if settings.resolved_broker_url.startswith("filesystem"):
+        # The same folder app/queue.py gives kombu's filesystem transport.
+        return {"data_folder_in": str(settings.broker_folder)}
+    return None
+
+
+def install_observability(app: FastAPI) -> None:
+    """Count and time every request, and serve `GET /metrics` (Prometheus text format) on `app`."""
+    app.add_middleware(RequestMetricsMiddleware)
+
+    scrape_registry = CollectorRegistry(auto_describe=False)
+    scrape_registry.register(
+        JobsCollector(
+            database_url=lambda: _settings(app).resolved_database_url,
+            broker_url=lambda: _settings(app).resolved_broker_url,
+            queue=lambda: _settings(app).queue,
+            transport_options=lambda: _transport_options(_settings(app)),
+        )
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        body = generate_latest(REGISTRY) + generate_latest(scrape_registry)
+        return Response(content=body, media_type=CONTENT_TYPE_LATEST)
