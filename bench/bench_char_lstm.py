@@ -26,18 +26,16 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from corpus import add_corpus_argument, load_bench_corpus
 from models.config import TextConfig
-from models.data import TextData, load_corpus
+from models.data import TextData
 from models.registry import architecture_for, build_model
 from models.train import make_optimizer, train_step
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "grimms_fairy_tales_en.txt"
 
 
 class OneHotLSTM(nn.Module):
@@ -193,14 +191,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed repeat")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    add_corpus_argument(parser)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     config = TextConfig(device=args.device)  # the defaults: 2 x 128, seq 30, batch 64
-    data = TextData(load_corpus(args.corpus, strip_gutenberg=True), config.val_fraction)
+    data = TextData(load_bench_corpus(args.corpus), config.val_fraction)
     V, H, L = len(data.vocab), config.hidden_size, config.num_layers
     models = {
         "ours": build_model(architecture_for(config, V)),

@@ -1,9 +1,11 @@
 """Fixtures for the service tests: real PostgreSQL, real SQLite, real Redis, real worker processes.
 
-PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) must be running
-(`bash .ci/services.sh` starts them): a missing one FAILS the tests that need it, never skips them.
-Each test session gets its own PostgreSQL database, SQLite file, Redis db number and queue name, so
-concurrent runs on one machine never see each other's rows or steal each other's tasks.
+PostgreSQL and Redis must be running: by default on 127.0.0.1, where `bash .ci/services.sh` installs and
+starts them and creates the password-protected role `rnnlab_test`; RNNLAB_TEST_DATABASE_URL (a role with
+CREATEDB, in its own database) and RNNLAB_TEST_REDIS_URL point the tests at other servers. A missing
+one FAILS the tests that need it, never skips them. Each test session gets its own PostgreSQL database,
+SQLite file and queue name, so concurrent runs on one machine never see each other's rows or steal each
+other's tasks.
 """
 
 from __future__ import annotations
@@ -15,21 +17,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from app.db import engine_for, migrate, sessionmaker_for
 from app.settings import Settings
 from app.tables import Checkpoint, Dataset, Job, Metric, Sample
 
 REPO = Path(__file__).resolve().parent.parent
-CORPORA = REPO.parent / "shared" / "corpora"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_DB = 11  # kept for these tests; isolation between runs comes from the unique queue names
+# The role and database .ci/services.sh creates; the tests log in with its password over TCP.
+PG_ADMIN_URL = make_url(
+    os.environ.get("RNNLAB_TEST_DATABASE_URL")
+    or "postgresql://rnnlab_test:rnnlab_test@127.0.0.1:5432/rnnlab_test"
+)
+# Redis db 11 keeps the tests apart from a default db 0; isolation between runs comes from the queue names.
+REDIS_URL = os.environ.get("RNNLAB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/11"
 PYTHON = sys.executable
 # Every server the tests start accepts this token, and every client they make sends it; tests of
 # authentication itself make their own clients without it.
@@ -181,26 +188,38 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
 # Databases and broker
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database (SQLAlchemy URL) created with the tests' role; dropped on exit."""
     import psycopg
 
+    admin_url = PG_ADMIN_URL.set(drivername="postgresql")  # libpq's form, whatever driver was named
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(
+            admin_url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+        )
     except psycopg.OperationalError as exc:
         raise RuntimeError(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: start it (bash .ci/services.sh). {exc}"
+            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: start it "
+            f"(bash .ci/services.sh) or set RNNLAB_TEST_DATABASE_URL. {exc}"
         ) from exc
-    name = f"rnnlab_test_{uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    name = f"{prefix}_{uuid4().hex[:12]}"
+    # UTF8 whatever the server's default encoding: the app stores text (corpora, samples).
+    admin.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+    url = PG_ADMIN_URL.set(drivername="postgresql+psycopg", database=name)
     try:
-        migrate(url)
-        yield url
+        yield url.render_as_string(hide_password=False)
     finally:
-        engine_for(url).dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database("rnnlab_test") as url:
+        migrate(url)
+        yield url
+        engine_for(url).dispose()
 
 
 @pytest.fixture(scope="session")
@@ -214,14 +233,14 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def redis_url() -> str:
     import redis
 
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         raise RuntimeError(
-            f"Redis is not reachable at {url}: start it (bash .ci/services.sh). {exc}"
+            f"Redis is not reachable at {REDIS_URL}: start it (bash .ci/services.sh) or set "
+            f"RNNLAB_TEST_REDIS_URL. {exc}"
         ) from exc
-    return url
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

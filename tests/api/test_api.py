@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import AUTH, CORPORA, TINY_PALINDROME, TINY_TEXT, count_rows
+from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
+from tests.data import LATIN1_EXCERPT
 
 
 def test_train_answers_202_with_location(client: TestClient, settings: Settings) -> None:
@@ -142,11 +143,11 @@ def test_upload_dataset(client: TestClient) -> None:
 
 
 def test_latin1_upload_is_422_naming_the_byte_offset(client: TestClient, settings: Settings) -> None:
-    raw = (CORPORA / "calculus_made_easy_latin1.tex").read_bytes()
+    raw = LATIN1_EXCERPT.read_bytes()
     before = count_rows(settings)
     response = client.post("/datasets", files={"file": ("calculus.tex", raw, "text/plain")})
     assert response.status_code == 422, response.text
-    assert "21955" in response.json()["detail"]  # the first byte that is not UTF-8
+    assert "byte offset 183" in response.json()["detail"]  # the first byte that is not UTF-8
     assert response.json()["errors"][0]["loc"] == ["body", "file"]
     assert count_rows(settings) == before
 

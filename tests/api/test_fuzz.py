@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -22,12 +20,19 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy.engine import make_url
 
 from app.db import engine_for, migrate
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import AUTH, PYTHON, free_port, settings_env, start_server, stop_process
+from tests.conftest import (
+    AUTH,
+    PYTHON,
+    free_port,
+    fresh_postgres_database,
+    settings_env,
+    start_server,
+    stop_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,21 +42,11 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def fuzz_database(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the test server, made through the session's database."""
-    session_db = make_url(postgres_url)
-    connect = session_db.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"rnnlab_fuzz_{uuid4().hex[:12]}"
-    with psycopg.connect(connect, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = session_db.set(database=name).render_as_string(hide_password=False)
-    try:
+def fuzz_database() -> Iterator[str]:
+    with fresh_postgres_database("rnnlab_fuzz") as url:
         migrate(url)
         yield url
-    finally:
         engine_for(url).dispose()
-        with psycopg.connect(connect, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

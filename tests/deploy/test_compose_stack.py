@@ -21,17 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
 import yaml
 
-from tests.conftest import API_TOKEN, AUTH
+from tests.conftest import API_TOKEN, AUTH, REDIS_URL, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_DB = 9  # dedicated to these tests; only this run's keys are touched (its queue is unique)
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 pytestmark = pytest.mark.slow
@@ -128,19 +125,16 @@ class Stack:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    name = f"rnnlab_deploy_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("rnnlab_deploy") as url:
+        yield url
 
 
 @pytest.fixture
 def queue() -> Iterator[str]:
     name = f"rnnlab_deploy_{secrets.token_hex(4)}"
     yield name
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    # Only this run's keys are touched: its queue name is unique.
+    client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(f"{name}*")) + list(client.scan_iter(f"_kombu.binding.{name}*"))
     if keys:
         client.delete(*keys)
@@ -153,7 +147,7 @@ def stack(tmp_path: Path, database: str, queue: str) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env.update(
         RNNLAB_DATABASE_URL=database,
-        RNNLAB_BROKER_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        RNNLAB_BROKER_URL=REDIS_URL,
         RNNLAB_QUEUE=queue,
         RNNLAB_LOG_FORMAT="json",
         RNNLAB_LOG_LEVEL="INFO",

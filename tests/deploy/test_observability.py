@@ -18,8 +18,7 @@ from app.db import engine_for, migrate
 from app.observability import collectors, logs, metrics
 from app.settings import Settings
 from app.tables import Job
-
-REDIS_URL = "redis://127.0.0.1:6379/9"
+from tests.conftest import REDIS_URL
 
 
 def record(**extra: object) -> logging.LogRecord:

@@ -11,6 +11,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
     PYTHON,
     TINY_PALINDROME,
@@ -22,6 +24,8 @@ from tests.conftest import (
     wait_for,
     wait_for_status,
 )
+
+pytestmark = pytest.mark.slow  # `rnnlab serve` as a subprocess, killed and restarted
 
 # Slow enough to be caught between checkpoints; cancelled once it has resumed.
 ENDLESS_PALINDROME = TINY_PALINDROME | {

@@ -14,7 +14,6 @@ import torch
 
 from app.settings import Settings
 from tests.conftest import (
-    CORPORA,
     PYTHON,
     TINY_PALINDROME,
     TINY_TEXT,
@@ -27,6 +26,9 @@ from tests.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.data import GRIMMS_EXCERPT
+
+pytestmark = pytest.mark.slow  # servers and workers as subprocesses, driven over HTTP
 
 
 @pytest.fixture(scope="module", params=["postgres-redis", "embedded"])
@@ -55,7 +57,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_train_watch_generate_cancel_resume(api: httpx.Client) -> None:
-    text = (CORPORA / "grimms_fairy_tales_en.txt").read_text(encoding="utf-8")[10_000:60_000]
+    text = GRIMMS_EXCERPT.read_text(encoding="utf-8")[5_000:55_000]  # past the header and contents
     upload = api.post(
         "/datasets", files={"file": ("grimm.txt", text.encode(), "text/plain")}, data={"name": "grimm"}
     )

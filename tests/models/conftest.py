@@ -1,12 +1,8 @@
-"""Fixtures for tests/models: the shared corpora, tiny CPU configs and a recording callback.
-
-The corpora live next to the repository in ../shared/corpora and are read in place, never copied.
-"""
+"""Fixtures for tests/models: the Grimm excerpt in tests/data, tiny CPU configs and a recording callback."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +12,7 @@ from models.callbacks import TrainingCallbacks
 from models.config import PalindromeConfig, TextConfig
 from models.data import load_corpus, make_data
 from models.train import TrainResult, train
-
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+from tests.data import GRIMMS_EXCERPT
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,15 +25,9 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def corpora() -> Path:
-    assert CORPORA.is_dir(), f"the shared corpora are missing: expected them in {CORPORA}"
-    return CORPORA
-
-
-@pytest.fixture(scope="session")
-def grimms(corpora: Path) -> str:
-    """Grimms' Fairy Tales without the Project Gutenberg header and licence."""
-    return load_corpus(corpora / "grimms_fairy_tales_en.txt", strip_gutenberg=True)
+def grimms() -> str:
+    """The Grimms' Fairy Tales excerpt (~55k characters) without the Project Gutenberg header and licence."""
+    return load_corpus(GRIMMS_EXCERPT, strip_gutenberg=True)
 
 
 @pytest.fixture(scope="session")

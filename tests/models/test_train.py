@@ -13,6 +13,7 @@ from models.checkpoint import CHECKPOINT_KEYS, CheckpointError, from_bytes, load
 from models.config import PalindromeConfig, TextConfig
 from models.data import make_data
 from models.train import train
+from tests.data import GRIMMS_EXCERPT
 
 TRAIN_METRICS = {"loss", "accuracy", "grad_norm", "lr", "examples_per_s"}
 VAL_METRICS = {"val_loss", "val_accuracy"}
@@ -191,10 +192,10 @@ def test_cuda_without_cuda_is_an_error(make_palindrome_config) -> None:
         train(config, make_data(config))
 
 
-def test_cli_trains_and_samples(tmp_path: Path, corpora: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_trains_and_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "text.pt"
     flags = ["--hidden-size", "16", "--num-layers", "1", "--seq-length", "10", "--batch-size", "8"]
-    corpus = ["--corpus", str(corpora / "grimms_fairy_tales_en.txt"), "--strip-gutenberg"]
+    corpus = ["--corpus", str(GRIMMS_EXCERPT), "--strip-gutenberg"]
     intervals = ["--log-every", "2", "--eval-every", "4", "--device", "cpu"]
     assert (
         cli(["train", "--task", "text", *corpus, *flags, *intervals, "--train-steps", "4", "--out", str(out)])

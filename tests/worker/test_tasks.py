@@ -116,6 +116,7 @@ def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     assert failed["status"] == "failed" and "seq_length" in failed["error"]
 
 
+@pytest.mark.slow  # a real worker process
 def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
     job = pg_client.post("/train", json=TINY_TEXT).json()
     done = wait_for_status(pg_client, job["id"], "succeeded", "failed", timeout=120)
@@ -123,6 +124,7 @@ def test_through_a_real_worker(pg_client: TestClient, pg_worker: subprocess.Pope
     assert pg_client.get(f"/jobs/{job['id']}/samples").json()
 
 
+@pytest.mark.slow  # a real worker process
 def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen[bytes]) -> None:
     job = pg_client.post("/train", json=LONG_PALINDROME).json()
     wait_for(lambda: _job(pg_client, job["id"])["step"] > 20, timeout=120, what="the job to make progress")
@@ -134,6 +136,7 @@ def test_cancel_a_running_job(pg_client: TestClient, pg_worker: subprocess.Popen
     assert pg_client.post(f"/jobs/{job['id']}/cancel").status_code == 409
 
 
+@pytest.mark.slow  # a real worker process
 def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings, tmp_path: Path) -> None:
     from app.main import create_app
 
