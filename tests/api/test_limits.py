@@ -98,6 +98,17 @@ def test_integers_beyond_the_database_columns_are_422(
     assert "2147483647" in response.json()["detail"]
 
 
+def test_nul_characters_never_reach_a_text_column(client: TestClient, settings: Settings) -> None:
+    before = count_rows(settings)
+    response = client.post("/datasets", files={"file": ("a.txt", b"abc\x00def", "text/plain")})
+    assert response.status_code == 422 and "NUL" in response.json()["detail"]
+    text = {"file": ("a.txt", b"abcdef", "text/plain")}
+    response = client.post("/datasets", files=text, data={"name": "a\x00b"})
+    assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["body", "name"]
+    assert client.get("/jobs/1/metrics", params={"name": "val\x00loss"}).status_code == 422
+    assert count_rows(settings) == before
+
+
 def test_the_largest_storable_id_is_404(client: TestClient) -> None:
     assert client.get(f"/jobs/{2**31 - 1}").status_code == 404
     assert client.post(f"/jobs/{2**31 - 1}/cancel").status_code == 404

@@ -64,7 +64,7 @@ def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
 def job_metrics(
     job_id: DbId,
     session: SessionDep,
-    name: str | None = None,
+    name: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_]{1,40}$", description="e.g. val_loss")] = None,
     after_step: DbStep = -1,
     limit: Annotated[int, Query(ge=10, le=10_000)] = 1000,
 ) -> MetricPage:
