@@ -284,6 +284,13 @@ def release_orphans(session: Session, *, lease_seconds: float | None) -> list[in
     running = select(Job.id).where(Job.status == JobStatus.RUNNING, *silent)
     ids = list(session.scalars(running.order_by(Job.id)))
     if ids:
+        # The steps the dead attempt made after its checkpoint are lost: while the job waits, its step
+        # is where it will resume, so neither a user nor a poller sees progress that is not there.
+        resume_step = (
+            select(Checkpoint.step)
+            .where(Checkpoint.id == func.coalesce(Job.latest_checkpoint_id, Job.resume_from))
+            .scalar_subquery()
+        )
         move(
             session,
             Job.id.in_(ids),
@@ -292,6 +299,7 @@ def release_orphans(session: Session, *, lease_seconds: float | None) -> list[in
             to=JobStatus.QUEUED,
             lease_token=None,
             steps_per_second=None,
+            step=func.coalesce(resume_step, 0),
         )
         session.commit()
     return ids

@@ -107,6 +107,29 @@ def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settin
     assert _job(client, dead)["attempts"] == 2
 
 
+def test_a_released_job_shows_the_step_it_will_resume_from(client: TestClient, settings: Settings) -> None:
+    from models.config import PalindromeConfig
+    from models.data import make_data
+    from models.train import train
+
+    job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
+    config = PalindromeConfig.model_validate(TINY_PALINDROME | {"train_steps": 20})
+    checkpoint = train(config, make_data(config)).final_checkpoint
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    with sessions() as session:
+        token = runs.claim(session, job_id, lease_seconds=120)
+        assert token is not None
+        runs.record_checkpoint(
+            session, job_id, token, step=20, checkpoint=checkpoint, is_best=True, is_final=False
+        )
+        # The attempt went on past its checkpoint, then died without a word.
+        runs.heartbeat(session, job_id, token, step=37, steps_per_second=5.0)
+        assert _job(client, job_id)["step"] == 37
+        assert runs.release_orphans(session, lease_seconds=None) == [job_id]
+    released = _job(client, job_id)
+    assert (released["status"], released["step"], released["steps_per_second"]) == ("queued", 20, None)
+
+
 def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     # A corpus shorter than seq_length passes the schema but not the loop's data check.
     dataset = client.post("/datasets", files={"file": ("tiny.txt", b"abcabc", "text/plain")}).json()

@@ -1,0 +1,97 @@
+"""Text generation throughput (characters/s): the decode engine against the loops it replaces.
+
+Workload: a CharLSTM of the TextConfig defaults (2 x 128, embedding 64) with random weights and an
+80-character vocabulary, seed text "The ", temperature 1, no top-k/top-p, one CPU thread.
+
+    naive       one `model(x, state)` call per character under torch.no_grad, torch.multinomial
+    generate    models.sample.generate (one stream)
+    engine xB   models.decode.DecodeBatch with B streams of the same request and different seeds
+                (B = 1: the single-stream figure; B = 8, 32, 256: aggregate over the batch)
+
+Every figure counts characters produced over the whole call, priming of the seed text included. The
+variants run interleaved in one process after a warm-up; each figure is the median of the repeats,
+so drift in machine load hits all alike. Targets (measured later over HTTP, so the engine's own
+figures must clear them with room): single stream >= 5x naive, 32 streams >= 20x naive in aggregate.
+
+    .venv/bin/python bench/bench_decode.py [--repeats 5] [--length 400] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from models.char_lstm import CharLSTM
+from models.data import Vocabulary
+from models.decode import FusedCharLSTM, Stream, decode
+from models.sample import generate
+
+VOCAB = Vocabulary([chr(c) for c in range(32, 112)])  # 80 printable characters
+SEED_TEXT = "The "
+
+
+def naive_loop(model: CharLSTM, length: int, generator: torch.Generator) -> list[int]:
+    """What a first implementation does: the module per character, multinomial sampling."""
+    out = []
+    with torch.no_grad():
+        logits, state = model(VOCAB.encode(SEED_TEXT)[None])
+        for _ in range(length):
+            probs = torch.softmax(logits[0, -1] / 1.0, dim=-1)
+            next_id = torch.multinomial(probs, 1, generator=generator)
+            out.append(int(next_id))
+            logits, state = model(next_id[None], state)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, the same for all")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--length", type=int, default=400, help="characters per stream")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = CharLSTM(len(VOCAB), embedding_size=64, hidden_size=128, num_layers=2).eval()
+    weights = FusedCharLSTM(model)
+    n = args.length
+    generator = torch.Generator().manual_seed(0)
+
+    def engine(batch_size: int) -> Callable[[], object]:
+        streams = [Stream(SEED_TEXT, n, random_seed=i) for i in range(batch_size)]
+        return lambda: decode(weights, VOCAB, streams, capacity=batch_size)
+
+    runs: dict[str, tuple[Callable[[], object], int]] = {
+        "naive": (lambda: naive_loop(model, n, generator), n),
+        "generate": (lambda: generate(model, VOCAB, SEED_TEXT, n, random_seed=0), n),
+        **{f"engine x{b}": (engine(b), b * n) for b in (1, 8, 32, 256)},
+    }
+    for run, _ in runs.values():  # warm-up: allocator, lazy inits, BLAS kernels
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, (run, _) in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+
+    rate = {name: chars / statistics.median(seconds[name]) for name, (_, chars) in runs.items()}
+    print(f"torch {torch.__version__}, {args.threads} CPU thread(s); CharLSTM 2 x 128, vocab {len(VOCAB)}")
+    print(f"{n} characters per stream, median of {args.repeats} repeats")
+    for name, (_, chars) in runs.items():
+        spread = [chars / s for s in seconds[name]]
+        print(
+            f"  {name:11s} {rate[name]:10.0f} chars/s  {rate[name] / rate['naive']:6.1f}x naive"
+            f"   (min {min(spread):.0f}, max {max(spread):.0f})"
+        )
+    print("targets: engine x1 >= 5x naive, engine x32 >= 20x naive (over HTTP, so with room here)")
+
+
+if __name__ == "__main__":
+    main()
