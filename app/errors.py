@@ -40,8 +40,18 @@ class DatasetNotFound(NotFound):
         super().__init__(f"dataset_id: dataset {dataset_id} not found")
 
 
+class ExperimentNotFound(NotFound):
+    def __init__(self, experiment_id: int) -> None:
+        super().__init__(f"experiment {experiment_id} not found")
+
+
 class Conflict(DomainError):
     pass
+
+
+class ExperimentNotCancellable(Conflict):
+    def __init__(self, experiment_id: int) -> None:
+        super().__init__(f"experiment {experiment_id} has no queued or running job left to cancel")
 
 
 class JobNotCancellable(Conflict):
@@ -70,9 +80,11 @@ class DatasetTooLarge(DomainError):
 class InvalidInput(DomainError):
     """A value that passed the schema but not a domain check (e.g. seed characters, corpus encoding)."""
 
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+    def __init__(self, loc: Sequence[str | int], message: str, *, field: str | None = None) -> None:
+        """`field` names the value in the detail when the last `loc` part alone would not
+        (e.g. "sweep.input_length[2]" for loc body, sweep, input_length, 2)."""
         self.loc = tuple(loc)
-        super().__init__(f"{loc[-1]}: {message}")
+        super().__init__(f"{field or loc[-1]}: {message}")
 
     def errors(self) -> list[dict[str, Any]] | None:
         return [{"loc": list(self.loc), "msg": str(self), "type": "value_error"}]

@@ -8,7 +8,7 @@ from fastapi_offline import FastAPIOffline
 from app.api.access import AccessControl
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
-from app.api.routes import checkpoints, datasets, generate, health, jobs
+from app.api.routes import analysis, checkpoints, datasets, experiments, generate, health, jobs
 from app.db import sessionmaker_for
 from app.errors import install_error_handlers
 from app.observability import install_observability
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = make_celery(settings)
     app.state.model_cache = ModelCache(settings.model_cache_size)
     install_error_handlers(app)
-    for module in (jobs, checkpoints, datasets, generate, health):
+    for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):
         app.include_router(module.router)
     app.add_middleware(
         AccessControl,

@@ -40,6 +40,7 @@ class JobOut(ORM):
     status: JobStatus
     config: dict[str, Any]
     dataset_id: int | None
+    experiment_id: int | None
     resume_from: int | None
     step: int
     total_steps: int

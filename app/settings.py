@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Seconds between polls of the filesystem broker (it has no push notifications).
     broker_polling_interval: float = Field(0.5, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # Largest grid one POST /experiments may queue (each point is a job).
+    max_experiment_jobs: int = Field(200, ge=1)
     model_cache_size: int = Field(4, ge=1, description="loaded checkpoints kept by the API for generation")
     # A running job whose worker has not written a heartbeat for this long may be claimed again.
     lease_seconds: float = Field(120.0, gt=0)

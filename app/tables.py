@@ -65,6 +65,21 @@ def _one_of(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
+class Experiment(Base):
+    """A sweep: one job per point of the grid `sweep` spans over `base_config`."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))
+    # The request's training fields without the sweep; each job's config is this plus its grid point.
+    base_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {axis: [values]} in the order given: the grid is their product, the first axis varying slowest.
+    sweep: Mapped[dict[str, list[Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     # The database refuses any status the state machine does not know (a test holds every migrated
@@ -90,6 +105,7 @@ class Job(Base):
     )
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
     # Checkpoint ids are plain integers here (no foreign key): checkpoints reference jobs already.
     resume_from: Mapped[int | None] = mapped_column(Integer)
     latest_checkpoint_id: Mapped[int | None] = mapped_column(Integer)

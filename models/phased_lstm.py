@@ -26,6 +26,11 @@ from torch import nn
 from models.lstm import LSTM, LSTMState, lstm_cell
 
 
+def phase(t: torch.Tensor, tau: torch.Tensor | float, shift: torch.Tensor | float) -> torch.Tensor:
+    """phi(t) = ((t - s) mod tau) / tau, the position in the cycle, in [0, 1) (Neil et al. 2016)."""
+    return torch.remainder(t - shift, tau) / tau  # remainder takes the divisor's sign
+
+
 def time_gate(
     t: torch.Tensor,
     tau: torch.Tensor | float,
@@ -38,7 +43,7 @@ def time_gate(
     For a layer: t (..., 1) against tau, shift, r_on (H,) gives k (..., H). alpha is the leak in the
     closed phase: the paper's 1e-3 in training, 0 in evaluation.
     """
-    phi = torch.remainder(t - shift, tau) / tau  # in [0, 1); remainder takes the divisor's sign
+    phi = phase(t, tau, shift)
     rising = 2 * phi / r_on
     return torch.where(phi < 0.5 * r_on, rising, torch.where(phi < r_on, 2 - rising, alpha * phi))
 

@@ -49,8 +49,9 @@ def check_fits_worker(config: PalindromeConfig | TextConfig, *, vocab_size: int 
         )
 
 
-def check_queue_room(session: Session, *, limit: int) -> None:
-    """QueueFull (429) when `limit` jobs are queued. A soft limit: two requests racing may both get in."""
+def check_queue_room(session: Session, *, limit: int, adding: int) -> None:
+    """QueueFull (429) unless `adding` more jobs keep the queue within `limit`. A soft limit: two
+    requests racing may both get in."""
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0
-    if queued >= limit:
+    if queued + adding > limit:
         raise QueueFull(limit, retry_after_s=QUEUE_FULL_RETRY_AFTER_S)

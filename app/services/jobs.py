@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -35,6 +36,19 @@ def create_job(
     max_queued_jobs: int,
 ) -> Job:
     """Validate references, admit the job (size, queue room), store it, then hand its id to the queue."""
+    admission.check_queue_room(session, limit=max_queued_jobs, adding=1)
+    job = new_job(session, request=request, memory_budget=memory_budget)
+    session.add(job)
+    session.commit()
+    enqueue_jobs(session, [job.id], enqueue=enqueue)
+    return job
+
+
+def new_job(
+    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, memory_budget: int
+) -> Job:
+    """The job row for a request, after checking its references and that it fits a worker; not added
+    to the session, so a caller can store many (an experiment's grid) in one transaction."""
     config = request.model_dump(exclude=SERVICE_FIELDS)
     dataset_id = None
     vocab_size = None
@@ -53,8 +67,7 @@ def create_job(
         # A resumed text model keeps the checkpoint's vocabulary (a superset of the dataset's).
         vocab_size = len(checkpoint.vocab) if checkpoint.vocab else vocab_size
     admission.check_fits_worker(_training_config(request), vocab_size=vocab_size, budget=memory_budget)
-    admission.check_queue_room(session, limit=max_queued_jobs)
-    job = Job(
+    return Job(
         task=request.task,
         model=request.model,
         status=JobStatus.QUEUED,
@@ -64,18 +77,22 @@ def create_job(
         total_steps=request.train_steps,
         latest_metrics={},
     )
-    session.add(job)
-    session.commit()
-    try:
-        enqueue(job.id)
-    except Exception as exc:
-        # The row exists but no task will ever run it: fail it rather than leave it queued forever.
-        log.exception("could not enqueue job %s", job.id)
-        error = f"could not enqueue: {exc}"
-        move(session, Job.id == job.id, from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
-        session.commit()
-        raise ServiceUnavailable(f"broker unavailable; job {job.id} was marked failed: {exc}") from exc
-    return job
+
+
+def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> None:
+    """Hand stored jobs to the queue in order. If the broker fails, the rows exist but no task will
+    ever run them: fail the job it failed on and every later one rather than leave them queued forever."""
+    for sent, job_id in enumerate(job_ids):
+        try:
+            enqueue(job_id)
+        except Exception as exc:
+            log.exception("could not enqueue job %s", job_id)
+            unsent = job_ids[sent:]
+            error = f"could not enqueue: {exc}"
+            move(session, Job.id.in_(unsent), from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
+            session.commit()
+            names = f"job {unsent[0]} was" if len(unsent) == 1 else f"jobs {unsent[0]}-{unsent[-1]} were"
+            raise ServiceUnavailable(f"broker unavailable; {names} marked failed: {exc}") from exc
 
 
 def check_resumable(
@@ -123,9 +140,17 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(
-    session: Session, *, status: JobStatus | None, task: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    status: JobStatus | None,
+    task: str | None,
+    limit: int,
+    offset: int,
+    experiment_id: int | None = None,
 ) -> JobPage:
     query = select(Job)
+    if experiment_id is not None:
+        query = query.where(Job.experiment_id == experiment_id)
     if status is not None:
         query = query.where(Job.status == status)
     if task is not None:

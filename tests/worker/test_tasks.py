@@ -183,7 +183,7 @@ def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings
 
         second = start_worker(settings, tmp_path / "second.log")
         try:
-            done = wait_for_status(client, job["id"], "succeeded", "failed", "cancelled", timeout=120)
+            done = wait_for_status(client, job["id"], "succeeded", "failed", "cancelled", timeout=300)
         finally:
             stop_process(second)
     assert done["status"] == "succeeded" and done["step"] == 1500 and done["attempts"] == 2

@@ -43,10 +43,13 @@ def list_jobs(
     session: SessionDep,
     status: JobStatus | None = None,
     task: Annotated[str | None, Query(pattern="^(palindrome|text)$")] = None,
+    experiment_id: DbId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: DbOffset = 0,
 ) -> JobPage:
-    return jobs.list_jobs(session, status=status, task=task, limit=limit, offset=offset)
+    return jobs.list_jobs(
+        session, status=status, task=task, limit=limit, offset=offset, experiment_id=experiment_id
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))

@@ -1,0 +1,55 @@
+"""Query parameters and answers of the analysis endpoints: gradient flow and the Phased LSTM time gate."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+# The widest t range and the most points one request may ask for: a figure, not a data dump.
+MAX_TIME_SPAN = 1e6
+MAX_POINTS = 10_000
+
+
+class TimeGateParams(BaseModel):
+    """One unit's time-gate parameters and the t range to evaluate k(t) on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tau: float = Field(10.0, gt=0, le=MAX_TIME_SPAN, description="period")
+    shift: float = Field(0.0, ge=-MAX_TIME_SPAN, le=MAX_TIME_SPAN, description="phase shift s")
+    r_on: float = Field(0.05, gt=0, lt=1, description="fraction of the period the gate is open")
+    alpha: float = Field(0.0, ge=0, le=1, description="closed-phase leak (the paper's 1e-3 in training)")
+    t_start: float = Field(0.0, ge=-MAX_TIME_SPAN, le=MAX_TIME_SPAN)
+    t_end: float = Field(30.0, ge=-MAX_TIME_SPAN, le=MAX_TIME_SPAN)
+    points: int = Field(1000, ge=2, le=MAX_POINTS, description="evenly spaced t from t_start to t_end")
+
+    @field_validator("t_end")
+    @classmethod
+    def _after_start(cls, t_end: float, info: ValidationInfo) -> float:
+        # A field validator (not a model one) so the error's loc names t_end.
+        t_start = info.data.get("t_start")
+        if t_start is not None and t_end <= t_start:
+            raise ValueError(f"must be greater than t_start ({t_start:g})")
+        return t_end
+
+
+class TimeGateOut(BaseModel):
+    t: list[float]
+    phi: list[float] = Field(description="phase in the cycle, ((t - shift) mod tau) / tau")
+    k: list[float] = Field(description="the gate's openness")
+
+
+GradientFlowAt = Literal["checkpoint", "init"]
+
+
+class GradientFlowOut(BaseModel):
+    job_id: int
+    model: str
+    input_length: int
+    at: GradientFlowAt
+    checkpoint_id: int | None = Field(description="the checkpoint measured; null at init")
+    step: int = Field(description="the training step of the weights measured; 0 at init")
+    batch_size: int
+    t: list[int] = Field(description="1..input_length")
+    grad_norm: list[float] = Field(description="||dL/dh(t)|| for the last-step loss")

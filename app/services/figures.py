@@ -1,0 +1,141 @@
+"""The data behind each PNG, gathered and checked here, drawn by `app.plots`."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.analysis_schemas import GradientFlowAt, TimeGateParams
+from app.errors import InvalidInput
+from app.experiment_schemas import BEST_METRICS
+from app.services import experiments, gradient_flow, time_gate
+from app.services.jobs import get_job
+from app.tables import Metric
+
+# What the training loop records (models/train.py), per task: the names a plot may ask for.
+RECORDED_METRICS: dict[str, tuple[str, ...]] = {
+    "palindrome": ("loss", "accuracy", "grad_norm", "lr", "examples_per_s", "val_loss", "val_accuracy"),
+    "text": (
+        "loss",
+        "accuracy",
+        "grad_norm",
+        "lr",
+        "examples_per_s",
+        "chars_per_s",
+        "val_loss",
+        "val_accuracy",
+    ),
+}
+CHANCE_ACCURACY = {"palindrome": 0.1}  # ten digits: where an RNN that cannot remember ends up
+
+
+def _check_metric(task: str, name: str, field: str, extra: tuple[str, ...] = ()) -> None:
+    known = (*RECORDED_METRICS[task], *extra)
+    if name not in known:
+        raise InvalidInput(
+            ("query", field), f"{name!r} is not a metric of a {task} job; expected one of {', '.join(known)}"
+        )
+
+
+def experiment_plot(session: Session, experiment_id: int, *, metric: str, x: str, hue: str | None) -> bytes:
+    """`metric` against sweep axis `x`, one line per value of axis `hue`: the mean over the other axes
+    (seeds, ...) with a band from their min to their max (with 2 seeds a std would be a guess)."""
+    from app import plots
+
+    experiment = experiments.get_experiment(session, experiment_id)
+    axes = list(experiment.sweep)
+    for field, axis in (("x", x), ("hue", hue)):
+        if axis is not None and axis not in axes:
+            raise InvalidInput(
+                ("query", field),
+                f"{axis!r} is not a sweep axis of experiment {experiment_id}; "
+                f"expected one of {', '.join(axes)}",
+            )
+    if hue == x:
+        raise InvalidInput(("query", "hue"), "must be another axis than x")
+    _check_metric(experiment.task, metric, "metric", BEST_METRICS)
+
+    groups: dict[Any, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in experiments.results(session, experiment):
+        value = getattr(row, metric) if metric in BEST_METRICS else row.final_metrics.get(metric)
+        if value is not None:
+            groups[row.params[hue] if hue else None][row.params[x]].append(value)
+    bands = []
+    for hue_value in experiment.sweep[hue] if hue else [None]:
+        by_x = groups.get(hue_value, {})
+        xs = [v for v in experiment.sweep[x] if by_x.get(v)]
+        if xs:
+            bands.append(
+                plots.Band(
+                    label=f"{hue}={hue_value}" if hue else metric,
+                    x=xs if all(isinstance(v, int | float) for v in xs) else [str(v) for v in xs],
+                    mean=[statistics.fmean(by_x[v]) for v in xs],
+                    low=[min(by_x[v]) for v in xs],
+                    high=[max(by_x[v]) for v in xs],
+                )
+            )
+    others = [a for a in axes if a not in (x, hue)]
+    spread = f"; mean and min-max over {', '.join(others)}" if others else ""
+    name = experiment.name or f"experiment {experiment.id}"
+    chance = CHANCE_ACCURACY.get(experiment.task) if metric.endswith("accuracy") else None
+    figure = plots.sweep_figure(
+        bands, title=f"{name}: {metric} against {x}{spread}", x_label=x, y_label=metric, chance=chance
+    )
+    return plots.to_png(figure)
+
+
+def job_plot(session: Session, job_id: int, *, metrics: list[str]) -> bytes:
+    from app import plots
+
+    job = get_job(session, job_id)
+    if not metrics:
+        raise InvalidInput(("query", "metrics"), "name at least one metric, e.g. metrics=loss,val_loss")
+    for name in metrics:
+        _check_metric(job.task, name, "metrics")
+    curves: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in metrics}
+    query = select(Metric.name, Metric.step, Metric.value).where(
+        Metric.job_id == job_id, Metric.name.in_(metrics)
+    )
+    for name, step, value in session.execute(query.order_by(Metric.step)):
+        curves[name][0].append(step)
+        curves[name][1].append(value)
+    title = f"job {job_id} ({job.task}, {job.model}): {', '.join(metrics)} against step"
+    return plots.to_png(plots.curves_figure(curves, title=title))
+
+
+def gradient_flow_plot(
+    session: Session, job_id: int, *, at: GradientFlowAt, checkpoint_id: int | None
+) -> bytes:
+    """The measured weights, and for a checkpoint also the job's initial weights: before and after."""
+    from app import plots
+
+    measured = [gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)]
+    if at == "checkpoint":
+        measured.append(gradient_flow.gradient_flow(session, job_id, at="init", checkpoint_id=None))
+    curves = {}
+    for flow in measured:
+        weights = (
+            "initial weights" if flow.at == "init" else f"checkpoint {flow.checkpoint_id}, step {flow.step}"
+        )
+        curves[f"{flow.model}, {weights}"] = (flow.t, flow.grad_norm)
+    flow = measured[0]
+    title = (
+        f"job {job_id}: gradient flow through time, {flow.model}, input_length {flow.input_length}, "
+        f"batch {flow.batch_size}"
+    )
+    return plots.to_png(plots.gradient_flow_figure(curves, title=title))
+
+
+def time_gate_plot(params: TimeGateParams) -> bytes:
+    from app import plots
+
+    curve = time_gate.time_gate_curve(params)
+    title = (
+        f"Phased LSTM time gate: tau={params.tau:g}, shift={params.shift:g}, "
+        f"r_on={params.r_on:g}, alpha={params.alpha:g}"
+    )
+    return plots.to_png(plots.time_gate_figure(curve.t, curve.phi, curve.k, r_on=params.r_on, title=title))
