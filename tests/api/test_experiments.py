@@ -96,7 +96,7 @@ def test_bad_grids_are_422_naming_the_value_and_store_nothing(
 
 def test_the_cap_comes_from_settings(settings: Settings) -> None:
     capped = settings.model_copy(update={"max_experiment_jobs": 3, "queue": f"{settings.queue}-unconsumed"})
-    with TestClient(create_app(capped)) as client:
+    with TestClient(create_app(capped), headers=AUTH) as client:
         response = client.post(
             "/experiments", json=BASE | {"sweep": {"seed": [0, 1], "input_length": [3, 4]}}
         )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.analysis_schemas import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
 from app.api.deps import SessionDep
 from app.api.media import PNG, media
+from app.api.openapi import error_responses
 from app.bounds import DbId
 from app.services import exports, figures, gradient_flow, time_gate
 
@@ -18,7 +19,7 @@ AT = Query(description="checkpoint: trained weights; init: the job's untrained s
 CHECKPOINT = Query(ge=1, description="one of this job's checkpoints; default its latest")
 
 
-@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses=PNG)
+@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses=error_responses(404, 409) | PNG)
 def job_plot(
     job_id: DbId,
     session: SessionDep,
@@ -31,7 +32,7 @@ def job_plot(
 @router.get(
     "/jobs/{job_id}/metrics.csv",
     response_class=Response,
-    responses=media("text/csv", "columns step, name, value, time"),
+    responses=error_responses(404, 409) | media("text/csv", "columns step, name, value, time"),
 )
 def job_metrics_csv(job_id: DbId, session: SessionDep) -> Response:
     disposition = f'attachment; filename="job-{job_id}-metrics.csv"'
@@ -45,7 +46,7 @@ def job_metrics_csv(job_id: DbId, session: SessionDep) -> Response:
 @router.get(
     "/jobs/{job_id}/tensorboard.tar.gz",
     response_class=Response,
-    responses=media("application/gzip", "job-<id>/events.out.tfevents.*"),
+    responses=error_responses(404, 409) | media("application/gzip", "job-<id>/events.out.tfevents.*"),
 )
 def job_tensorboard(job_id: DbId, session: SessionDep) -> Response:
     """The job's metrics as TensorBoard scalars: unpack, then `tensorboard --logdir .`."""
@@ -57,7 +58,9 @@ def job_tensorboard(job_id: DbId, session: SessionDep) -> Response:
     )
 
 
-@router.get("/jobs/{job_id}/gradient-flow", response_model=GradientFlowOut)
+@router.get(
+    "/jobs/{job_id}/gradient-flow", response_model=GradientFlowOut, responses=error_responses(404, 409)
+)
 def job_gradient_flow(
     job_id: DbId,
     session: SessionDep,
@@ -68,7 +71,9 @@ def job_gradient_flow(
     return gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)
 
 
-@router.get("/jobs/{job_id}/gradient-flow.png", response_class=Response, responses=PNG)
+@router.get(
+    "/jobs/{job_id}/gradient-flow.png", response_class=Response, responses=error_responses(404, 409) | PNG
+)
 def job_gradient_flow_png(
     job_id: DbId,
     session: SessionDep,
@@ -85,6 +90,6 @@ def phased_lstm_time_gate(params: Annotated[TimeGateParams, Query()]) -> TimeGat
     return time_gate.time_gate_curve(params)
 
 
-@router.get("/phased-lstm/time-gate.png", response_class=Response, responses=PNG)
+@router.get("/phased-lstm/time-gate.png", response_class=Response, responses=error_responses(404, 409) | PNG)
 def phased_lstm_time_gate_png(params: Annotated[TimeGateParams, Query()]) -> Response:
     return Response(figures.time_gate_plot(params), media_type="image/png")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.media import PNG, media
+from app.api.openapi import error_responses
 from app.bounds import DbId, DbOffset
 from app.experiment_schemas import ExperimentOut, ExperimentPage, ExperimentRequest
 from app.services import admission, experiments, figures
@@ -22,7 +23,9 @@ EXAMPLE = {
 }
 
 
-@router.post("/experiments", status_code=202, response_model=ExperimentOut)
+@router.post(
+    "/experiments", status_code=202, response_model=ExperimentOut, responses=error_responses(404, 409, 503)
+)
 def create_experiment(
     request: Annotated[ExperimentRequest, Body(openapi_examples={"course": {"value": EXAMPLE}})],
     session: SessionDep,
@@ -52,12 +55,16 @@ def list_experiments(
     return experiments.list_experiments(session, limit=limit, offset=offset)
 
 
-@router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
+@router.get("/experiments/{experiment_id}", response_model=ExperimentOut, responses=error_responses(404))
 def get_experiment(experiment_id: DbId, session: SessionDep) -> ExperimentOut:
     return experiments.experiment_out(session, experiments.get_experiment(session, experiment_id))
 
 
-@router.get("/experiments/{experiment_id}/results.csv", response_class=Response, responses=CSV)
+@router.get(
+    "/experiments/{experiment_id}/results.csv",
+    response_class=Response,
+    responses=error_responses(404, 409) | CSV,
+)
 def experiment_results_csv(experiment_id: DbId, session: SessionDep) -> Response:
     experiment = experiments.get_experiment(session, experiment_id)
     table = experiments.results_csv(experiment.sweep, experiments.results(session, experiment))
@@ -65,7 +72,11 @@ def experiment_results_csv(experiment_id: DbId, session: SessionDep) -> Response
     return Response(table, media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
-@router.get("/experiments/{experiment_id}/plot.png", response_class=Response, responses=PNG)
+@router.get(
+    "/experiments/{experiment_id}/plot.png",
+    response_class=Response,
+    responses=error_responses(404, 409) | PNG,
+)
 def experiment_plot(
     experiment_id: DbId,
     session: SessionDep,
@@ -80,7 +91,9 @@ def experiment_plot(
     return Response(image, media_type="image/png")
 
 
-@router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentOut)
+@router.post(
+    "/experiments/{experiment_id}/cancel", response_model=ExperimentOut, responses=error_responses(404, 409)
+)
 def cancel_experiment(experiment_id: DbId, session: SessionDep) -> ExperimentOut:
     """Cancel every queued or running job (running ones stop at their next step with a checkpoint)."""
     return experiments.experiment_out(session, experiments.cancel_experiment(session, experiment_id))
