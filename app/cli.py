@@ -32,11 +32,13 @@ def migrate() -> None:
 def run_api(host: str, port: int) -> None:
     import uvicorn
 
+    from app.api_token import with_api_token
     from app.main import create_app
     from app.threads import tune_api_process
 
-    tune_api_process(get_settings())
-    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+    settings = with_api_token(get_settings())
+    tune_api_process(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
 
 
 def run_worker(loglevel: str) -> None:

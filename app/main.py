@@ -5,6 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.api.access import AccessControl
+from app.api.openapi import install_openapi
+from app.api.rate_limit import RateLimiter
 from app.api.routes import analysis, checkpoints, datasets, experiments, generate, health, jobs
 from app.db import sessionmaker_for
 from app.errors import install_error_handlers
@@ -16,7 +19,10 @@ from app.web.routes import install_dashboard
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
 
-Queue a job with `POST /train`, follow it at `GET /jobs/{id}`, then `GET /generate?job_id=...`."""
+Queue a job with `POST /train`, follow it at `GET /jobs/{id}`, then `GET /generate?job_id=...`.
+
+Every POST needs `Authorization: Bearer <token>` (a token from `RNNLAB_API_TOKENS`, or the one
+`rnnlab serve` wrote to `var/api-token`): press **Authorize** and paste it."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,5 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):
         app.include_router(module.router)
     install_dashboard(app)
+    app.add_middleware(
+        AccessControl,
+        tokens=settings.api_token_list,
+        protect_reads=settings.protect_reads,
+        limiter=RateLimiter(per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
+    )
+    install_openapi(app, protect_reads=settings.protect_reads)
     install_observability(app)
     return app

@@ -15,7 +15,7 @@ from app.db import sessionmaker_for
 from app.job_status import JobStatus
 from app.queue import TRAIN_TASK, enqueuer
 from app.services import runs
-from app.settings import get_settings
+from app.settings import DEFAULT_KEEP_CHECKPOINTS, get_settings
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def train_job(job_id: int) -> str:
         sessions=sessionmaker_for(settings.resolved_database_url),
         lease_seconds=settings.lease_seconds,
         interrupted=shutting_down.is_set,
+        keep_checkpoints=settings.keep_checkpoints,
     )
     if outcome == REQUEUED:
         # Not acknowledged: the broker delivers the task again, and it resumes from the checkpoint.
@@ -70,6 +71,7 @@ def run_job(
     sessions: sessionmaker[Session],
     lease_seconds: float = 120.0,
     interrupted: Callable[[], bool] = lambda: False,
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> str:
     """Run one job to its end; returns the outcome: the job's final status, or one of the three below."""
     from models.train import train
@@ -89,7 +91,14 @@ def run_job(
             # A checkpoint from another job (`resume_from`) starts this job's own timeline at its step.
             start_step = resume["step"] if resume else 0
             runs.rewind(session, job_id, token, step=start_step)
-        recorder = runs.JobRecorder(sessions, job_id, token, start_step=start_step, interrupted=interrupted)
+        recorder = runs.JobRecorder(
+            sessions,
+            job_id,
+            token,
+            start_step=start_step,
+            interrupted=interrupted,
+            keep_checkpoints=keep_checkpoints,
+        )
         result = train(config, data, recorder, resume=resume)
     except runs.LeaseLost:
         log.warning("job %s was taken from this worker; stopping", job_id, extra={"job_id": job_id})

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.job_status import FINISHED, JobStatus
 from app.queue import Enqueue
+from app.services.retention import prune_checkpoints
 from app.services.transitions import move, rows_updated
+from app.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.tables import Base, Checkpoint, Dataset, Job, Metric, Sample, UTCDateTime, utcnow
 from models.callbacks import TrainingCallbacks
 from models.config import TaskConfig
@@ -160,8 +162,12 @@ def record_checkpoint(
     checkpoint: dict[str, Any],
     is_best: bool,
     is_final: bool,
+    keep_last: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> int:
-    """Store the bytes and point the job at them in ONE transaction: no half-recorded checkpoint."""
+    """Store the bytes and point the job at them in ONE transaction: no half-recorded checkpoint.
+
+    The same transaction deletes the checkpoints retention no longer keeps (see services/retention.py).
+    """
     from models.checkpoint import to_bytes
 
     data = to_bytes(checkpoint)
@@ -195,6 +201,7 @@ def record_checkpoint(
         job.best_val_loss = best if best is not None and math.isfinite(best) else None
     job.latest_checkpoint_id = row.id
     job.step = max(job.step, step)
+    prune_checkpoints(session, job_id, keep_last=keep_last)
     session.commit()
     return row.id
 
@@ -319,8 +326,10 @@ class JobRecorder(TrainingCallbacks):
         start_step: int,
         interrupted: Callable[[], bool] = lambda: False,
         poll_seconds: float = 0.25,
+        keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
     ) -> None:
         self.sessions, self.job_id, self.token = sessions, job_id, token
+        self.keep_checkpoints = keep_checkpoints
         self.interrupted_by = interrupted
         self.poll_seconds = poll_seconds
         self.step = start_step
@@ -344,6 +353,7 @@ class JobRecorder(TrainingCallbacks):
                 checkpoint=checkpoint,
                 is_best=is_best,
                 is_final=is_final,
+                keep_last=self.keep_checkpoints,
             )
 
     def on_sample(self, step: int, temperature: float, text: str) -> None:

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.api.deps import CacheDep, SessionsDep
+from app.api.openapi import error_responses
 from app.generation import sse
-from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut
+from app.schemas import GenerateOut, GenerateParams, GenerateQuery, PredictIn, PredictOut
 from app.services import generation
 
 router = APIRouter(tags=["generate"])
@@ -22,9 +23,9 @@ event was sent. The last event carries `finish_reason`, `index` (the text's leng
 Errors found before the stream starts (422, 404, 409, 429) are ordinary JSON responses. Try it with
 `curl -N`."""
 
-BUSY: dict[int | str, dict[str, Any]] = {
-    429: {"description": "the checkpoint's batch and waiting line are full; see the Retry-After header"}
-}
+# 429 (rate limit or a full batch and waiting line) is declared for every generation path by
+# app/api/openapi.py, from the same rule the access middleware applies.
+ERRORS = error_responses(404, 409)
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "server-sent events, one `data:` line of JSON each",
@@ -38,13 +39,13 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    **BUSY,
+    **ERRORS,
 }
 
 
-@router.get("/generate", response_model=GenerateOut, responses=BUSY)
+@router.get("/generate", response_model=GenerateOut, responses=ERRORS)
 async def generate_get(
-    params: Annotated[GenerateParams, Query()], sessions: SessionsDep, cache: CacheDep
+    params: Annotated[GenerateQuery, Query()], sessions: SessionsDep, cache: CacheDep
 ) -> GenerateOut:
     """Continue `seed` by `length` characters with a text model (by `checkpoint_id` or `job_id`).
 
@@ -53,7 +54,7 @@ async def generate_get(
     return await generation.generate(sessions, cache, params)
 
 
-@router.post("/generate", response_model=GenerateOut, responses=BUSY)
+@router.post("/generate", response_model=GenerateOut, responses=ERRORS)
 async def generate_post(params: GenerateParams, sessions: SessionsDep, cache: CacheDep) -> GenerateOut:
     return await generation.generate(sessions, cache, params, source="body")
 
@@ -66,7 +67,7 @@ async def generate_post(params: GenerateParams, sessions: SessionsDep, cache: Ca
     description=STREAM_DOC,
 )
 async def generate_stream_get(
-    params: Annotated[GenerateParams, Query()], sessions: SessionsDep, cache: CacheDep
+    params: Annotated[GenerateQuery, Query()], sessions: SessionsDep, cache: CacheDep
 ) -> sse.EventStreamResponse:
     started = await generation.start(sessions, cache, params, source="query", streaming=True)
     return sse.EventStreamResponse(generation.events(started))
@@ -86,7 +87,7 @@ async def generate_stream_post(
     return sse.EventStreamResponse(generation.events(started))
 
 
-@router.post("/predict", response_model=PredictOut)
+@router.post("/predict", response_model=PredictOut, responses=ERRORS)
 async def predict(body: PredictIn, sessions: SessionsDep, cache: CacheDep) -> PredictOut:
     """Predict the last digit of a palindrome with a palindrome model."""
     return await generation.predict(sessions, cache, body)
