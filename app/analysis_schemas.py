@@ -16,7 +16,8 @@ class TimeGateParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tau: float = Field(10.0, gt=0, le=MAX_TIME_SPAN, description="period")
+    # Bounded below: a subnormal period overflows (t - shift) / tau to inf and k(t) to NaN (not JSON).
+    tau: float = Field(10.0, ge=1e-6, le=MAX_TIME_SPAN, description="period")
     shift: float = Field(0.0, ge=-MAX_TIME_SPAN, le=MAX_TIME_SPAN, description="phase shift s")
     r_on: float = Field(0.05, gt=0, lt=1, description="fraction of the period the gate is open")
     alpha: float = Field(0.0, ge=0, le=1, description="closed-phase leak (the paper's 1e-3 in training)")

@@ -1,4 +1,4 @@
-"""`rnnlab serve | api | worker | migrate`.
+"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (app/client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
 process) and a worker (a subprocess, restarted when it dies: app/supervisor.py) together, and stops
@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from app.client.commands import add_client_commands, run_client_command
 from app.settings import get_settings
 
 log = logging.getLogger("rnnlab")
@@ -31,9 +32,13 @@ def migrate() -> None:
 def run_api(host: str, port: int) -> None:
     import uvicorn
 
+    from app.api_token import with_api_token
     from app.main import create_app
+    from app.threads import tune_api_process
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+    settings = with_api_token(get_settings())
+    tune_api_process(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
 
 
 def run_worker(loglevel: str) -> None:
@@ -85,7 +90,13 @@ def serve(host: str, port: int) -> int:
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
     sweep_orphans()
-    worker = WorkerSupervisor([sys.executable, "-m", "app.cli", "worker"], before_restart=sweep_orphans)
+    from app.threads import serve_worker_threads
+
+    # The worker takes the cores the API leaves (a worker started alone takes them all).
+    threads = {"RNNLAB_WORKER_THREADS": str(serve_worker_threads(get_settings()))}
+    worker = WorkerSupervisor(
+        [sys.executable, "-m", "app.cli", "worker"], env=os.environ | threads, before_restart=sweep_orphans
+    )
     worker.start()
     log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
     try:
@@ -106,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
     worker.add_argument("--loglevel", default="INFO")
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    add_client_commands(commands)
     args = parser.parse_args(argv)
+    if "client_command" in args:
+        return run_client_command(args)  # a client of some server: no server logging set up
 
     from app.observability import configure_logging
 

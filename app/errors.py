@@ -15,6 +15,13 @@ from app.db_retry import DATABASE_UNAVAILABLE
 class DomainError(Exception):
     """Base class: `str(exc)` is the user-facing detail."""
 
+    def errors(self) -> list[dict[str, Any]] | None:
+        """Per-field errors for the body's `errors` list (422s), or None."""
+        return None
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class NotFound(DomainError):
     pass
@@ -81,6 +88,39 @@ class InvalidInput(DomainError):
         self.loc = tuple(loc)
         super().__init__(f"{field or loc[-1]}: {message}")
 
+    def errors(self) -> list[dict[str, Any]] | None:
+        return [{"loc": list(self.loc), "msg": str(self), "type": "value_error"}]
+
+
+class JobTooLarge(DomainError):
+    """A training config whose estimated peak memory is over the worker's budget."""
+
+    def __init__(self, fields: Sequence[str], message: str) -> None:
+        self.fields = tuple(fields)
+        super().__init__(f"{', '.join(fields)}: {message}")
+
+    def errors(self) -> list[dict[str, Any]] | None:
+        return [{"loc": ["body", f], "msg": str(self), "type": "value_error"} for f in self.fields]
+
+
+class TooManyRequests(DomainError):
+    """429: come back in `retry_after_s` seconds (sent as the Retry-After header)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class QueueFull(TooManyRequests):
+    def __init__(self, limit: int, *, retry_after_s: int) -> None:
+        super().__init__(
+            f"{limit} jobs are already queued (RNNLAB_MAX_QUEUED_JOBS); try again once some have started",
+            retry_after_s=retry_after_s,
+        )
+
 
 class ServiceUnavailable(DomainError):
     pass
@@ -91,11 +131,21 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__("database unavailable; try again shortly")
 
 
+class GenerationBusy(TooManyRequests):
+    def __init__(self, checkpoint_id: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"checkpoint {checkpoint_id} is generating for as many requests as it accepts; retry later",
+            retry_after_s=retry_after_s,
+        )
+
+
 STATUS_CODES: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     DatasetTooLarge: 413,
     InvalidInput: 422,
+    JobTooLarge: 422,
+    TooManyRequests: 429,
     ServiceUnavailable: 503,
 }
 
@@ -116,12 +166,23 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def error_response(
+    status_code: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Every error the service answers has this body (`ErrorBody` in the OpenAPI document)."""
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    body: dict[str, Any] = {"detail": str(exc)}
-    if isinstance(exc, InvalidInput):
-        body["errors"] = [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}]
-    return JSONResponse(body, status_code=_status_for(exc))
+    return error_response(_status_for(exc), str(exc), errors=exc.errors(), headers=exc.headers())
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -133,7 +194,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _flatten(exc.errors())
     detail = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors)
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    return error_response(422, detail, errors=errors)
 
 
 def install_error_handlers(app: FastAPI) -> None:

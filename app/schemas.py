@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.bounds import DbId
 from app.job_status import JobStatus
 from models.config import PalindromeConfig, TextConfig
 
@@ -14,14 +15,14 @@ from models.config import PalindromeConfig, TextConfig
 class PalindromeTrainRequest(PalindromeConfig):
     """A palindrome job: the training config, optionally resumed from a checkpoint."""
 
-    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+    resume_from: DbId | None = Field(None, description="checkpoint id to continue from")
 
 
 class TextTrainRequest(TextConfig):
     """A text job: the training config, the corpus, optionally resumed from a checkpoint."""
 
-    dataset_id: int | None = Field(None, ge=1, description="dataset to train on; the built-in one if omitted")
-    resume_from: int | None = Field(None, ge=1, description="checkpoint id to continue from")
+    dataset_id: DbId | None = Field(None, description="dataset to train on; the built-in one if omitted")
+    resume_from: DbId | None = Field(None, description="checkpoint id to continue from")
 
 
 TrainRequest = Annotated[PalindromeTrainRequest | TextTrainRequest, Field(discriminator="task")]
@@ -117,8 +118,8 @@ class DatasetOut(DatasetSummary):
 class ModelRef(BaseModel):
     """Which model to use: a checkpoint, or a job's latest checkpoint (exactly one)."""
 
-    checkpoint_id: int | None = Field(None, ge=1)
-    job_id: int | None = Field(None, ge=1)
+    checkpoint_id: DbId | None = None
+    job_id: DbId | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -136,6 +137,13 @@ class GenerateParams(ModelRef):
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
     random_seed: int | None = Field(None, ge=0, le=2**64 - 1, description="chosen at random when omitted")
+
+
+class GenerateQuery(GenerateParams):
+    """`GET /generate`'s parameters: the seed travels in the URL, whose size servers limit (64 KiB
+    here), and a character can take 12 bytes percent-encoded. Longer seeds go by `POST /generate`."""
+
+    seed: str = Field("", max_length=4000, description="seed text; up to 10,000 characters with POST")
 
 
 class Timings(BaseModel):
@@ -173,3 +181,16 @@ class PredictOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='where: e.g. ["body", "hidden_size"] or ["query", "job_id"]')
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (4xx and 503)."""
+
+    detail: str = Field(description="what went wrong, naming the field(s)")
+    errors: list[ErrorItem] | None = Field(None, description="one entry per invalid field (422 only)")

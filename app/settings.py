@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Per job: checkpoints kept besides the best one (the worker's default too when called without settings).
+DEFAULT_KEEP_CHECKPOINTS = 5
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,13 @@ class Settings(BaseSettings):
     # Largest grid one POST /experiments may queue (each point is a job).
     max_experiment_jobs: int = Field(200, ge=1)
     model_cache_size: int = Field(4, ge=1, description="loaded checkpoints kept by the API for generation")
+    # Streams one checkpoint's engine steps together, and requests that may wait for a free slot on
+    # top of them; a request beyond both gets 429.
+    generation_max_batch: int = Field(64, ge=1)
+    generation_max_waiting: int = Field(256, ge=0)
+    # PyTorch threads of the API process and of a worker; None: a share of the cores (app/threads.py).
+    api_threads: int | None = Field(None, ge=1)
+    worker_threads: int | None = Field(None, ge=1)
     # A running job whose worker has not written a heartbeat for this long may be claimed again.
     lease_seconds: float = Field(120.0, gt=0)
     # How often every worker sweeps (re-sends stale and unsent jobs) and writes its own heartbeat;
@@ -37,6 +47,27 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_s: float = Field(30.0, gt=0)
     # The worker touches this file once it consumes tasks (used by tests and container health checks).
     worker_ready_file: Path | None = None
+
+    # Comma-separated bearer tokens the API accepts (several, so a token can be rotated without downtime).
+    # Empty: `rnnlab serve` / `rnnlab api` use the token in <data_dir>/api-token, made at first start.
+    api_tokens: SecretStr = SecretStr("")
+    # True: every GET needs the token too, except health, readiness, metrics and the API docs.
+    protect_reads: bool = False
+    # POST /train answers 429 while this many jobs are queued.
+    max_queued_jobs: int = Field(100, ge=1)
+    # Per token (per client address for the open GET /generate): writes and generations per minute,
+    # and how many may come at once (token bucket).
+    rate_limit_per_minute: float = Field(600.0, gt=0)
+    rate_limit_burst: int = Field(120, ge=1)
+    # Per job: checkpoints kept besides the best one; older ones are deleted as new ones are written.
+    keep_checkpoints: int = Field(DEFAULT_KEEP_CHECKPOINTS, ge=1)
+    # Peak training memory a job may need (POST /train refuses larger ones); None: half of this
+    # machine's memory.
+    worker_memory_bytes: int | None = Field(None, ge=1)
+
+    @property
+    def api_token_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip())
 
     @property
     def resolved_database_url(self) -> str:

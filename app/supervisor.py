@@ -13,7 +13,7 @@ import logging
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import monotonic
 
 log = logging.getLogger("rnnlab")
@@ -25,6 +25,7 @@ class WorkerSupervisor:
         command: Sequence[str],
         *,
         before_restart: Callable[[], None],
+        env: Mapping[str, str] | None = None,
         first_delay_s: float = 1.0,
         max_delay_s: float = 30.0,
         healthy_after_s: float = 60.0,
@@ -32,6 +33,7 @@ class WorkerSupervisor:
         """`before_restart` runs after a death and before the next start (serve re-queues the dead
         worker's job there, so it resumes without waiting for the lease to expire)."""
         self.command = list(command)
+        self.env = dict(env) if env is not None else None
         self.before_restart = before_restart
         self.first_delay_s, self.max_delay_s, self.healthy_after_s = (
             first_delay_s,
@@ -74,7 +76,7 @@ class WorkerSupervisor:
         self._watcher.join(timeout=5)
 
     def _spawn(self) -> None:
-        self._proc = subprocess.Popen(self.command)
+        self._proc = subprocess.Popen(self.command, env=self.env)
         self._started_at = monotonic()
 
     def _watch(self) -> None:

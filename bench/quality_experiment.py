@@ -121,7 +121,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         proc = start_service(Path(tmp), args.port, args.out / "serve.log")
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60) as client:
+            # `rnnlab serve` without RNNLAB_API_TOKENS wrote its own token there at start.
+            auth = {"Authorization": f"Bearer {(Path(tmp) / 'api-token').read_text().strip()}"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", headers=auth, timeout=60) as client:
                 started = time.perf_counter()
                 response = client.post("/experiments", json=body)
                 response.raise_for_status()

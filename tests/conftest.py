@@ -38,6 +38,10 @@ PG_ADMIN_URL = make_url(
 # Redis db 11 keeps the tests apart from a default db 0; isolation between runs comes from the queue names.
 REDIS_URL = os.environ.get("RNNLAB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/11"
 PYTHON = sys.executable
+# Every server the tests start accepts this token, and every client they make sends it; tests of
+# authentication itself make their own clients without it.
+API_TOKEN = "rnnlab-test-token"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -70,9 +74,10 @@ def free_port() -> int:
 
 
 def clean_env(**values: str) -> dict[str, str]:
-    """This process's environment without any RNNLAB_* variable, plus `values`."""
+    """This process's environment without any RNNLAB_* variable but the test token, plus `values`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["RNNLAB_API_TOKENS"] = API_TOKEN
     return env | values
 
 
@@ -105,6 +110,13 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def api_client(port: int, **kwargs: Any) -> Any:
+    """An httpx.Client for a server started by `start_server`, sending the test token."""
+    import httpx
+
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60, **kwargs)
 
 
 def start_server(
@@ -240,6 +252,7 @@ def pg_settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.Temp
         broker_url=redis_url,
         queue=f"rnnlab-test-{uuid4().hex[:10]}",
         data_dir=tmp_path_factory.mktemp("pg-data"),
+        api_tokens=API_TOKEN,
     )
 
 
@@ -252,6 +265,7 @@ def sqlite_settings(sqlite_url: str, tmp_path_factory: pytest.TempPathFactory) -
         broker_url="",
         data_dir=tmp_path_factory.mktemp("sqlite-data"),
         broker_polling_interval=0.1,
+        api_tokens=API_TOKEN,
     )
 
 
@@ -273,7 +287,7 @@ def client(settings: Settings) -> Iterator[Any]:
     from app.main import create_app
 
     unconsumed = settings.model_copy(update={"queue": f"{settings.queue}-unconsumed"})
-    with TestClient(create_app(unconsumed)) as test_client:
+    with TestClient(create_app(unconsumed), headers=AUTH) as test_client:
         yield test_client
     if unconsumed.broker_url.startswith("redis://"):
         import redis
@@ -297,7 +311,7 @@ def pg_client(pg_settings: Settings) -> Iterator[Any]:
 
     from app.main import create_app
 
-    with TestClient(create_app(pg_settings)) as test_client:
+    with TestClient(create_app(pg_settings), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -307,7 +321,7 @@ def sqlite_client(sqlite_settings: Settings) -> Iterator[Any]:
 
     from app.main import create_app
 
-    with TestClient(create_app(sqlite_settings)) as test_client:
+    with TestClient(create_app(sqlite_settings), headers=AUTH) as test_client:
         yield test_client
 
 

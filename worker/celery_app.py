@@ -31,6 +31,12 @@ def _setup_logging(**_: Any) -> None:
     configure_logging()
 
 
+def _use_thread_share(**_: Any) -> None:
+    from app.threads import use_threads, worker_threads
+
+    use_threads(worker_threads(get_settings()))
+
+
 def _touch_ready_file(**_: Any) -> None:
     ready_file = get_settings().worker_ready_file
     if ready_file is not None:
@@ -40,6 +46,7 @@ def _touch_ready_file(**_: Any) -> None:
 
 # Connected by call, not as decorators: Celery is untyped, and a decorator would untype the handlers.
 signals.worker_init.connect(_create_broker_folders)
+signals.worker_init.connect(_use_thread_share)
 signals.setup_logging.connect(_setup_logging)
 # In this order: a worker is ready once it consumes tasks AND its first heartbeat row is written.
 signals.worker_ready.connect(start_sweeper)

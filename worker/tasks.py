@@ -16,7 +16,7 @@ from app.db_retry import retry_db
 from app.job_status import JobStatus
 from app.queue import TRAIN_TASK
 from app.services import runs
-from app.settings import get_settings
+from app.settings import DEFAULT_KEEP_CHECKPOINTS, get_settings
 from worker import sweeper
 from worker.celery_app import celery_app
 
@@ -51,6 +51,7 @@ def train_job(job_id: int) -> str:
             sessions=sessionmaker_for(settings.resolved_database_url),
             lease_seconds=settings.lease_seconds,
             interrupted=shutting_down.is_set,
+            keep_checkpoints=settings.keep_checkpoints,
         )
     finally:
         sweeper.current_job = None
@@ -66,6 +67,7 @@ def run_job(
     sessions: sessionmaker[Session],
     lease_seconds: float = 120.0,
     interrupted: Callable[[], bool] = lambda: False,
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> str:
     """Run one job to its end; returns the outcome: the job's final status, or one of the three below."""
     from models.train import train
@@ -92,6 +94,7 @@ def run_job(
             start_step=start_step,
             interrupted=interrupted,
             retry_seconds=lease_seconds,
+            keep_checkpoints=keep_checkpoints,
         )
         result = train(config, data, recorder, resume=resume)
     except runs.LeaseLost:

@@ -1,14 +1,15 @@
-"""Dependencies shared by the routers: the database session, settings, model cache and the queue."""
+"""Dependencies shared by the routers: the database session(s), settings, model cache and the queue."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import SessionDep
+from app.generation.cache import ModelCache
 from app.queue import Enqueue, enqueuer
-from app.services.generation import ModelCache
 from app.settings import Settings
 
 
@@ -16,6 +17,12 @@ from app.settings import Settings
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_sessions(request: Request) -> sessionmaker[Session]:
+    """For async routes: they open sessions inside the threads that do their blocking reads."""
+    sessions: sessionmaker[Session] = request.app.state.sessionmaker
+    return sessions
 
 
 def get_cache(request: Request) -> ModelCache:
@@ -28,7 +35,8 @@ def get_enqueue(request: Request) -> Enqueue:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
 
-__all__ = ["CacheDep", "EnqueueDep", "SessionDep", "SettingsDep"]
+__all__ = ["CacheDep", "EnqueueDep", "SessionDep", "SessionsDep", "SettingsDep"]

@@ -37,6 +37,13 @@ def create_dataset(session: Session, *, name: str, raw: bytes, strip_gutenberg: 
         raise InvalidInput(("body", "file"), str(exc)) from exc
     if not text:
         raise InvalidInput(("body", "file"), "the file is empty")
+    # PostgreSQL text columns cannot hold NUL; a corpus with one is binary data, not text.
+    if "\x00" in text:
+        raise InvalidInput(
+            ("body", "file"), f"NUL character at character {text.index(chr(0))}: not a text file"
+        )
+    if "\x00" in name:
+        raise InvalidInput(("body", "name"), "the name contains a NUL character")
     return _store(session, name=name, text=text, size_bytes=len(raw), builtin=False)
 
 

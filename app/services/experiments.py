@@ -24,17 +24,28 @@ from app.experiment_schemas import (
 from app.job_status import FINISHED, JobStatus
 from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS
-from app.services import jobs, sweeps
+from app.services import admission, jobs, sweeps
 from app.tables import Experiment, Job, Metric
 
 
 def create_experiment(
-    session: Session, *, request: ExperimentRequest, enqueue: Enqueue, queue: str, max_jobs: int
+    session: Session,
+    *,
+    request: ExperimentRequest,
+    enqueue: Enqueue,
+    queue: str,
+    max_jobs: int,
+    memory_budget: int,
+    max_queued_jobs: int,
 ) -> Experiment:
     """Validate the whole grid, store the experiment and every job at once, then queue the jobs."""
     grid = sweeps.expand(request, max_jobs=max_jobs)
+    admission.check_queue_room(session, limit=max_queued_jobs, adding=len(grid.points))
     # The same checks and rows as POST /train, before anything is added: a bad reference stores nothing.
-    rows = [jobs.new_job(session, request=point, queue=queue) for point in grid.points]
+    rows = [
+        jobs.new_job(session, request=point, queue=queue, memory_budget=memory_budget)
+        for point in grid.points
+    ]
     experiment = Experiment(name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep)
     session.add(experiment)
     session.flush()  # the experiment's id, for its jobs, inside the same transaction

@@ -1,125 +1,166 @@
-"""Text generation and palindrome prediction from stored checkpoints, with an LRU of loaded models."""
+"""Text generation and palindrome prediction from stored checkpoints.
+
+Generation is served by the checkpoint's decode engine (app/generation): these coroutines resolve
+the checkpoint, make sure it is loaded, hand the request to the engine and await its characters,
+so a waiting request holds no server thread. Blocking work (database reads, loading, prediction)
+runs in threads.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import asyncio
+import secrets
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.errors import InvalidInput, WrongTask
+from app.generation import sse
+from app.generation.cache import LoadedModel, ModelCache
+from app.generation.engine import Output
 from app.observability import observe_generation
 from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
+Sessions = sessionmaker[Session]
+
 
 @dataclass(frozen=True)
-class LoadedModel:
+class Started:
+    """A generation the engine accepted: what the response reports besides the text."""
+
+    params: GenerateParams
     checkpoint_id: int
-    task: str
-    model: Any  # torch.nn.Module in eval mode, on the CPU
-    vocab: Any  # models.data.Vocabulary | None
-    train_config: dict[str, Any]
+    output: Output
+    started_at: float
+    submitted_at: float
+
+    def timings(self) -> Timings:
+        """load_ms: resolving and loading the checkpoint; generate_ms: from the engine's waiting line
+        to the last character (time waiting for a slot included)."""
+        finished_at = self.output.finished_at or perf_counter()
+        return Timings(
+            load_ms=(self.submitted_at - self.started_at) * 1000,
+            generate_ms=(finished_at - self.submitted_at) * 1000,
+            total_ms=(finished_at - self.started_at) * 1000,
+        )
+
+    def observe(self) -> None:
+        finished_at = self.output.finished_at or perf_counter()
+        observe_generation(self.output.produced, finished_at - self.submitted_at)
 
 
-class ModelCache:
-    """The last `size` loaded checkpoints by id, so repeated generation does not reload them."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._models: OrderedDict[int, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, session: Session, checkpoint_id: int) -> tuple[LoadedModel, bool]:
-        """(model, loaded now?)"""
-        with self._lock:
-            if checkpoint_id in self._models:
-                self._models.move_to_end(checkpoint_id)
-                return self._models[checkpoint_id], False
-        loaded = _load(session, checkpoint_id)
-        with self._lock:
-            self._models[checkpoint_id] = loaded
-            while len(self._models) > self.size:
-                self._models.popitem(last=False)
-        return loaded, True
-
-
-def _load(session: Session, checkpoint_id: int) -> LoadedModel:
-    from models.checkpoint import from_bytes, load_model, load_vocabulary
-
-    row = checkpoints.get_checkpoint(session, checkpoint_id, with_data=True)
-    ckpt = from_bytes(row.data)
-    return LoadedModel(
-        checkpoint_id, row.task, load_model(ckpt), load_vocabulary(ckpt), dict(ckpt["train_config"])
-    )
-
-
-def generate(
-    session: Session, cache: ModelCache, params: GenerateParams, *, source: str = "query"
+async def generate(
+    sessions: Sessions, cache: ModelCache, params: GenerateParams, *, source: str = "query"
 ) -> GenerateOut:
     """`source` ("query" or "body") is where the parameters came from, for error locations."""
-    from models.sample import UnknownCharacters
-    from models.sample import generate as sample
-
-    start = perf_counter()
-    checkpoint_id = checkpoints.resolve(session, checkpoint_id=params.checkpoint_id, job_id=params.job_id)
-    loaded, _ = cache.get(session, checkpoint_id)
-    session.close()  # release the connection (and SQLite's lock) before the CPU-bound part
-    if loaded.task != "text":
-        raise WrongTask(
-            f"checkpoint {checkpoint_id} is a {loaded.task} model: "
-            "this model predicts digits; use POST /predict"
-        )
-    loaded_at = perf_counter()
+    started = await start(sessions, cache, params, source=source, streaming=False)
     try:
-        result = sample(
-            loaded.model,
-            loaded.vocab,
-            params.seed,
-            params.length,
-            temperature=params.temperature,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            random_seed=params.random_seed,
-        )
-    except UnknownCharacters as exc:
-        raise InvalidInput((source, "seed"), str(exc)) from exc
-    done = perf_counter()
-    observe_generation(len(result.text), done - loaded_at)
+        text = await started.output.text()
+    finally:
+        started.output.cancel()  # the request was cancelled while it waited: free the slot
+    started.observe()
     return GenerateOut(
-        text=result.text,
-        checkpoint_id=checkpoint_id,
+        text=text,
+        checkpoint_id=started.checkpoint_id,
         seed=params.seed,
         length=params.length,
         temperature=params.temperature,
         top_k=params.top_k,
         top_p=params.top_p,
-        random_seed=result.random_seed,
-        timings=Timings(
-            load_ms=(loaded_at - start) * 1000,
-            generate_ms=(done - loaded_at) * 1000,
-            total_ms=(done - start) * 1000,
-        ),
+        random_seed=started.output.stream.random_seed,
+        timings=started.timings(),
     )
 
 
-def predict(session: Session, cache: ModelCache, body: PredictIn) -> PredictOut:
+async def events(started: Started) -> AsyncGenerator[bytes]:
+    """The SSE body of a started generation (see app/generation/sse.py for the events)."""
+
+    def last() -> dict[str, Any]:
+        return {
+            "checkpoint_id": started.checkpoint_id,
+            "random_seed": started.output.stream.random_seed,
+            "timings": started.timings().model_dump(),
+        }
+
+    try:
+        async for event in sse.events(started.output, last):
+            yield event
+    finally:
+        started.observe()
+
+
+async def start(
+    sessions: Sessions, cache: ModelCache, params: GenerateParams, *, source: str, streaming: bool
+) -> Started:
+    """Resolve and load the checkpoint, check the request against it, queue it in its engine.
+
+    Everything that can be refused is refused here, before a streamed response has started:
+    unknown checkpoint (404), palindrome model (409), unknown seed characters (422), full line (429).
+    """
+    from models.data import UnknownCharacters
+    from models.decode import Stream
+
+    started_at = perf_counter()
+    loaded = await _loaded(sessions, cache, checkpoint_id=params.checkpoint_id, job_id=params.job_id)
+    if loaded.engine is None:
+        raise WrongTask(
+            f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model: "
+            "this model predicts digits; use POST /predict"
+        )
+    missing = loaded.vocab.missing(params.seed)
+    if missing:
+        raise InvalidInput((source, "seed"), str(UnknownCharacters(missing)))
+    random_seed = secrets.randbits(32) if params.random_seed is None else params.random_seed
+    stream = Stream(params.seed, params.length, random_seed, params.temperature, params.top_k, params.top_p)
+    output = Output(stream, asyncio.get_running_loop(), wake_per_chunk=streaming)
+    submitted_at = perf_counter()
+    loaded.engine.submit(output)
+    return Started(params, loaded.checkpoint_id, output, started_at, submitted_at)
+
+
+async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:
     from models.sample import predict_palindrome
 
-    checkpoint_id = checkpoints.resolve(session, checkpoint_id=body.checkpoint_id, job_id=body.job_id)
-    loaded, _ = cache.get(session, checkpoint_id)
-    session.close()
+    loaded = await _loaded(sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id)
     if loaded.task != "palindrome":
-        raise WrongTask(f"checkpoint {checkpoint_id} is a {loaded.task} model; use GET /generate")
+        raise WrongTask(f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model; use GET /generate")
     expected = loaded.train_config["input_length"]
     if len(body.digits) != expected:
         raise InvalidInput(("body", "digits"), f"this model reads {expected} digits, got {len(body.digits)}")
-    digit, probabilities = predict_palindrome(
-        loaded.model, body.digits, loaded.train_config["input_encoding"]
+    digit, probabilities = await run_in_threadpool(
+        predict_palindrome, loaded.model, body.digits, loaded.train_config["input_encoding"]
     )
     return PredictOut(
-        checkpoint_id=checkpoint_id, digits=body.digits, predicted_digit=digit, probabilities=probabilities
+        checkpoint_id=loaded.checkpoint_id,
+        digits=body.digits,
+        predicted_digit=digit,
+        probabilities=probabilities,
     )
+
+
+async def _loaded(
+    sessions: Sessions, cache: ModelCache, *, checkpoint_id: int | None, job_id: int | None
+) -> LoadedModel:
+    """The loaded checkpoint a (checkpoint_id | job_id) reference names. A loaded checkpoint_id
+    needs no database; a job_id does (its latest checkpoint moves while it trains)."""
+    if checkpoint_id is None or checkpoint_id not in cache:
+
+        def resolve() -> int:
+            with sessions() as session:
+                return checkpoints.resolve(session, checkpoint_id=checkpoint_id, job_id=job_id)
+
+        checkpoint_id = await run_in_threadpool(resolve)
+
+    def read(checkpoint_id: int = checkpoint_id) -> dict[str, Any]:
+        from models.checkpoint import from_bytes
+
+        with sessions() as session:
+            data = checkpoints.get_checkpoint(session, checkpoint_id, with_data=True).data
+        return from_bytes(data)
+
+    return await cache.get(checkpoint_id, read)

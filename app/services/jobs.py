@@ -17,38 +17,53 @@ from app.errors import (
 from app.job_status import JobStatus
 from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
-from app.services import datasets, outbox
+from app.services import admission, datasets, outbox
 from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
+from models.config import PalindromeConfig, TextConfig
 
 
 def create_job(
-    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, enqueue: Enqueue, queue: str
+    session: Session,
+    *,
+    request: PalindromeTrainRequest | TextTrainRequest,
+    enqueue: Enqueue,
+    queue: str,
+    memory_budget: int,
+    max_queued_jobs: int,
 ) -> Job:
-    """Validate references, store the job, then hand its id to the queue (see `enqueue_jobs`)."""
-    job = new_job(session, request=request, queue=queue)
+    """Validate references, admit the job (size, queue room), store it, then hand its id to the queue."""
+    admission.check_queue_room(session, limit=max_queued_jobs, adding=1)
+    job = new_job(session, request=request, queue=queue, memory_budget=memory_budget)
     session.add(job)
     session.commit()
     enqueue_jobs(session, [job.id], enqueue=enqueue)
     return job
 
 
-def new_job(session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, queue: str) -> Job:
-    """The job row for a request, after checking its references; not added to the session, so a
-    caller can store many (an experiment's grid) in one transaction."""
+def new_job(
+    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, queue: str, memory_budget: int
+) -> Job:
+    """The job row for a request, after checking its references and that it fits a worker; not added
+    to the session, so a caller can store many (an experiment's grid) in one transaction."""
     config = request.model_dump(exclude=SERVICE_FIELDS)
     dataset_id = None
+    vocab_size = None
     if isinstance(request, TextTrainRequest):
         if request.dataset_id is None:
             dataset = datasets.ensure_builtin(session)
         else:
             dataset = datasets.get_dataset(session, request.dataset_id)
         dataset_id = dataset.id
+        vocab_size = len(dataset.vocab)
     if request.resume_from is not None:
         checkpoint = session.get(Checkpoint, request.resume_from)
         if checkpoint is None:
             raise CheckpointNotFound(request.resume_from, field="resume_from")
         check_resumable(checkpoint, request, dataset_vocab=dataset.vocab if dataset_id else None)
+        # A resumed text model keeps the checkpoint's vocabulary (a superset of the dataset's).
+        vocab_size = len(checkpoint.vocab) if checkpoint.vocab else vocab_size
+    admission.check_fits_worker(_training_config(request), vocab_size=vocab_size, budget=memory_budget)
     return Job(
         task=request.task,
         model=request.model,
@@ -73,14 +88,12 @@ def check_resumable(
 ) -> None:
     """A checkpoint can seed a job when the training loop would accept it (dropout may differ)."""
     from models.checkpoint import resume_mismatch
-    from models.config import PalindromeConfig, TextConfig
     from models.registry import architecture_for
 
     def incompatible(why: str) -> CheckpointIncompatible:
         return CheckpointIncompatible(f"resume_from: checkpoint {checkpoint.id}: {why}")
 
-    config_cls = TextConfig if request.task == "text" else PalindromeConfig
-    config = config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
+    config = _training_config(request)
     vocab = checkpoint.vocab or []
     expected = architecture_for(config, vocab_size=len(vocab) if request.task == "text" else None)
     saved = {
@@ -99,6 +112,12 @@ def check_resumable(
     # The loop would accept step == train_steps and train nothing; a queued job should do something.
     if checkpoint.step >= request.train_steps:
         raise incompatible(f"it is at step {checkpoint.step}; train_steps must be larger to continue")
+
+
+def _training_config(request: PalindromeTrainRequest | TextTrainRequest) -> PalindromeConfig | TextConfig:
+    """The request without its service fields: the config the training loop will run."""
+    config_cls = TextConfig if request.task == "text" else PalindromeConfig
+    return config_cls(**request.model_dump(exclude=SERVICE_FIELDS))
 
 
 def get_job(session: Session, job_id: int) -> Job:

@@ -24,7 +24,9 @@ from app.db_retry import retry_db
 from app.job_status import FINISHED, JobStatus
 from app.queue import Enqueue
 from app.services import outbox
+from app.services.retention import prune_checkpoints
 from app.services.transitions import move, rows_updated
+from app.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.tables import Base, Checkpoint, Dataset, Job, Metric, Sample, UTCDateTime, utcnow
 from models.callbacks import TrainingCallbacks
 from models.config import TaskConfig
@@ -163,8 +165,12 @@ def record_checkpoint(
     checkpoint: dict[str, Any],
     is_best: bool,
     is_final: bool,
+    keep_last: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> int:
-    """Store the bytes and point the job at them in ONE transaction: no half-recorded checkpoint."""
+    """Store the bytes and point the job at them in ONE transaction: no half-recorded checkpoint.
+
+    The same transaction deletes the checkpoints retention no longer keeps (see services/retention.py).
+    """
     from models.checkpoint import to_bytes
 
     data = to_bytes(checkpoint)
@@ -198,6 +204,7 @@ def record_checkpoint(
         job.best_val_loss = best if best is not None and math.isfinite(best) else None
     job.latest_checkpoint_id = row.id
     job.step = max(job.step, step)
+    prune_checkpoints(session, job_id, keep_last=keep_last)
     session.commit()
     return row.id
 
@@ -355,8 +362,10 @@ class JobRecorder(TrainingCallbacks):
         interrupted: Callable[[], bool] = lambda: False,
         poll_seconds: float = 0.25,
         retry_seconds: float = 120.0,
+        keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
     ) -> None:
         self.sessions, self.job_id, self.token = sessions, job_id, token
+        self.keep_checkpoints = keep_checkpoints
         self.interrupted_by = interrupted
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
@@ -391,6 +400,7 @@ class JobRecorder(TrainingCallbacks):
                 checkpoint=checkpoint,
                 is_best=is_best,
                 is_final=is_final,
+                keep_last=self.keep_checkpoints,
             ),
         )
 

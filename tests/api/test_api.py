@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import TINY_PALINDROME, TINY_TEXT, count_rows
+from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
 from tests.data import LATIN1_EXCERPT
 
 
@@ -154,7 +154,8 @@ def test_latin1_upload_is_422_naming_the_byte_offset(client: TestClient, setting
 
 @pytest.fixture(scope="module")
 def small_limit_client(sqlite_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(sqlite_settings.model_copy(update={"max_upload_bytes": 1000}))) as client:
+    app = create_app(sqlite_settings.model_copy(update={"max_upload_bytes": 1000}))
+    with TestClient(app, headers=AUTH) as client:
         yield client
 
 

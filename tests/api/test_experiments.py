@@ -16,7 +16,7 @@ from app.main import create_app
 from app.services.experiments import experiment_status
 from app.settings import Settings
 from tests.api.png import assert_png
-from tests.conftest import TINY_PALINDROME, TINY_TEXT, count_rows
+from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
 from worker.tasks import run_job
 
 # Two models x two lengths x two seeds, 20 steps each: the course figure's shape, in seconds.
@@ -96,7 +96,7 @@ def test_bad_grids_are_422_naming_the_value_and_store_nothing(
 
 def test_the_cap_comes_from_settings(settings: Settings) -> None:
     capped = settings.model_copy(update={"max_experiment_jobs": 3, "queue": f"{settings.queue}-unconsumed"})
-    with TestClient(create_app(capped)) as client:
+    with TestClient(create_app(capped), headers=AUTH) as client:
         response = client.post(
             "/experiments", json=BASE | {"sweep": {"seed": [0, 1], "input_length": [3, 4]}}
         )
@@ -247,7 +247,7 @@ def test_experiment_status_from_its_jobs(counts: dict[str, int], status: str) ->
 @pytest.mark.slow  # the broker client retries its connection before it gives up
 def test_an_unreachable_broker_leaves_every_job_queued_for_the_sweep(settings: Settings) -> None:
     broken = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    with TestClient(create_app(broken)) as client:
+    with TestClient(create_app(broken), headers=AUTH) as client:
         response = client.post("/experiments", json=BASE | {"sweep": {"seed": [0, 1, 2]}})
         # Stored first (the outbox): a worker's sweep sends the jobs once the broker is back.
         assert response.status_code == 202, response.text

@@ -25,7 +25,7 @@ import pytest
 import redis
 import yaml
 
-from tests.conftest import REDIS_URL, fresh_postgres_database
+from tests.conftest import API_TOKEN, AUTH, REDIS_URL, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -153,6 +153,8 @@ def stack(tmp_path: Path, database: str, queue: str) -> Iterator[Stack]:
         RNNLAB_LOG_LEVEL="INFO",
         RNNLAB_DATA_DIR=str(tmp_path / "data"),
         RNNLAB_WORKER_READY_FILE=str(tmp_path / "worker.ready"),
+        RNNLAB_API_TOKENS=API_TOKEN,
+        RNNLAB_PROTECT_READS="false",
     )
     # The stack under test gets every variable compose gives the services, and no other service setting.
     assert compose_env <= set(env), compose_env - set(env)
@@ -217,7 +219,7 @@ def metric_value(metrics: str, line_start: str) -> float | None:
 def test_compose_commands_run_the_stack(stack: Stack) -> None:
     stack.run("migrate", local_command("migrate"), timeout=180)
     api = stack.start("api", local_command("api", host="127.0.0.1", port=str(stack.port)))
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
+    with httpx.Client(base_url=stack.url, headers=AUTH, timeout=30) as client:
 
         def api_up() -> bool:
             assert api.poll() is None, f"api exited {api.returncode}\n{stack.logs()}"

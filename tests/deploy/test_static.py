@@ -24,7 +24,11 @@ STACKS = {
     "gpu": ["docker-compose.yml", "docker-compose.gpu.yml"],
     "cpu": ["docker-compose.yml", "docker-compose.cpu.yml"],
 }
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "REDIS_PASSWORD": "redis-secret",
+    "RNNLAB_API_TOKENS": "api-secret",
+}
 
 
 def tool(name: str) -> str:
@@ -132,6 +136,11 @@ def test_env_example_selects_gpu_worker_by_default(project: Path) -> None:
     env = config["services"]["api"]["environment"]
     assert env["RNNLAB_DATABASE_URL"] == "postgresql+psycopg://rnnlab:pg-secret@postgres:5432/rnnlab"
     assert env["RNNLAB_BROKER_URL"] == "redis://:redis-secret@redis:6379/0"
+    assert env["RNNLAB_API_TOKENS"] == "api-secret" and env["RNNLAB_PROTECT_READS"] == "false"
+
+
+def test_only_the_api_gets_the_api_tokens(gpu_stack: dict) -> None:
+    assert [n for n, s in gpu_stack.items() if "RNNLAB_API_TOKENS" in s.get("environment", {})] == ["api"]
 
 
 def test_cpu_overlay_has_no_device_reservation(project: Path) -> None:

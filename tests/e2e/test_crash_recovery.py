@@ -11,12 +11,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import (
     PYTHON,
     TINY_PALINDROME,
+    api_client,
     clean_env,
     free_port,
     start_server,
@@ -48,7 +48,7 @@ def _serve(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]
 
 def test_job_survives_serve_being_killed(tmp_path: Path) -> None:
     port = free_port()
-    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    api = api_client(port)
     log_path = tmp_path / "serve.log"
     first = _serve(tmp_path / "data", port, log_path)
     try:

@@ -17,6 +17,7 @@ from tests.conftest import (
     PYTHON,
     TINY_PALINDROME,
     TINY_TEXT,
+    api_client,
     clean_env,
     free_port,
     settings_env,
@@ -46,7 +47,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         )
     proc = start_server(cmd, env, logs / "server.log", port)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with api_client(port) as client:
             yield client
     finally:
         # `serve` stops its worker before it exits, so exit code 0 means both stopped; `api` exits

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -29,9 +28,12 @@ from app.main import create_app
 from app.settings import Settings
 from app.tables import Job
 from tests.conftest import (
+    API_TOKEN,
+    AUTH,
     PYTHON,
     REDIS_URL,
     TINY_PALINDROME,
+    api_client,
     clean_env,
     free_port,
     fresh_postgres_database,
@@ -74,6 +76,7 @@ def _settings(tmp_path: Path, *, database_url: str, broker_url: str) -> Settings
         data_dir=tmp_path / "data",
         lease_seconds=LEASE_S,
         sweep_seconds=SWEEP_S,
+        api_tokens=API_TOKEN,
     )
 
 
@@ -136,7 +139,7 @@ def test_a_worker_killed_under_serve_is_restarted_and_its_job_resumes(tmp_path: 
         [PYTHON, "-m", "app.cli", "serve", "--port", str(port)], env, log_path, port, new_session=True
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+        with api_client(port) as api:
             job_id = api.post("/train", json=ENDLESS).json()["id"]
             wait_for(
                 lambda: api.get(f"/jobs/{job_id}").json()["latest_checkpoint_id"],
@@ -179,7 +182,7 @@ def test_redis_restarts_mid_job_and_a_job_posted_while_it_is_down_runs_once(
     settings = _settings(tmp_path, database_url=postgres_database, broker_url=broker.url)
     worker = start_worker(settings, tmp_path / "worker.log", **FAULT_ENV)
     try:
-        with TestClient(create_app(settings)) as api:
+        with TestClient(create_app(settings), headers=AUTH) as api:
             running = api.post("/train", json=ENDLESS).json()["id"]
             _wait_for_progress(api, running, beyond=20)
 
@@ -214,7 +217,7 @@ def test_postgres_restarts_mid_job_the_api_answers_503_and_the_job_goes_on(tmp_p
         worker_log = tmp_path / "worker.log"
         worker = start_worker(settings, worker_log, **FAULT_ENV)
         try:
-            with TestClient(create_app(settings)) as api:
+            with TestClient(create_app(settings), headers=AUTH) as api:
                 job_id = api.post("/train", json=ENDLESS).json()["id"]
                 before = _wait_for_progress(api, job_id, beyond=20)
 
@@ -250,7 +253,7 @@ def test_two_workers_on_redis_drain_eight_jobs_each_once(tmp_path: Path, postgre
     settings = _settings(tmp_path, database_url=postgres_database, broker_url=REDIS_URL)
     workers = [start_worker(settings, tmp_path / f"worker-{n}.log", **FAULT_ENV) for n in (1, 2)]
     try:
-        with TestClient(create_app(settings)) as api:
+        with TestClient(create_app(settings), headers=AUTH) as api:
             live = f'rnnlab_workers{{queue="{settings.queue}"}} 2.0'
             assert live in api.get("/metrics").text
             job_ids = [api.post("/train", json=SHORT).json()["id"] for _ in range(8)]

@@ -19,7 +19,7 @@ from app.services import runs, workers
 from app.settings import Settings
 from app.supervisor import WorkerSupervisor
 from app.tables import Job, Worker, utcnow
-from tests.conftest import TINY_PALINDROME, fresh_postgres_database, wait_for
+from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, fresh_postgres_database, wait_for
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
@@ -27,7 +27,7 @@ DOWN_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at o
 @pytest.fixture(params=["postgres", "sqlite"])
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings on an empty, migrated database of this test's own (sweeps touch every job in it)."""
-    base = Settings(_env_file=None, data_dir=tmp_path / "data", queue="supervision")
+    base = Settings(_env_file=None, data_dir=tmp_path / "data", queue="supervision", api_tokens=API_TOKEN)
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'rnnlab.db'}"
         migrate(url)
@@ -45,7 +45,7 @@ def _identity(name: str, queue: str) -> workers.WorkerIdentity:
 
 def test_ready_needs_a_worker_heartbeat_within_the_lease(fresh: Settings) -> None:
     sessions = sessionmaker_for(fresh.resolved_database_url)
-    with TestClient(create_app(fresh)) as client:
+    with TestClient(create_app(fresh), headers=AUTH) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "unavailable: workers down"
@@ -72,7 +72,7 @@ def test_ready_needs_a_worker_heartbeat_within_the_lease(fresh: Settings) -> Non
 
 def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: Settings) -> None:
     down = fresh.model_copy(update={"broker_url": DOWN_BROKER})
-    with TestClient(create_app(down)) as client:
+    with TestClient(create_app(down), headers=AUTH) as client:
         created = client.post("/train", json=TINY_PALINDROME)
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
@@ -100,7 +100,7 @@ def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: S
 
 def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(fresh: Settings) -> None:
     sessions = sessionmaker_for(fresh.resolved_database_url)
-    with TestClient(create_app(fresh)) as client:
+    with TestClient(create_app(fresh), headers=AUTH) as client:
         job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
         for death in (1, 2, 3):
             with sessions() as session:
@@ -119,7 +119,7 @@ def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(fresh: Settings
 
 def test_concurrent_sweeps_send_a_released_job_once(fresh: Settings) -> None:
     sessions = sessionmaker_for(fresh.resolved_database_url)
-    with TestClient(create_app(fresh)) as client:
+    with TestClient(create_app(fresh), headers=AUTH) as client:
         job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
     with sessions() as session:
         assert runs.claim(session, job_id, lease_seconds=120) is not None

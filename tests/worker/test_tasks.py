@@ -17,6 +17,7 @@ from app.services import runs
 from app.settings import Settings
 from app.tables import Job, Metric, utcnow
 from tests.conftest import (
+    AUTH,
     TINY_PALINDROME,
     TINY_TEXT,
     count_rows,
@@ -175,7 +176,7 @@ def test_sigterm_mid_job_requeues_and_a_new_worker_resumes(pg_settings: Settings
 
     settings = pg_settings.model_copy(update={"queue": f"rnnlab-sigterm-{uuid4().hex[:8]}"})
     config = LONG_PALINDROME | {"train_steps": 1500, "log_every": 10}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         first = start_worker(settings, tmp_path / "first.log")
         try:
             job = client.post("/train", json=config).json()

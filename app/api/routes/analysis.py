@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Response
 from app.analysis_schemas import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
 from app.api.deps import SessionDep
 from app.api.media import PNG, media
+from app.api.openapi import error_responses
+from app.bounds import DbId
 from app.services import exports, figures, gradient_flow, time_gate
 
 router = APIRouter(tags=["analysis"])
@@ -17,9 +19,9 @@ AT = Query(description="checkpoint: trained weights; init: the job's untrained s
 CHECKPOINT = Query(ge=1, description="one of this job's checkpoints; default its latest")
 
 
-@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses=PNG)
+@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses=error_responses(404, 409) | PNG)
 def job_plot(
-    job_id: int,
+    job_id: DbId,
     session: SessionDep,
     metrics: Annotated[str, Query(description="comma-separated metric names")] = "loss,val_loss",
 ) -> Response:
@@ -30,9 +32,9 @@ def job_plot(
 @router.get(
     "/jobs/{job_id}/metrics.csv",
     response_class=Response,
-    responses=media("text/csv", "columns step, name, value, time"),
+    responses=error_responses(404, 409) | media("text/csv", "columns step, name, value, time"),
 )
-def job_metrics_csv(job_id: int, session: SessionDep) -> Response:
+def job_metrics_csv(job_id: DbId, session: SessionDep) -> Response:
     disposition = f'attachment; filename="job-{job_id}-metrics.csv"'
     return Response(
         exports.metrics_csv(session, job_id),
@@ -44,9 +46,9 @@ def job_metrics_csv(job_id: int, session: SessionDep) -> Response:
 @router.get(
     "/jobs/{job_id}/tensorboard.tar.gz",
     response_class=Response,
-    responses=media("application/gzip", "job-<id>/events.out.tfevents.*"),
+    responses=error_responses(404, 409) | media("application/gzip", "job-<id>/events.out.tfevents.*"),
 )
-def job_tensorboard(job_id: int, session: SessionDep) -> Response:
+def job_tensorboard(job_id: DbId, session: SessionDep) -> Response:
     """The job's metrics as TensorBoard scalars: unpack, then `tensorboard --logdir .`."""
     disposition = f'attachment; filename="job-{job_id}-tensorboard.tar.gz"'
     return Response(
@@ -56,23 +58,27 @@ def job_tensorboard(job_id: int, session: SessionDep) -> Response:
     )
 
 
-@router.get("/jobs/{job_id}/gradient-flow", response_model=GradientFlowOut)
+@router.get(
+    "/jobs/{job_id}/gradient-flow", response_model=GradientFlowOut, responses=error_responses(404, 409)
+)
 def job_gradient_flow(
-    job_id: int,
+    job_id: DbId,
     session: SessionDep,
     at: Annotated[GradientFlowAt, AT] = "checkpoint",
-    checkpoint_id: Annotated[int | None, CHECKPOINT] = None,
+    checkpoint_id: Annotated[DbId | None, CHECKPOINT] = None,
 ) -> GradientFlowOut:
     """||dL/dh(t)|| of a palindrome model on a fixed batch of palindromes of the job's length."""
     return gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)
 
 
-@router.get("/jobs/{job_id}/gradient-flow.png", response_class=Response, responses=PNG)
+@router.get(
+    "/jobs/{job_id}/gradient-flow.png", response_class=Response, responses=error_responses(404, 409) | PNG
+)
 def job_gradient_flow_png(
-    job_id: int,
+    job_id: DbId,
     session: SessionDep,
     at: Annotated[GradientFlowAt, AT] = "checkpoint",
-    checkpoint_id: Annotated[int | None, CHECKPOINT] = None,
+    checkpoint_id: Annotated[DbId | None, CHECKPOINT] = None,
 ) -> Response:
     image = figures.gradient_flow_plot(session, job_id, at=at, checkpoint_id=checkpoint_id)
     return Response(image, media_type="image/png")
@@ -84,6 +90,6 @@ def phased_lstm_time_gate(params: Annotated[TimeGateParams, Query()]) -> TimeGat
     return time_gate.time_gate_curve(params)
 
 
-@router.get("/phased-lstm/time-gate.png", response_class=Response, responses=PNG)
+@router.get("/phased-lstm/time-gate.png", response_class=Response, responses=error_responses(404, 409) | PNG)
 def phased_lstm_time_gate_png(params: Annotated[TimeGateParams, Query()]) -> Response:
     return Response(figures.time_gate_plot(params), media_type="image/png")

@@ -5,23 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.api.deps import SessionDep
+from app.api.openapi import error_responses
+from app.bounds import DbId
 from app.schemas import CheckpointOut
 from app.services import checkpoints
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 
 
-@router.get("/{checkpoint_id}", response_model=CheckpointOut)
-def get_checkpoint(checkpoint_id: int, session: SessionDep) -> CheckpointOut:
+@router.get("/{checkpoint_id}", response_model=CheckpointOut, responses=error_responses(404))
+def get_checkpoint(checkpoint_id: DbId, session: SessionDep) -> CheckpointOut:
     return CheckpointOut.model_validate(checkpoints.get_checkpoint(session, checkpoint_id))
 
 
 @router.get(
     "/{checkpoint_id}/file",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=error_responses(404) | {200: {"content": {"application/octet-stream": {}}}},
 )
-def download_checkpoint(checkpoint_id: int, session: SessionDep) -> Response:
+def download_checkpoint(checkpoint_id: DbId, session: SessionDep) -> Response:
     """The checkpoint dict as a `.pt` file (`torch.load(path, weights_only=True)` reads it)."""
     row = checkpoints.get_checkpoint(session, checkpoint_id, with_data=True)
     filename = f"rnnlab-job{row.job_id}-step{row.step}-ckpt{row.id}.pt"

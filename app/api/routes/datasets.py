@@ -11,6 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.openapi import error_responses
+from app.bounds import DbId
 from app.errors import DatasetTooLarge
 from app.schemas import DatasetOut, DatasetSummary
 from app.services import datasets
@@ -60,7 +62,7 @@ class SizeLimitedRoute(APIRoute):
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=SizeLimitedRoute)
 
 
-@router.post("", status_code=201, response_model=DatasetOut)
+@router.post("", status_code=201, response_model=DatasetOut, responses=error_responses(413))
 def upload_dataset(
     session: SessionDep,
     settings: SettingsDep,
@@ -82,6 +84,6 @@ def list_datasets(session: SessionDep) -> list[DatasetSummary]:
     return datasets.list_datasets(session)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: int, session: SessionDep) -> DatasetOut:
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=error_responses(404))
+def get_dataset(dataset_id: DbId, session: SessionDep) -> DatasetOut:
     return datasets.dataset_out(datasets.get_dataset(session, dataset_id))

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.media import PNG, media
+from app.api.openapi import error_responses
+from app.bounds import DbId, DbOffset
 from app.experiment_schemas import ExperimentOut, ExperimentPage, ExperimentRequest
-from app.services import experiments, figures
+from app.services import admission, experiments, figures
 
 router = APIRouter(tags=["experiments"])
 
@@ -21,7 +23,9 @@ EXAMPLE = {
 }
 
 
-@router.post("/experiments", status_code=202, response_model=ExperimentOut)
+@router.post(
+    "/experiments", status_code=202, response_model=ExperimentOut, responses=error_responses(404, 409, 503)
+)
 def create_experiment(
     request: Annotated[ExperimentRequest, Body(openapi_examples={"course": {"value": EXAMPLE}})],
     session: SessionDep,
@@ -36,6 +40,8 @@ def create_experiment(
         enqueue=enqueue,
         queue=settings.queue,
         max_jobs=settings.max_experiment_jobs,
+        memory_budget=admission.worker_memory_budget(settings),
+        max_queued_jobs=settings.max_queued_jobs,
     )
     response.headers["Location"] = f"/experiments/{experiment.id}"
     return experiments.experiment_out(session, experiment)
@@ -45,27 +51,35 @@ def create_experiment(
 def list_experiments(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: DbOffset = 0,
 ) -> ExperimentPage:
     return experiments.list_experiments(session, limit=limit, offset=offset)
 
 
-@router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
-def get_experiment(experiment_id: int, session: SessionDep) -> ExperimentOut:
+@router.get("/experiments/{experiment_id}", response_model=ExperimentOut, responses=error_responses(404))
+def get_experiment(experiment_id: DbId, session: SessionDep) -> ExperimentOut:
     return experiments.experiment_out(session, experiments.get_experiment(session, experiment_id))
 
 
-@router.get("/experiments/{experiment_id}/results.csv", response_class=Response, responses=CSV)
-def experiment_results_csv(experiment_id: int, session: SessionDep) -> Response:
+@router.get(
+    "/experiments/{experiment_id}/results.csv",
+    response_class=Response,
+    responses=error_responses(404, 409) | CSV,
+)
+def experiment_results_csv(experiment_id: DbId, session: SessionDep) -> Response:
     experiment = experiments.get_experiment(session, experiment_id)
     table = experiments.results_csv(experiment.sweep, experiments.results(session, experiment))
     disposition = f'attachment; filename="experiment-{experiment_id}.csv"'
     return Response(table, media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
-@router.get("/experiments/{experiment_id}/plot.png", response_class=Response, responses=PNG)
+@router.get(
+    "/experiments/{experiment_id}/plot.png",
+    response_class=Response,
+    responses=error_responses(404, 409) | PNG,
+)
 def experiment_plot(
-    experiment_id: int,
+    experiment_id: DbId,
     session: SessionDep,
     x: Annotated[str, Query(description="the sweep axis on the x axis, e.g. input_length")],
     metric: Annotated[str, Query(description="a final metric, or best_val_loss / best_val_accuracy")] = (
@@ -78,7 +92,9 @@ def experiment_plot(
     return Response(image, media_type="image/png")
 
 
-@router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentOut)
-def cancel_experiment(experiment_id: int, session: SessionDep) -> ExperimentOut:
+@router.post(
+    "/experiments/{experiment_id}/cancel", response_model=ExperimentOut, responses=error_responses(404, 409)
+)
+def cancel_experiment(experiment_id: DbId, session: SessionDep) -> ExperimentOut:
     """Cancel every queued or running job (running ones stop at their next step with a checkpoint)."""
     return experiments.experiment_out(session, experiments.cancel_experiment(session, experiment_id))

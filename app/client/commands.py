@@ -1,0 +1,243 @@
+"""The client subcommands of `rnnlab`: argument parsing and what each one prints.
+
+Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
+bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
+prints its `detail` and exits 1; argparse exits 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from app.client.http import DEFAULT_URL, STREAM_PATH, ApiClient, ApiError, default_token
+from app.client.progress import follow_experiment, follow_job
+from app.settings import get_settings
+from models.config import PalindromeConfig, TextConfig
+
+# Every training-config field is a flag, as in `python -m models train`; `seed` is `--random-seed` there
+# and here, because on a command line a random seed is always `--random-seed`.
+CONFIG_FIELDS = {**PalindromeConfig.model_fields, **TextConfig.model_fields}
+CONFIG_FIELDS.pop("task")
+FLAG_NAMES = {"seed": "random-seed"}
+SERVICE_FLAGS = {
+    "dataset_id": "corpus to train on (text; default the built-in one)",
+    "resume_from": "checkpoint id to continue from",
+}
+
+Command = Callable[[ApiClient, argparse.Namespace, Console], int]
+
+
+def _scalar(text: str) -> Any:
+    """A flag's value as JSON would have it ("64" -> 64, "1e-3" -> 0.001, "lstm" stays a string):
+    the server validates and names a bad value, as it does for any HTTP client."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
+
+
+def _training_body(args: argparse.Namespace) -> dict[str, Any]:
+    given = {name: getattr(args, name) for name in [*CONFIG_FIELDS, *SERVICE_FLAGS]}
+    values = {name: _scalar(v) if name in CONFIG_FIELDS else v for name, v in given.items() if v is not None}
+    return {"task": args.task, **values}
+
+
+def _sweep(items: list[str]) -> dict[str, list[Any]]:
+    sweep: dict[str, list[Any]] = {}
+    for item in items:
+        axis, _, values = item.partition("=")
+        name = axis.strip().replace("-", "_")
+        name = {"random_seed": "seed"}.get(name, name)  # the flag's name for the config field `seed`
+        sweep[name] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
+    return sweep
+
+
+def _sweep_item(text: str) -> str:
+    if "=" not in text or not text.partition("=")[2].strip():
+        raise argparse.ArgumentTypeError(f"expected AXIS=V1,V2,... (e.g. model=rnn,lstm), got {text!r}")
+    return text
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+
+
+def _ended(kind: str, id_: int, status: str, detail: str, console: Console) -> int:
+    console.print(f"{kind} {id_} {status}{': ' + detail if detail else ''}")
+    return 0 if status == "succeeded" else 1
+
+
+def train(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    job = client.post("/train", _training_body(args))
+    print(job["id"], flush=True)
+    if not args.wait:
+        return 0
+    job = follow_job(client, job["id"], console)
+    detail = job["error"] or f"step {job['step']}  {_metrics_line(job['latest_metrics'])}"
+    return _ended("job", job["id"], job["status"], detail, console)
+
+
+def generate(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    body = {
+        "job_id": args.job,
+        "checkpoint_id": args.checkpoint,
+        "seed": args.seed_text,
+        "length": args.length,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "random_seed": args.random_seed,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    sys.stdout.write(args.seed_text)
+    if client.has_path(STREAM_PATH):
+        for event in client.stream_events(STREAM_PATH, body):
+            sys.stdout.write(event.get("text", ""))
+            sys.stdout.flush()
+    else:  # a server without the stream endpoint: the whole text at once
+        sys.stdout.write(client.post("/generate", body)["text"])
+    sys.stdout.write("\n")
+    return 0
+
+
+def _results_table(experiment: dict[str, Any]) -> Table:
+    axes = list(experiment["sweep"])
+    rows = experiment["results"]
+    metrics = sorted({name for row in rows for name in row["final_metrics"] if name.startswith("val_")})
+    table = Table(title=f"experiment {experiment['id']} ({experiment['status']})")
+    for column in [*axes, "job", "status", "step", *metrics, "best_val_loss", "best_val_accuracy"]:
+        table.add_column(column, justify="left" if column in ("status", "model") else "right")
+    for row in rows:
+        finals = [row["final_metrics"].get(name) for name in metrics]
+        best = [row["best_val_loss"], row["best_val_accuracy"]]
+        cells = [*(row["params"][axis] for axis in axes), row["job_id"], row["status"], row["step"]]
+        cells += ["-" if v is None else f"{v:.4f}" for v in [*finals, *best]]
+        table.add_row(*(str(cell) for cell in cells))
+    return table
+
+
+def experiment(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    body = _training_body(args) | {"sweep": _sweep(args.sweep)}
+    if args.name:
+        body["name"] = args.name
+    created = client.post("/experiments", body)
+    print(created["id"], flush=True)
+    if not args.wait:
+        return 0
+    final = follow_experiment(client, created["id"], console)
+    Console(soft_wrap=True).print(_results_table(final))
+    counts = ", ".join(f"{n} {status}" for status, n in final["counts"].items() if n)
+    return _ended("experiment", final["id"], final["status"], counts, console)
+
+
+def jobs(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    page = client.get("/jobs", status=args.status, limit=args.limit)
+    table = Table(title=f"{len(page['items'])} of {page['total']} jobs")
+    for column in ("id", "task", "model", "status", "progress", "step", "loss", "eta"):
+        table.add_column(column)
+    for job in page["items"]:
+        eta = job["eta_seconds"]
+        table.add_row(
+            str(job["id"]),
+            job["task"],
+            job["model"],
+            job["status"],
+            f"{job['progress']:.0%}",
+            f"{job['step']}/{job['total_steps']}",
+            f"{job['latest_metrics']['loss']:.4f}" if "loss" in job["latest_metrics"] else "-",
+            "-" if eta is None else f"{eta:.0f} s",
+        )
+    Console(soft_wrap=True).print(table)
+    return 0
+
+
+def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    job = client.post(f"/jobs/{args.job_id}/cancel")
+    console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
+    return 0
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL or {DEFAULT_URL})")
+    parser.add_argument("--token", help="API token (default: $RNNLAB_TOKEN, else <data_dir>/api-token)")
+
+
+def _training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=["palindrome", "text"], required=True)
+    fields = parser.add_argument_group("training config (models/config.py; defaults depend on the task)")
+    for name, field in CONFIG_FIELDS.items():
+        flag = FLAG_NAMES.get(name, name.replace("_", "-"))
+        fields.add_argument(f"--{flag}", dest=name, metavar="V", help=field.description)
+    for name, help_ in SERVICE_FLAGS.items():
+        fields.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, metavar="ID", help=help_)
+    parser.add_argument("--wait", action="store_true", help="follow it with a progress bar until it ends")
+
+
+def add_client_commands(commands: Any) -> None:
+    """Add the client subcommands to `rnnlab`'s subparsers; each sets `client_command`."""
+
+    def add(name: str, run: Command, help_: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_, allow_abbrev=False)
+        parser.set_defaults(client_command=run)
+        _connection_flags(parser)
+        return parser
+
+    _training_flags(add("train", train, "queue a training job on a server (POST /train)"))
+
+    p = add("generate", generate, "continue a seed text with a text model, printed as it streams")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--job", type=int, help="the job whose latest checkpoint generates")
+    model.add_argument("--checkpoint", type=int, help="a checkpoint id")
+    p.add_argument("--seed-text", default="", help="text to continue")
+    p.add_argument("--length", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--random-seed", type=int, help="makes the text repeatable")
+
+    p = add("experiment", experiment, "queue a sweep of training jobs (POST /experiments)")
+    _training_flags(p)
+    p.add_argument(
+        "--sweep",
+        action="append",
+        type=_sweep_item,
+        required=True,
+        metavar="AXIS=V1,V2",
+        help="a sweep axis and its values; repeat for more axes (e.g. --sweep model=rnn,lstm)",
+    )
+    p.add_argument("--name", help="a label for the experiment")
+
+    p = add("jobs", jobs, "list jobs, newest first")
+    p.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    p.add_argument("--limit", type=int, default=20)
+
+    p = add("cancel", cancel, "cancel a queued or running job")
+    p.add_argument("job_id", type=int)
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    base_url = args.url or os.environ.get("RNNLAB_URL") or DEFAULT_URL
+    token = args.token or default_token(get_settings().data_dir)
+    # No markup: server details and metric names are printed as they are, brackets included.
+    console = Console(stderr=True, markup=False, highlight=False)
+    client = ApiClient(base_url, token)
+    try:
+        code: int = args.client_command(client, args, console)
+        return code
+    except ApiError as exc:
+        console.print(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("stopped watching; the server carries on (rnnlab cancel ID stops a job)")
+        return 130
+    finally:
+        client.close()

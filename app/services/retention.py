@@ -1,0 +1,36 @@
+"""Which checkpoints a job keeps: its best one and its latest few; older ones go with their bytes.
+
+Called inside the transaction that records a new checkpoint, so the job's pointers and the rows they
+point at always agree. A checkpoint another job waits to resume from (`resume_from` of a queued or
+running job) is kept too, so deleting never breaks a job that was accepted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.job_status import JobStatus
+from app.tables import Checkpoint, Job
+
+
+def prune_checkpoints(session: Session, job_id: int, *, keep_last: int) -> list[int]:
+    """Delete the job's checkpoints that are neither best, among the `keep_last` latest, nor awaited."""
+    latest = select(Checkpoint.id).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
+    kept = set(session.scalars(latest.limit(keep_last)))
+    awaited = select(Job.resume_from).where(
+        Job.resume_from.is_not(None), Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+    )
+    doomed = list(
+        session.scalars(
+            select(Checkpoint.id).where(
+                Checkpoint.job_id == job_id,
+                Checkpoint.is_best.is_(False),
+                Checkpoint.id.not_in(kept),
+                Checkpoint.id.not_in(awaited),
+            )
+        )
+    )
+    if doomed:
+        session.execute(delete(Checkpoint).where(Checkpoint.id.in_(doomed)))
+    return doomed

@@ -1,0 +1,155 @@
+// One job: its status (polled until it ends), curves, samples, checkpoints, and the generate form.
+import {
+  features, formValues, formatEta, formatNumber, formatPercent, getJSON, h, imageURL, poll, postJSON,
+  showError, statusBadge, streamEvents,
+} from "./api.js";
+import { drawChart } from "./chart.js";
+
+const POLL_MS = 1500;
+const PLOT_EVERY_MS = 5000;  // the server draws the PNG: no need to redraw it at every poll
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const jobId = Number(document.getElementById("job").dataset.jobId);
+const $ = (id) => document.getElementById(id);
+
+let lastPlot = 0;
+let shownCheckpoints = "";
+
+async function allMetrics(name) {
+  const points = [];
+  let after = -1;
+  for (;;) {
+    const page = await getJSON(`/jobs/${jobId}/metrics?name=${name}&after_step=${after}&limit=10000`);
+    points.push(...page.items.map((m) => [m.step, m.value]));
+    if (page.next_after_step === null) return points;
+    after = page.next_after_step;
+  }
+}
+
+async function refreshCurves() {
+  const caption = $("curves-caption");
+  if (features.jobPlot) {
+    const img = $("curves-img");
+    try {
+      const previous = img.src;
+      img.src = await imageURL(`/jobs/${jobId}/plot.png?metrics=loss,val_loss`);
+      if (previous) URL.revokeObjectURL(previous);
+      img.hidden = false;
+      caption.textContent = "Training loss (loss) and validation loss (val_loss) against step.";
+    } catch (error) {
+      caption.textContent = `No curves yet (${error.message}).`;
+    }
+    return;
+  }
+  const series = { loss: await allMetrics("loss"), val_loss: await allMetrics("val_loss") };
+  const svg = $("curves-svg");
+  drawChart(svg, series);
+  svg.hidden = !series.loss.length;
+  caption.textContent = series.loss.length
+    ? "Training loss (loss) and validation loss (val_loss) against step."
+    : "No metrics yet.";
+}
+
+async function refreshSamples() {
+  const samples = await getJSON(`/jobs/${jobId}/samples`);
+  $("samples").querySelector("tbody").replaceChildren(...(samples.length
+    ? samples.map((s) => h("tr", {},
+      h("td", { class: "num" }, s.step), h("td", { class: "num" }, s.temperature),
+      h("td", {}, h("pre", { class: "sample" }, s.text))))
+    : [h("tr", {}, h("td", { colspan: 3 }, "None yet."))]));
+}
+
+async function refreshCheckpoints() {
+  const checkpoints = await getJSON(`/jobs/${jobId}/checkpoints`);
+  const key = checkpoints.map((c) => c.id).join(",");
+  if (key === shownCheckpoints) return;
+  shownCheckpoints = key;
+  $("checkpoints").querySelector("tbody").replaceChildren(...(checkpoints.length
+    ? checkpoints.map((c) => h("tr", {},
+      h("td", { class: "num" }, c.id), h("td", { class: "num" }, c.step),
+      h("td", { class: "num" }, formatNumber(c.val_loss)),
+      h("td", {}, [c.is_best && "best", c.is_final && "final"].filter(Boolean).join(", ") || "–"),
+      h("td", { class: "num" }, `${(c.size_bytes / 1024).toFixed(0)} KiB`),
+      h("td", {}, h("a", { href: `/checkpoints/${c.id}/file`, download: true }, "download .pt"))))
+    : [h("tr", {}, h("td", { colspan: 6 }, "None yet."))]));
+  const select = $("g-checkpoint");
+  const chosen = select.value;
+  select.replaceChildren(h("option", { value: "" }, "the job's latest"),
+    ...checkpoints.map((c) => h("option", { value: c.id }, `checkpoint ${c.id} (step ${c.step})`)));
+  select.value = chosen;
+}
+
+function showJob(job) {
+  $("job-kind").textContent = `${job.task} · ${job.model}`;
+  $("job-status").replaceChildren(statusBadge(job.status), job.error ? ` ${job.error}` : "");
+  $("job-progress").value = job.progress;
+  $("job-progress-text").textContent = `${formatPercent(job.progress)} (step ${job.step} of ${job.total_steps})`;
+  $("job-eta").textContent = job.status === "running" ? formatEta(job.eta_seconds) : "–";
+  const metrics = Object.entries(job.latest_metrics).sort();
+  $("job-metrics").textContent = metrics.length
+    ? metrics.map(([k, v]) => `${k} ${formatNumber(v)}`).join(" · ") : "–";
+  $("cancel").hidden = FINISHED.has(job.status) || job.cancel_requested;
+  $(job.task === "text" ? "generate-section" : "predict-section").hidden = false;
+}
+
+let lastStep = -1;
+poll(async () => {
+  const job = await getJSON(`/jobs/${jobId}`);
+  showJob(job);
+  const done = FINISHED.has(job.status);
+  if (job.step !== lastStep || done) {
+    lastStep = job.step;
+    await refreshCheckpoints();
+    if (job.task === "text") await refreshSamples();
+    if (done || Date.now() - lastPlot > PLOT_EVERY_MS) {
+      lastPlot = Date.now();
+      await refreshCurves();
+    }
+  }
+  return !done;
+}, POLL_MS, (error) => showError($("job-error"), error));
+
+$("cancel").addEventListener("click", async () => {
+  try {
+    const job = await postJSON(`/jobs/${jobId}/cancel`);
+    $("cancel-result").textContent = job.status === "cancelled" ? "Cancelled." : "Stopping after this step…";
+  } catch (error) {
+    $("cancel-result").textContent = `Not cancelled: ${error.message}`;
+  }
+});
+
+$("generate").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const { checkpoint, ...params } = formValues(event.target);
+  const body = { ...params, seed: $("g-seed").value };  // an empty seed is a valid seed
+  if (checkpoint) body.checkpoint_id = Number(checkpoint);
+  else body.job_id = jobId;
+  const out = $("generated");
+  const button = event.target.querySelector("button");
+  showError($("generate-error"), null);
+  out.replaceChildren(h("span", { class: "seed" }, body.seed));
+  out.removeAttribute("data-done");
+  button.disabled = true;
+  try {
+    if (features.stream) {
+      await streamEvents("/generate/stream", body, (e) => { if (e.text) out.append(e.text); });
+    } else {
+      out.append((await postJSON("/generate", body)).text);
+    }
+    out.dataset.done = "true";
+  } catch (error) {
+    showError($("generate-error"), error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("predict").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const r = await postJSON("/predict", { job_id: jobId, digits: $("p-digits").value });
+    const p = Math.max(...r.probabilities);
+    $("predicted").textContent = `Last digit: ${r.predicted_digit} (probability ${p.toFixed(3)})`;
+  } catch (error) {
+    $("predicted").textContent = `No prediction: ${error.message}`;
+  }
+});

@@ -1,0 +1,261 @@
+"""Generation served over HTTP by `rnnlab serve`: the decode engine against a naive loop, side by side.
+
+Starts its own `rnnlab serve` (API + worker, SQLite, filesystem broker) on a temporary data dir,
+trains a 2 x 128 char-LSTM through `POST /train` on the built-in corpus, then measures in one run:
+
+    naive          one `model(x, state)` call per character under torch.no_grad(), torch.multinomial
+                   sampling, one thread, in this process, on the same checkpoint (2,000 characters)
+    single stream  `GET /generate`, 2,000 characters, one client
+    C clients      C = 1, 8, 32 clients, each sending requests of 200 characters back to back:
+                   aggregate characters/s, p50 and p99 latency
+    training       one client, 300 characters: latency when idle, then while a training job runs
+
+Every request uses temperature 1 and its own random_seed. Targets on the 2-core development CPU:
+single stream >= 5x naive; 32 clients >= 20x naive in aggregate with p99 <= 4x one client's
+latency; single-client p99 while training <= 2.5x idle.
+
+    .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 6] [--samples 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+
+from models.checkpoint import load_model, load_vocabulary
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_TEXT = "The "
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
+    env |= {"RNNLAB_DATA_DIR": str(data_dir), "RNNLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    log = (data_dir / "serve.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"rnnlab serve exited: {(data_dir / 'serve.log').read_text()[-2000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, 180, "rnnlab serve to be ready")
+    return proc
+
+
+def train(api: httpx.Client, steps: int) -> dict[str, Any]:
+    body = {"task": "text", "hidden_size": 128, "num_layers": 2, "train_steps": steps}
+    body |= {"checkpoint_every": steps, "sample_every": steps, "eval_every": steps, "log_every": 50}
+    job = api.post("/train", json=body).json()
+
+    def finished() -> dict[str, Any] | None:
+        state: dict[str, Any] = api.get(f"/jobs/{job['id']}").json()
+        return state if state["status"] in ("succeeded", "failed", "cancelled") else None
+
+    job = wait_until(finished, 1800, "the training job")
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"training {job['status']}: {job.get('error')}")
+    return job
+
+
+def naive_chars_per_s(ckpt: dict[str, Any], length: int) -> float:
+    model, vocab = load_model(ckpt), load_vocabulary(ckpt)
+    assert vocab is not None
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    with torch.no_grad():
+        logits, state = model(vocab.encode(SEED_TEXT)[None])
+        for _ in range(length):
+            probs = torch.softmax(logits[0, -1], dim=-1)
+            next_id = torch.multinomial(probs, 1, generator=generator)
+            logits, state = model(next_id[None], state)
+    return length / (time.perf_counter() - start)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def clients(
+    url: str, checkpoint_id: int, count: int, rounds: int, length: int
+) -> tuple[float, list[float], list[float]]:
+    """`count` clients sending `rounds` requests each, over connections opened beforehand:
+    (aggregate chars/s, latencies in s, the service's own generate_ms in s)."""
+    latencies: list[float] = []
+    in_engine: list[float] = []
+    limits = httpx.Limits(max_connections=count + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as api:
+        await asyncio.gather(*(api.get("/health") for _ in range(count)))  # open the connections
+
+        async def client(index: int) -> None:
+            for r in range(rounds):
+                params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+                params["random_seed"] = index * 1000 + r
+                start = time.perf_counter()
+                response = await api.get("/generate", params=params)
+                latencies.append(time.perf_counter() - start)
+                response.raise_for_status()
+                in_engine.append(response.json()["timings"]["generate_ms"] / 1000)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(count)))
+        wall = time.perf_counter() - start
+    return count * rounds * length / wall, latencies, in_engine
+
+
+def single_latencies(api: httpx.Client, checkpoint_id: int, samples: int, length: int) -> list[float]:
+    latencies = []
+    for i in range(samples):
+        params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length, "random_seed": i}
+        start = time.perf_counter()
+        api.get("/generate", params=params).raise_for_status()
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def batch_steps(api: httpx.Client) -> tuple[float, float]:
+    """(engine steps, streams stepped) so far, from /metrics."""
+    values = {}
+    for line in api.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("rnnlab_generation_batch_size_count", "rnnlab_generation_batch_size_sum"):
+            values[name] = float(value)
+    return values["rnnlab_generation_batch_size_count"], values["rnnlab_generation_batch_size_sum"]
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+
+
+def fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -> float:
+    """Naive loop vs one stream over HTTP, 2,000 characters; returns the naive chars/s."""
+    # Interleaved, medians of three: drift in the machine's load hits both alike.
+    params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": 2000, "random_seed": 1}
+    naives, singles = [], []
+    for _ in range(3):
+        naives.append(naive_chars_per_s(ckpt, 2000))
+        start = time.perf_counter()
+        api.get("/generate", params=params).raise_for_status()
+        singles.append(2000 / (time.perf_counter() - start))
+    naive, single = statistics.median(naives), statistics.median(singles)
+    print(f"\nnaive loop (this process, 1 thread)   {naive:7.0f} chars/s   runs: {fmt(naives)}")
+    print(f"engine, one stream over HTTP (2,000)  {single:7.0f} chars/s   runs: {fmt(singles)}")
+    print(f"  = {single / naive:.1f}x naive")
+    return naive
+
+
+def concurrent(api: httpx.Client, url: str, checkpoint_id: int, naive: float, rounds: int) -> None:
+    # "engine p50": the service's generate_ms (waiting line to last character); the rest of a
+    # request's latency is HTTP, the server's event loop and this client.
+    print("\nclients x 200   aggregate chars/s   x naive    p50 s    p99 s   engine p50 s   mean batch")
+    one_client_p99 = 0.0
+    for count in (1, 8, 32):
+        steps_before, streams_before = batch_steps(api)
+        rate, latencies, in_engine = asyncio.run(clients(url, checkpoint_id, count, rounds, 200))
+        steps, streams = batch_steps(api)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        one_client_p99 = one_client_p99 or p99
+        batch, engine_p50 = (streams - streams_before) / (steps - steps_before), percentile(in_engine, 0.5)
+        figures = f"{rate:10.0f}      {rate / naive:7.1f}x  {p50:7.3f}  {p99:7.3f}   {engine_p50:12.3f}"
+        print(f"{count:7d}         {figures}   {batch:10.1f}")
+    print(f"32-client p99 / 1-client p99: {p99 / one_client_p99:.2f}")
+
+
+def while_training(api: httpx.Client, checkpoint_id: int, samples: int) -> None:
+    idle = single_latencies(api, checkpoint_id, samples, 300)
+    body = {"task": "text", "hidden_size": 128, "num_layers": 2, "train_steps": 1_000_000}
+    job = api.post("/train", json=body).json()
+    wait_until(lambda: api.get(f"/jobs/{job['id']}").json()["step"] > 0, 300, "training to run")
+    busy = single_latencies(api, checkpoint_id, samples, 300)
+    api.post(f"/jobs/{job['id']}/cancel")
+    idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
+    busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
+    print("\none client x 300 chars       p50 s     p99 s")
+    print(f"idle                      {idle_p50:8.3f}  {idle_p99:8.3f}")
+    print(f"while training            {busy_p50:8.3f}  {busy_p99:8.3f}   p99 {busy_p99 / idle_p99:.2f}x idle")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train-steps", type=int, default=300, help="steps of the 2 x 128 model to serve")
+    parser.add_argument("--rounds", type=int, default=6, help="requests per client in the C-client runs")
+    parser.add_argument("--samples", type=int, default=30, help="single-client requests, idle and training")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        serve = start_serve(Path(tmp), port)
+        try:
+            with httpx.Client(base_url=url, timeout=300) as api:
+                started = time.perf_counter()
+                job = train(api, args.train_steps)
+                checkpoint_id = job["latest_checkpoint_id"]
+                print(f"trained 2x128 for {args.train_steps} steps in {time.perf_counter() - started:.0f} s")
+                data = api.get(f"/checkpoints/{checkpoint_id}/file").content
+                ckpt = torch.load(io.BytesIO(data), weights_only=True)
+                api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
+                naive = single_stream(api, checkpoint_id, ckpt)
+                concurrent(api, url, checkpoint_id, naive, args.rounds)
+                while_training(api, checkpoint_id, args.samples)
+        finally:
+            os.killpg(serve.pid, signal.SIGTERM)
+            try:
+                serve.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+    print(f"load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

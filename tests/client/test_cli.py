@@ -1,0 +1,130 @@
+"""`rnnlab train | generate | experiment | jobs | cancel`, run as a user runs them: subprocesses against
+a live `rnnlab serve`, with the URL and token from the environment."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, clean_env
+from tests.live_server import LiveServer, live_server
+
+pytestmark = pytest.mark.slow  # a server and a worker as subprocesses
+
+TINY_PALINDROME = ["--task", "palindrome", "--model", "lstm", "--input-length", "4", "--hidden-size", "16"]
+TINY_PALINDROME += ["--batch-size", "16", "--train-steps", "30", "--eval-every", "30", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("client")) as running:
+        yield running
+
+
+def rnnlab(server: LiveServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = clean_env(RNNLAB_URL=server.url, RNNLAB_TOKEN=server.token, COLUMNS="200")
+    return subprocess.run(
+        [PYTHON, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start(server: LiveServer, *args: str) -> subprocess.Popen[str]:
+    env = clean_env(RNNLAB_URL=server.url, RNNLAB_TOKEN=server.token, COLUMNS="200")
+    cmd = [PYTHON, "-m", "app.cli", *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_train_wait_follows_the_job_to_the_end(server: LiveServer) -> None:
+    result = rnnlab(server, "train", *TINY_PALINDROME, "--wait")
+    assert result.returncode == 0, result.stderr
+    job_id = int(result.stdout.strip())
+    assert "100%" in result.stderr and "step 30/30" in result.stderr
+    assert f"job {job_id} succeeded" in result.stderr
+    with server.client() as http:
+        job = http.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded"
+    assert job["config"]["input_length"] == 4 and job["config"]["hidden_size"] == 16
+
+    listing = rnnlab(server, "jobs", "--status", "succeeded")
+    assert listing.returncode == 0, listing.stderr
+    assert any(
+        line.split("│")[1].strip() == str(job_id) for line in listing.stdout.splitlines() if "│" in line
+    )
+
+
+def test_generate_prints_the_continuation(server: LiveServer) -> None:
+    text_job = ["--task", "text", "--dataset-id", str(server.dataset_id), "--hidden-size", "16"]
+    text_job += ["--embedding-size", "8", "--num-layers", "1", "--seq-length", "16", "--batch-size", "8"]
+    trained = rnnlab(server, "train", *text_job, "--train-steps", "20", "--device", "cpu", "--wait")
+    assert trained.returncode == 0, trained.stderr
+    job_id = trained.stdout.strip()
+
+    args = ["generate", "--job", job_id, "--seed-text", "Once ", "--length", "50", "--random-seed", "3"]
+    first, again = rnnlab(server, *args), rnnlab(server, *args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Once ") and len(first.stdout.rstrip("\n")) == len("Once ") + 50
+    assert again.stdout == first.stdout  # the same random seed, the same text
+
+
+def test_a_cancelled_job_exits_non_zero(server: LiveServer) -> None:
+    long_job = [*TINY_PALINDROME, "--train-steps", "1000000"]  # the last flag wins
+    waiting = start(server, "train", *long_job, "--wait")
+    try:
+        assert waiting.stdout is not None
+        job_id = int(waiting.stdout.readline())  # printed as soon as the job is queued
+        cancelled = rnnlab(server, "cancel", str(job_id))
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert waiting.wait(timeout=180) == 1
+    finally:
+        waiting.kill()
+        waiting.wait()
+    assert f"job {job_id} cancelled" in (waiting.stderr.read() if waiting.stderr else "")
+
+    again = rnnlab(server, "cancel", str(job_id))
+    assert again.returncode == 1
+    assert (
+        again.stderr.strip()
+        == f"error: job {job_id} is already cancelled; only queued or running jobs can be cancelled"
+    )
+
+
+def test_server_refusals_print_the_detail_and_exit_1(server: LiveServer) -> None:
+    bad = rnnlab(server, "train", "--task", "palindrome", "--model", "transformer")
+    assert bad.returncode == 1
+    assert "error: body.palindrome.model: Input should be 'rnn', 'lstm' or 'phased_lstm'" in bad.stderr
+    missing = rnnlab(server, "generate", "--job", "999999", "--length", "5")
+    assert missing.returncode == 1 and "job 999999 not found" in missing.stderr
+
+
+def test_usage_errors_exit_2(server: LiveServer) -> None:
+    assert rnnlab(server, "train", "--model", "lstm").returncode == 2  # --task is required
+    assert rnnlab(server, "generate", "--seed-text", "x").returncode == 2  # --job or --checkpoint
+    assert rnnlab(server, "experiment", "--task", "palindrome", "--sweep", "model").returncode == 2
+
+
+def test_an_unreachable_server_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    down = LiveServer(url="http://127.0.0.1:9", token="x", data_dir=tmp_path, dataset_id=1)
+    result = rnnlab(down, "jobs")
+    assert result.returncode == 1
+    assert (
+        result.stderr.startswith("error: cannot reach http://127.0.0.1:9")
+        and "Traceback" not in result.stderr
+    )
+
+
+def test_experiment_wait_prints_its_results_table(server: LiveServer) -> None:
+    with server.client() as http:
+        if "/experiments" not in http.get("/openapi.json").json()["paths"]:
+            pytest.skip("this server has no experiments API yet (branch f10-experiments)")
+    base = ["--task", "palindrome", "--hidden-size", "16", "--batch-size", "16", "--train-steps", "30"]
+    base += ["--eval-every", "30", "--device", "cpu"]  # the swept fields stay out of the base config
+    args = ["experiment", *base, "--sweep", "model=rnn,lstm", "--sweep", "input-length=3,4"]
+    result = rnnlab(server, *args, "--name", "cli", "--wait", timeout=300)
+    assert result.returncode == 0, result.stderr
+    experiment_id = int(result.stdout.splitlines()[0])
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]  # the table's body
+    assert len(rows) == 4 and all("succeeded" in row for row in rows), result.stdout
+    assert f"experiment {experiment_id} succeeded" in result.stderr

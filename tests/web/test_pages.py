@@ -1,0 +1,106 @@
+"""The dashboard's pages and assets, in-process: readable HTML, every form control labelled, nothing
+fetched from another host, and no change to the API's OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+PAGES = ["/", "/ui/jobs/1", "/ui/experiments", "/ui/experiments/1"]
+ASSETS = ["api.js", "token.js", "jobs.js", "job.js", "chart.js", "experiments.js", "experiment.js"]
+
+
+class Outline(HTMLParser):
+    """What the checks need from a page: headings, labels, form controls and the URLs it loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h1: list[str] = []
+        self.label_for: set[str] = set()
+        self.controls: list[dict[str, str | None]] = []
+        self.urls: list[str] = []
+        self._in_h1 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "h1":
+            self._in_h1 = True
+            self.h1.append("")
+        if tag == "label" and a.get("for"):
+            self.label_for.add(str(a["for"]))
+        if tag in ("input", "select", "textarea"):
+            self.controls.append(a)
+        self.urls += [str(a[k]) for k in ("src", "href") if a.get(k)]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h1":
+            self._in_h1 = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_h1:
+            self.h1[-1] += data
+
+
+def outline(html: str) -> Outline:
+    parser = Outline()
+    parser.feed(html)
+    return parser
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_are_accessible_html_with_local_assets(sqlite_client: Any, path: str) -> None:
+    response = sqlite_client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = outline(response.text)
+    assert '<html lang="en">' in response.text
+    assert len(page.h1) == 1 and page.h1[0].strip(), "one non-empty h1 per page"
+    unlabelled = [c for c in page.controls if c.get("type") != "hidden" and c.get("id") not in page.label_for]
+    assert not unlabelled, f"form controls without a <label for>: {unlabelled}"
+    external = [url for url in page.urls if re.match(r"^(https?:)?//", url)]
+    assert not external, f"the dashboard must work offline; it loads {external}"
+    for url in page.urls:
+        if url.startswith("/ui/static/"):
+            assert sqlite_client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("name", ASSETS)
+def test_scripts_are_served_as_javascript_and_reach_no_other_host(sqlite_client: Any, name: str) -> None:
+    response = sqlite_client.get(f"/ui/static/{name}")
+    assert response.status_code == 200
+    # Browsers refuse to run a module script served with a non-JavaScript type.
+    assert response.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
+    hosts = set(re.findall(r"https?://[^\s\"'`]+", response.text)) - {"http://www.w3.org/2000/svg"}
+    assert not hosts, f"{name} reaches {hosts}"
+
+
+def test_dashboard_routes_stay_out_of_the_api_document(sqlite_client: Any) -> None:
+    paths = sqlite_client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p == "/" or p.startswith("/ui")]
+
+
+def test_pages_offer_what_this_server_has(sqlite_settings: Any) -> None:
+    """Streaming, plots and experiments come from other branches of work: a page detects each one."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    plain = TestClient(create_app(sqlite_settings))
+    streams = "/generate/stream" in plain.get("/openapi.json").json()["paths"]
+    assert f'data-stream="{str(streams).lower()}"' in plain.get("/ui/jobs/1").text
+
+    app = create_app(sqlite_settings)
+    app.post("/generate/stream")(lambda: None)
+    app.get("/experiments")(lambda: None)
+    full = TestClient(app)
+    assert 'data-stream="true"' in full.get("/ui/jobs/1").text
+    assert 'href="/ui/experiments"' in full.get("/").text
+    assert "experiment.js" in full.get("/ui/experiments/1").text
+
+
+def test_unknown_pages_and_assets_are_refused(sqlite_client: Any) -> None:
+    assert sqlite_client.get("/ui/jobs/not-a-number").status_code == 422
+    assert sqlite_client.get("/ui/static/missing.js").status_code == 404
