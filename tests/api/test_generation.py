@@ -125,7 +125,9 @@ def without_none(params: dict[str, Any]) -> dict[str, Any]:
 
 async def _generate_all(app: FastAPI, requests: list[dict[str, Any]], path: str) -> list[httpx.Response]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH, timeout=120) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=AUTH, timeout=120
+    ) as client:
         return await asyncio.gather(*(client.get(path, params=without_none(p)) for p in requests))
 
 
@@ -204,7 +206,9 @@ def test_429_with_retry_after_when_the_line_is_full(
 
     async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH, timeout=120) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH, timeout=120
+        ) as client:
             running = [asyncio.create_task(client.get("/generate", params=long)) for _ in range(2)]
             engine = None
             while engine is None or not (engine.active == 1 and engine.waiting == 1):
