@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import io
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -49,6 +50,10 @@ def free_port() -> int:
         return port
 
 
+TOKEN = secrets.token_urlsafe(16)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -62,6 +67,12 @@ def wait_until(predicate: Any, timeout: float, what: str) -> Any:
 def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env |= {"RNNLAB_DATA_DIR": str(data_dir), "RNNLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    # This measures the engine, not the per-token rate limit (600/min by default), so lift it.
+    env |= {
+        "RNNLAB_API_TOKENS": TOKEN,
+        "RNNLAB_RATE_LIMIT_PER_MINUTE": "1e9",
+        "RNNLAB_RATE_LIMIT_BURST": "100000",
+    }
     log = (data_dir / "serve.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
@@ -126,7 +137,7 @@ async def clients(
     latencies: list[float] = []
     in_engine: list[float] = []
     limits = httpx.Limits(max_connections=count + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as api:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=300, limits=limits) as api:
         await asyncio.gather(*(api.get("/health") for _ in range(count)))  # open the connections
 
         async def client(index: int) -> None:
@@ -237,7 +248,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         serve = start_serve(Path(tmp), port)
         try:
-            with httpx.Client(base_url=url, timeout=300) as api:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=300) as api:
                 started = time.perf_counter()
                 job = train(api, args.train_steps)
                 checkpoint_id = job["latest_checkpoint_id"]

@@ -59,8 +59,12 @@ def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            if "422" in responses:
-                responses["422"] = _error(422)
+            # Every error is the JSON ErrorBody, whatever the route's own media type: FastAPI would
+            # document a streaming route's 404 as text/event-stream, and FastAPI's 422 schema is not ours.
+            for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
+                responses[code] = _error(int(code)) | {
+                    k: v for k, v in responses[code].items() if k not in ("content", "description")
+                }
             if "requestBody" in operation:
                 responses["400"] = _error(400)
             if needs_token(method, path, protect_reads=protect_reads):

@@ -26,7 +26,7 @@ from app.observability import metrics
 from app.settings import Settings
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.sample import generate
-from tests.conftest import TINY_TEXT, free_port, wait_for
+from tests.conftest import AUTH, TINY_TEXT, free_port, wait_for
 from worker.tasks import run_job
 
 pytestmark = pytest.mark.slow  # trains a model and steps thousands of characters
@@ -45,7 +45,7 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def trained(sqlite_settings: Settings) -> dict[str, Any]:
     """A finished two-layer text job: its id, latest checkpoint id, and that checkpoint as a dict."""
-    with TestClient(create_app(sqlite_settings)) as client:
+    with TestClient(create_app(sqlite_settings), headers=AUTH) as client:
         job = client.post("/train", json=TINY_TEXT | {"num_layers": 2, "hidden_size": 32}).json()
         sessions = sessionmaker_for(sqlite_settings.resolved_database_url)
         assert run_job(job["id"], sessions=sessions) == "succeeded"
@@ -125,7 +125,9 @@ def without_none(params: dict[str, Any]) -> dict[str, Any]:
 
 async def _generate_all(app: FastAPI, requests: list[dict[str, Any]], path: str) -> list[httpx.Response]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=AUTH, timeout=120
+    ) as client:
         return await asyncio.gather(*(client.get(path, params=without_none(p)) for p in requests))
 
 
@@ -161,7 +163,7 @@ def test_stream_equals_the_generated_text(sqlite_settings: Settings, trained: di
         assert last["random_seed"] == params["random_seed"]
         assert last["checkpoint_id"] == trained["checkpoint_id"] and "total_ms" in last["timings"]
 
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         body = {"job_id": trained["job_id"], "seed": "The", "length": 30, "random_seed": 5}
         posted = parse_events(client.post("/generate/stream", json=body).text)
         assert (
@@ -185,7 +187,7 @@ def test_stream_equals_the_generated_text(sqlite_settings: Settings, trained: di
 def test_refusals_on_the_stream_endpoints_are_json(
     sqlite_settings: Settings, trained: dict[str, Any], params: dict[str, Any], status: int, field: str
 ) -> None:
-    with TestClient(app_with(sqlite_settings)) as client:
+    with TestClient(app_with(sqlite_settings), headers=AUTH) as client:
         body = {"checkpoint_id": trained["checkpoint_id"]} | params
         for response in (
             client.get("/generate/stream", params=body),
@@ -204,7 +206,9 @@ def test_429_with_retry_after_when_the_line_is_full(
 
     async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH, timeout=120
+        ) as client:
             running = [asyncio.create_task(client.get("/generate", params=long)) for _ in range(2)]
             engine = None
             while engine is None or not (engine.active == 1 and engine.waiting == 1):
@@ -240,7 +244,7 @@ def test_a_client_that_disconnects_frees_its_slot(live: tuple[FastAPI, str], tra
     app, url = live
     steps_before = steps()
     params = {"checkpoint_id": trained["checkpoint_id"], "length": 10_000, "random_seed": 3}
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
         with client.stream("GET", "/generate/stream", params=params) as response:
             assert response.status_code == 200
             first = next(response.iter_lines())
