@@ -195,11 +195,11 @@ def test_redis_restarts_mid_job_and_a_job_posted_while_it_is_down_runs_once(
             assert api.get("/ready").json()["checks"]["broker"].startswith("down")
             broker.start()
 
-            job = _wait_for_progress(api, running, beyond=api.get(f"/jobs/{running}").json()["step"] + 10)
+            # Training went on through the restart (it needs only the database).
+            _wait_for_progress(api, running, beyond=api.get(f"/jobs/{running}").json()["step"] + 10)
             first = _cancel(api, running)  # frees the one worker for the job posted while Redis was down
             second = wait_for_status(api, posted, "succeeded", "failed", "cancelled", timeout=120)
             assert (first["status"], first["attempts"]) == ("cancelled", 1)
-            assert first["step"] > job["step"]
             assert (second["status"], second["attempts"], second["step"]) == ("succeeded", 1, 20)
             _assert_one_timeline(api, first)
             _assert_one_timeline(api, second)
