@@ -1,7 +1,8 @@
 """The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (app/client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
-process) and a worker (a subprocess) together, and stops both on Ctrl-C or SIGTERM.
+process) and a worker (a subprocess, restarted when it dies: app/supervisor.py) together, and stops
+both on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -60,8 +60,8 @@ def run_worker(loglevel: str) -> None:
     )
 
 
-def requeue_orphans() -> None:
-    """A previous `serve` that was killed outright may have left a job running with no worker."""
+def sweep_orphans() -> None:
+    """Re-queue jobs a dead worker left running (the only worker of `serve`: nothing else runs them)."""
     from app.db import sessionmaker_for
     from app.queue import enqueuer, make_celery
     from app.services import runs
@@ -69,36 +69,41 @@ def requeue_orphans() -> None:
     settings = get_settings()
     enqueue = enqueuer(make_celery(settings), settings.queue)
     with sessionmaker_for(settings.resolved_database_url)() as session:
-        # Nothing can be running yet: `serve` starts its only worker after this.
-        runs.requeue_orphans(session, enqueue=enqueue, lease_seconds=None)
+        # Called before `serve` starts or restarts its only worker, when nothing can be running: a
+        # previous `serve` killed outright, or the worker that just died, left those jobs behind.
+        runs.sweep(
+            session,
+            enqueue=enqueue,
+            queue=settings.queue,
+            lease_seconds=None,
+            max_attempts=settings.max_attempts,
+        )
 
 
 def serve(host: str, port: int) -> int:
+    from app.supervisor import WorkerSupervisor
+
     # uvicorn re-raises the signal that stopped it once it is done; with this handler in place that
     # second delivery is a no-op, so the worker below is always stopped before this process exits.
     received: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
-    requeue_orphans()
+    sweep_orphans()
     from app.threads import serve_worker_threads
 
     # The worker takes the cores the API leaves (a worker started alone takes them all).
     threads = {"RNNLAB_WORKER_THREADS": str(serve_worker_threads(get_settings()))}
-    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ | threads)
+    worker = WorkerSupervisor(
+        [sys.executable, "-m", "app.cli", "worker"], env=os.environ | threads, before_restart=sweep_orphans
+    )
+    worker.start()
     log.info("worker started (pid %s); API on http://%s:%s (docs at /docs)", worker.pid, host, port)
     try:
         if not received:
             run_api(host, port)  # returns after Ctrl-C / SIGTERM (uvicorn handles both)
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)  # warm shutdown: a running job checkpoints and requeues
-            try:
-                worker.wait(WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.warning("worker did not stop within %s s; killing it", WORKER_STOP_TIMEOUT_S)
-                worker.kill()
-                worker.wait()
+        worker.stop(WORKER_STOP_TIMEOUT_S)  # warm shutdown: a running job checkpoints and requeues
     return 0
 
 

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.db_retry import DATABASE_UNAVAILABLE
+
 
 class DomainError(Exception):
     """Base class: `str(exc)` is the user-facing detail."""
@@ -124,6 +126,11 @@ class ServiceUnavailable(DomainError):
     pass
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    def __init__(self) -> None:
+        super().__init__("database unavailable; try again shortly")
+
+
 class GenerationBusy(TooManyRequests):
     def __init__(self, checkpoint_id: int, retry_after_s: int) -> None:
         super().__init__(
@@ -178,6 +185,11 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(_status_for(exc), str(exc), errors=exc.errors(), headers=exc.headers())
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's "cannot reach the server" errors (app/db_retry.py) are a 503, not a bug's 500.
+    return await _domain_error(request, DatabaseUnavailable())
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _flatten(exc.errors())
@@ -188,3 +200,5 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for driver_error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(driver_error, _database_error)

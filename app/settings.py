@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     worker_threads: int | None = Field(None, ge=1)
     # A running job whose worker has not written a heartbeat for this long may be claimed again.
     lease_seconds: float = Field(120.0, gt=0)
+    # How often every worker sweeps (re-sends stale and unsent jobs) and writes its own heartbeat;
+    # empty: a quarter of the lease, so a live worker beats several times within it.
+    sweep_seconds: float | None = Field(None, gt=0)
+    # Attempts a job gets whose worker dies (killed, out of memory); then it fails instead of re-queuing.
+    max_attempts: int = Field(3, ge=1)
     sqlite_busy_timeout_s: float = Field(30.0, gt=0)
     # The worker touches this file once it consumes tasks (used by tests and container health checks).
     worker_ready_file: Path | None = None
@@ -67,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'rnnlab.db').resolve()}"
+
+    @property
+    def resolved_sweep_seconds(self) -> float:
+        return self.sweep_seconds or self.lease_seconds / 4
 
     @property
     def broker_folder(self) -> Path:

@@ -118,6 +118,12 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts that ended with their worker dead (killed, crashed): RNNLAB_MAX_ATTEMPTS bounds them.
+    crashes: Mapped[int] = mapped_column(Integer, default=0)
+    # The outbox: the queue the job's task goes to, and when it was handed to the broker (None: a
+    # queued job still to send). Only workers of that queue sweep the job.
+    queue: Mapped[str] = mapped_column(String(200), default="rnnlab")  # RNNLAB_QUEUE's default
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when a worker claims the job; every write of that worker is conditioned on it.
     lease_token: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -171,3 +177,19 @@ class Checkpoint(Base):
     # The bytes live in the database so the API and workers need no shared disk.
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Worker(Base):
+    """A live worker announces itself here; `/ready` and `rnnlab_workers` count the recent ones."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # `hostname:pid`: unique while the process lives; a restarted container reuses (overwrites) it.
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(200), index=True)
+    current_job_id: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)

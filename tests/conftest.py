@@ -122,11 +122,14 @@ def api_client(port: int, **kwargs: Any) -> Any:
 def start_server(
     cmd: list[str], env: dict[str, str], log_path: Path, port: int, *, new_session: bool = False
 ) -> subprocess.Popen[bytes]:
-    """An `rnnlab api | serve` subprocess, once its /ready answers 200.
+    """An `rnnlab api | serve` subprocess, once it answers: `serve` on /ready (its worker beats too),
+    `api` on /health (its /ready waits for a worker, which the test may start only afterwards).
 
     `new_session` puts it in a process group of its own, so a test can kill it with its children.
     """
     import httpx
+
+    probe = "/ready" if "serve" in cmd else "/health"
 
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -137,7 +140,7 @@ def start_server(
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -149,11 +152,11 @@ def start_server(
     return proc
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_path: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     """A real `celery worker` subprocess on the settings' database and queue, once it consumes tasks."""
     ready = log_path.with_suffix(".ready")
     ready.unlink(missing_ok=True)
-    env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)}
+    env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)} | extra_env
     cmd = [
         PYTHON,
         "-m",

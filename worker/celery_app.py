@@ -13,6 +13,7 @@ from celery import signals
 
 from app.queue import ensure_broker_folders, make_celery
 from app.settings import get_settings
+from worker.sweeper import start_sweeper
 
 __all__ = ["celery_app"]
 
@@ -47,4 +48,6 @@ def _touch_ready_file(**_: Any) -> None:
 signals.worker_init.connect(_create_broker_folders)
 signals.worker_init.connect(_use_thread_share)
 signals.setup_logging.connect(_setup_logging)
+# In this order: a worker is ready once it consumes tasks AND its first heartbeat row is written.
+signals.worker_ready.connect(start_sweeper)
 signals.worker_ready.connect(_touch_ready_file)

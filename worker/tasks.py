@@ -12,10 +12,12 @@ from celery.exceptions import Reject
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import sessionmaker_for
+from app.db_retry import retry_db
 from app.job_status import JobStatus
-from app.queue import TRAIN_TASK, enqueuer
+from app.queue import TRAIN_TASK
 from app.services import runs
 from app.settings import DEFAULT_KEEP_CHECKPOINTS, get_settings
+from worker import sweeper
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -32,18 +34,8 @@ def _on_shutdown(**_: Any) -> None:
     shutting_down.set()
 
 
-def _requeue_orphans_on_start(**_: Any) -> None:
-    # Other workers may be alive: only jobs whose heartbeat is older than the lease are orphans.
-    settings = get_settings()
-    with sessionmaker_for(settings.resolved_database_url)() as session:
-        runs.requeue_orphans(
-            session, enqueue=enqueuer(celery_app, settings.queue), lease_seconds=settings.lease_seconds
-        )
-
-
 # Connected by call, not as decorators: Celery is untyped, and a decorator would untype the handlers.
 signals.worker_shutting_down.connect(_on_shutdown)
-signals.worker_ready.connect(_requeue_orphans_on_start)
 
 
 @celery_app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -52,13 +44,17 @@ def train_job(job_id: int) -> str:
         # Delivered while this worker is stopping: leave it for the next worker untouched.
         raise Reject(f"worker shutting down; job {job_id} left queued", requeue=True)
     settings = get_settings()
-    outcome = run_job(
-        job_id,
-        sessions=sessionmaker_for(settings.resolved_database_url),
-        lease_seconds=settings.lease_seconds,
-        interrupted=shutting_down.is_set,
-        keep_checkpoints=settings.keep_checkpoints,
-    )
+    sweeper.current_job = job_id
+    try:
+        outcome = run_job(
+            job_id,
+            sessions=sessionmaker_for(settings.resolved_database_url),
+            lease_seconds=settings.lease_seconds,
+            interrupted=shutting_down.is_set,
+            keep_checkpoints=settings.keep_checkpoints,
+        )
+    finally:
+        sweeper.current_job = None
     if outcome == REQUEUED:
         # Not acknowledged: the broker delivers the task again, and it resumes from the checkpoint.
         raise Reject(f"worker shutting down; job {job_id} requeued", requeue=True)
@@ -97,6 +93,7 @@ def run_job(
             token,
             start_step=start_step,
             interrupted=interrupted,
+            retry_seconds=lease_seconds,
             keep_checkpoints=keep_checkpoints,
         )
         result = train(config, data, recorder, resume=resume)
@@ -110,11 +107,15 @@ def run_job(
             runs.finish(session, job_id, token, status=JobStatus.FAILED, error=error)
         return JobStatus.FAILED
 
-    with sessions() as session:
-        if not result.stopped:
-            runs.finish(session, job_id, token, status=JobStatus.SUCCEEDED, step=result.step)
-            return JobStatus.SUCCEEDED
-        if recorder.interrupted and not recorder.cancelled and runs.requeue(session, job_id, token):
-            return REQUEUED
-        runs.finish(session, job_id, token, status=JobStatus.CANCELLED, step=result.step)
-        return JobStatus.CANCELLED
+    def settle() -> str:
+        with sessions() as session:
+            if not result.stopped:
+                runs.finish(session, job_id, token, status=JobStatus.SUCCEEDED, step=result.step)
+                return JobStatus.SUCCEEDED
+            if recorder.interrupted and not recorder.cancelled and runs.requeue(session, job_id, token):
+                return REQUEUED
+            runs.finish(session, job_id, token, status=JobStatus.CANCELLED, step=result.step)
+            return JobStatus.CANCELLED
+
+    # Conditional moves: a retry after a commit whose answer was lost moves nothing the second time.
+    return retry_db(settle, what=f"job {job_id}'s outcome", give_up_after=lease_seconds)

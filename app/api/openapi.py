@@ -61,7 +61,9 @@ def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             # Every error is the JSON ErrorBody, whatever the route's own media type: FastAPI would
             # document a streaming route's 404 as text/event-stream, and FastAPI's 422 schema is not ours.
-            for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
+            # /ready's 503 is not an error body but its Health report, naming the check that is down.
+            errors = [] if path == "/ready" else [c for c in responses if c.isdigit() and int(c) >= 400]
+            for code in errors:
                 responses[code] = _error(int(code)) | {
                     k: v for k, v in responses[code].items() if k not in ("content", "description")
                 }

@@ -6,7 +6,8 @@ Two entry points are called by the rest of the service:
 - `install_observability(app)` once per FastAPI app: it counts requests and serves `GET /metrics`.
 
 One module per job: `logs` (formatters, `configure_logging`), `context` (`log_context`), `metrics`
-(process-wide registry: requests, generation speed) and `collectors` (scrape-time jobs and queue depth).
+(process-wide registry: requests, generation speed), `collectors` (scrape-time jobs and queue depth)
+and `workers_collector` (scrape-time live workers).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.observability.collectors import JobsCollector
 from app.observability.context import log_context
 from app.observability.logs import configure_logging
 from app.observability.metrics import REGISTRY, RequestMetricsMiddleware, observe_generation
+from app.observability.workers_collector import WorkersCollector
 from app.settings import Settings, get_settings
 
 __all__ = ["configure_logging", "install_observability", "log_context", "observe_generation"]
@@ -50,6 +52,12 @@ def install_observability(app: FastAPI) -> None:
             broker_url=lambda: _settings(app).resolved_broker_url,
             queue=lambda: _settings(app).queue,
             transport_options=lambda: _transport_options(_settings(app)),
+        )
+    )
+    scrape_registry.register(
+        WorkersCollector(
+            database_url=lambda: _settings(app).resolved_database_url,
+            lease_seconds=lambda: _settings(app).lease_seconds,
         )
     )
 

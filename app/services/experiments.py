@@ -33,6 +33,7 @@ def create_experiment(
     *,
     request: ExperimentRequest,
     enqueue: Enqueue,
+    queue: str,
     max_jobs: int,
     memory_budget: int,
     max_queued_jobs: int,
@@ -41,7 +42,10 @@ def create_experiment(
     grid = sweeps.expand(request, max_jobs=max_jobs)
     admission.check_queue_room(session, limit=max_queued_jobs, adding=len(grid.points))
     # The same checks and rows as POST /train, before anything is added: a bad reference stores nothing.
-    rows = [jobs.new_job(session, request=point, memory_budget=memory_budget) for point in grid.points]
+    rows = [
+        jobs.new_job(session, request=point, queue=queue, memory_budget=memory_budget)
+        for point in grid.points
+    ]
     experiment = Experiment(name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep)
     session.add(experiment)
     session.flush()  # the experiment's id, for its jobs, inside the same transaction

@@ -1,10 +1,12 @@
-"""Reachability checks for /ready."""
+"""Reachability checks for /ready: the database, the broker and at least one live worker."""
 
 from __future__ import annotations
 
 from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.services import workers
 
 
 def check_database(sessions: sessionmaker[Session]) -> str:
@@ -30,3 +32,15 @@ def check_broker(celery: Celery) -> str:
         return "ok"
     except Exception as exc:
         return f"down: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def check_workers(sessions: sessionmaker[Session], *, queue: str, lease_seconds: float) -> str:
+    """ok when a worker consuming `queue` wrote its heartbeat within the lease: jobs will run."""
+    try:
+        with sessions() as session:
+            live = workers.live_workers(session, lease_seconds=lease_seconds).get(queue, 0)
+    except Exception as exc:
+        return f"unknown: {type(exc).__name__}: {exc}".splitlines()[0]
+    if live == 0:
+        return f"down: no worker on queue {queue!r} sent a heartbeat in the last {lease_seconds:g} s"
+    return "ok"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,17 +13,14 @@ from app.errors import (
     CheckpointNotFound,
     JobNotCancellable,
     JobNotFound,
-    ServiceUnavailable,
 )
 from app.job_status import JobStatus
 from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
-from app.services import admission, datasets
+from app.services import admission, datasets, outbox
 from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
 from models.config import PalindromeConfig, TextConfig
-
-log = logging.getLogger(__name__)
 
 
 def create_job(
@@ -32,12 +28,13 @@ def create_job(
     *,
     request: PalindromeTrainRequest | TextTrainRequest,
     enqueue: Enqueue,
+    queue: str,
     memory_budget: int,
     max_queued_jobs: int,
 ) -> Job:
     """Validate references, admit the job (size, queue room), store it, then hand its id to the queue."""
     admission.check_queue_room(session, limit=max_queued_jobs, adding=1)
-    job = new_job(session, request=request, memory_budget=memory_budget)
+    job = new_job(session, request=request, queue=queue, memory_budget=memory_budget)
     session.add(job)
     session.commit()
     enqueue_jobs(session, [job.id], enqueue=enqueue)
@@ -45,7 +42,7 @@ def create_job(
 
 
 def new_job(
-    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, memory_budget: int
+    session: Session, *, request: PalindromeTrainRequest | TextTrainRequest, queue: str, memory_budget: int
 ) -> Job:
     """The job row for a request, after checking its references and that it fits a worker; not added
     to the session, so a caller can store many (an experiment's grid) in one transaction."""
@@ -76,23 +73,14 @@ def new_job(
         resume_from=request.resume_from,
         total_steps=request.train_steps,
         latest_metrics={},
+        queue=queue,
     )
 
 
 def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> None:
-    """Hand stored jobs to the queue in order. If the broker fails, the rows exist but no task will
-    ever run them: fail the job it failed on and every later one rather than leave them queued forever."""
-    for sent, job_id in enumerate(job_ids):
-        try:
-            enqueue(job_id)
-        except Exception as exc:
-            log.exception("could not enqueue job %s", job_id)
-            unsent = job_ids[sent:]
-            error = f"could not enqueue: {exc}"
-            move(session, Job.id.in_(unsent), from_=[JobStatus.QUEUED], to=JobStatus.FAILED, error=error)
-            session.commit()
-            names = f"job {unsent[0]} was" if len(unsent) == 1 else f"jobs {unsent[0]}-{unsent[-1]} were"
-            raise ServiceUnavailable(f"broker unavailable; {names} marked failed: {exc}") from exc
+    """Hand stored jobs to the queue in order. The rows come first (the outbox): jobs the broker does
+    not take now stay queued, unsent, and a worker's sweep sends them once it is back."""
+    outbox.dispatch_all(session, job_ids, enqueue=enqueue)
 
 
 def check_resumable(

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from pydantic import TypeAdapter
@@ -20,8 +20,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db_retry import retry_db
 from app.job_status import FINISHED, JobStatus
 from app.queue import Enqueue
+from app.services import outbox
 from app.services.retention import prune_checkpoints
 from app.services.transitions import move, rows_updated
 from app.settings import DEFAULT_KEEP_CHECKPOINTS
@@ -30,6 +32,7 @@ from models.callbacks import TrainingCallbacks
 from models.config import TaskConfig
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 _task_config = TypeAdapter(TaskConfig)
 
 
@@ -268,54 +271,86 @@ def requeue(session: Session, job_id: int, token: str) -> bool:
     return moved == 1
 
 
-def release_orphans(session: Session, *, lease_seconds: float | None) -> list[int]:
-    """Give running jobs whose worker is gone back to the queue; returns their ids to re-send.
+def release_orphans(
+    session: Session, *, queue: str, lease_seconds: float | None, max_attempts: int
+) -> list[int]:
+    """Give running jobs of `queue` whose worker is gone back to it; returns their ids (still to send).
 
     A worker killed outright (SIGKILL, power loss) leaves its job `running`, and on the filesystem
     broker its task message is already gone, so nothing would ever pick the job up again. A running
     job is orphaned when its heartbeat is older than the lease or, with `lease_seconds=None`, always:
-    `rnnlab serve` calls it before it starts its only worker, when nothing can really be running.
-    The job then resumes from its latest checkpoint; steps after it are recorded again, and metric
-    writes are upserts, so they replace rather than duplicate.
+    `rnnlab serve` calls it before it starts (or restarts) its only worker, when nothing can really be
+    running. The job then resumes from its latest checkpoint; steps after it are recorded again, and
+    metric writes are upserts, so they replace rather than duplicate.
+
+    Each orphan counts as a crash; the `max_attempts`-th one fails the job instead (a job that kills
+    every worker it runs on, out of memory say, must not be re-queued forever). Every move is a
+    conditional UPDATE of one job, so of several workers sweeping at once only one releases it.
     """
-    silent: list[ColumnElement[bool]] = []
+    silent: list[ColumnElement[bool]] = [Job.queue == queue, Job.status == JobStatus.RUNNING]
     if lease_seconds is not None:
         silent.append(Job.heartbeat_at < utcnow() - timedelta(seconds=lease_seconds))
-    running = select(Job.id).where(Job.status == JobStatus.RUNNING, *silent)
-    ids = list(session.scalars(running.order_by(Job.id)))
-    if ids:
-        # The steps the dead attempt made after its checkpoint are lost: while the job waits, its step
-        # is where it will resume, so neither a user nor a poller sees progress that is not there.
-        resume_step = (
-            select(Checkpoint.step)
-            .where(Checkpoint.id == func.coalesce(Job.latest_checkpoint_id, Job.resume_from))
-            .scalar_subquery()
-        )
-        move(
+    # The steps the dead attempt made after its checkpoint are lost: while the job waits, its step
+    # is where it will resume, so neither a user nor a poller sees progress that is not there.
+    resume_step = (
+        select(Checkpoint.step)
+        .where(Checkpoint.id == func.coalesce(Job.latest_checkpoint_id, Job.resume_from))
+        .scalar_subquery()
+    )
+    released: list[int] = []
+    for job_id in list(session.scalars(select(Job.id).where(*silent).order_by(Job.id))):
+        poisoned = move(
             session,
-            Job.id.in_(ids),
+            Job.id == job_id,
+            *silent,
+            Job.crashes >= max_attempts - 1,
+            from_=[JobStatus.RUNNING],
+            to=JobStatus.FAILED,
+            crashes=Job.crashes + 1,
+            lease_token=None,
+            steps_per_second=None,
+            error=(
+                f"its worker died {max_attempts} times (RNNLAB_MAX_ATTEMPTS={max_attempts}); "
+                "the job may be what kills it (out of memory?)"
+            ),
+        )
+        requeued = move(
+            session,
+            Job.id == job_id,
             *silent,
             from_=[JobStatus.RUNNING],
             to=JobStatus.QUEUED,
+            crashes=Job.crashes + 1,
             lease_token=None,
             steps_per_second=None,
             step=func.coalesce(resume_step, 0),
+            dispatched_at=None,  # its message went with the worker (or comes back late, and is skipped)
         )
         session.commit()
-    return ids
+        extra = {"job_id": job_id}
+        if poisoned:
+            log.error("job %s failed: its worker died %s times", job_id, max_attempts, extra=extra)
+        elif requeued:
+            log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra=extra)
+            released.append(job_id)
+    return released
 
 
-def requeue_orphans(session: Session, *, enqueue: Enqueue, lease_seconds: float | None) -> list[int]:
-    """Release jobs whose worker died (see `release_orphans`) and send their tasks again."""
-    job_ids = release_orphans(session, lease_seconds=lease_seconds)
-    for job_id in job_ids:
-        log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra={"job_id": job_id})
-        enqueue(job_id)
-    return job_ids
+def sweep(
+    session: Session, *, enqueue: Enqueue, queue: str, lease_seconds: float | None, max_attempts: int
+) -> list[int]:
+    """Release `queue`'s jobs whose worker died (see `release_orphans`), then send every queued job
+    of it the broker never received (`outbox.dispatch_pending`); returns the ids sent."""
+    release_orphans(session, queue=queue, lease_seconds=lease_seconds, max_attempts=max_attempts)
+    return outbox.dispatch_pending(session, enqueue=enqueue, queue=queue)
 
 
 class JobRecorder(TrainingCallbacks):
-    """Training callbacks that write to the database and stop on cancel or worker shutdown."""
+    """Training callbacks that write to the database and stop on cancel or worker shutdown.
+
+    A write that finds the database unreachable is retried with backoff for up to `retry_seconds`
+    (the lease): training pauses rather than fails while PostgreSQL restarts, and nothing is skipped.
+    """
 
     def __init__(
         self,
@@ -326,12 +361,14 @@ class JobRecorder(TrainingCallbacks):
         start_step: int,
         interrupted: Callable[[], bool] = lambda: False,
         poll_seconds: float = 0.25,
+        retry_seconds: float = 120.0,
         keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
     ) -> None:
         self.sessions, self.job_id, self.token = sessions, job_id, token
         self.keep_checkpoints = keep_checkpoints
         self.interrupted_by = interrupted
         self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
         self.step = start_step
         self.cancelled = False
         self.interrupted = False
@@ -339,14 +376,24 @@ class JobRecorder(TrainingCallbacks):
         self._polled_at = monotonic()
         self._polled_step = start_step
 
+    def _write(self, what: str, write: Callable[[Session], _T]) -> _T:
+        def attempt() -> _T:
+            with self.sessions() as session:
+                return write(session)
+
+        return retry_db(attempt, what=f"job {self.job_id}'s {what}", give_up_after=self.retry_seconds)
+
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        with self.sessions() as session:
-            record_metrics(session, self.job_id, self.token, step=step, metrics=metrics)
+        self._write(
+            f"metrics at step {step}",
+            lambda s: record_metrics(s, self.job_id, self.token, step=step, metrics=metrics),
+        )
 
     def on_checkpoint(self, step: int, checkpoint: dict[str, Any], *, is_best: bool, is_final: bool) -> None:
-        with self.sessions() as session:
-            record_checkpoint(
-                session,
+        self._write(
+            f"checkpoint at step {step}",
+            lambda s: record_checkpoint(
+                s,
                 self.job_id,
                 self.token,
                 step=step,
@@ -354,11 +401,16 @@ class JobRecorder(TrainingCallbacks):
                 is_best=is_best,
                 is_final=is_final,
                 keep_last=self.keep_checkpoints,
-            )
+            ),
+        )
 
     def on_sample(self, step: int, temperature: float, text: str) -> None:
-        with self.sessions() as session:
-            record_sample(session, self.job_id, self.token, step=step, temperature=temperature, text=text)
+        self._write(
+            f"sample at step {step}",
+            lambda s: record_sample(
+                s, self.job_id, self.token, step=step, temperature=temperature, text=text
+            ),
+        )
 
     def should_stop(self) -> bool:
         self.step += 1  # the loop asks once per step
@@ -372,8 +424,9 @@ class JobRecorder(TrainingCallbacks):
         # Smoothed so the ETA does not jump with every validation pass.
         self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
         self._polled_at, self._polled_step = now, self.step
-        with self.sessions() as session:
-            self.cancelled = heartbeat(
-                session, self.job_id, self.token, step=self.step, steps_per_second=self._rate
-            )
+        step, rate_now = self.step, self._rate
+        self.cancelled = self._write(
+            "heartbeat",
+            lambda s: heartbeat(s, self.job_id, self.token, step=step, steps_per_second=rate_now),
+        )
         return self.cancelled

@@ -117,4 +117,6 @@ def test_every_operation_answers_as_documented(
     operation = (case.method.upper(), case.path)
     if operation in OPERATIONS:
         cases_run[operation] = cases_run.get(operation, 0) + 1
-    case.call_and_validate(base_url=fuzzed_api, headers=AUTH, checks=CHECKS)
+    # /ready answers its documented 503 here: no worker consumes the fuzzed API's queue.
+    checks = [c for c in CHECKS if c is not not_a_server_error] if operation == ("GET", "/ready") else CHECKS
+    case.call_and_validate(base_url=fuzzed_api, headers=AUTH, checks=checks)

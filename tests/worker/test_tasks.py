@@ -89,6 +89,11 @@ def test_two_workers_never_hold_one_job(client: TestClient, settings: Settings) 
         runs.record_metrics(session, job["id"], stale_token, step=1, metrics={"loss": 9.0})
 
 
+def _queue(client: TestClient) -> str:
+    """The queue the client's jobs go to: only that queue's workers release them."""
+    return client.app.state.settings.queue
+
+
 def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settings) -> None:
     dead, alive = (client.post("/train", json=TINY_PALINDROME).json()["id"] for _ in range(2))
     sessions = sessionmaker_for(settings.resolved_database_url)
@@ -99,10 +104,14 @@ def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settin
         session.execute(update(Job).where(Job.id == dead).values(heartbeat_at=long_ago))
         session.commit()
         # Only the job whose worker stopped heart-beating is given back...
-        assert runs.release_orphans(session, lease_seconds=120) == [dead]
+        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=120, max_attempts=3) == [
+            dead
+        ]
         assert (_job(client, dead)["status"], _job(client, alive)["status"]) == ("queued", "running")
         # ...unless no worker can be running at all (`rnnlab serve` before it starts its worker).
-        assert runs.release_orphans(session, lease_seconds=None) == [alive]
+        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=None, max_attempts=3) == [
+            alive
+        ]
     assert run_job(dead, sessions=sessions) == "succeeded"
     assert _job(client, dead)["attempts"] == 2
 
@@ -125,7 +134,9 @@ def test_a_released_job_shows_the_step_it_will_resume_from(client: TestClient, s
         # The attempt went on past its checkpoint, then died without a word.
         runs.heartbeat(session, job_id, token, step=37, steps_per_second=5.0)
         assert _job(client, job_id)["step"] == 37
-        assert runs.release_orphans(session, lease_seconds=None) == [job_id]
+        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=None, max_attempts=3) == [
+            job_id
+        ]
     released = _job(client, job_id)
     assert (released["status"], released["step"], released["steps_per_second"]) == ("queued", 20, None)
 

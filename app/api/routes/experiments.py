@@ -38,6 +38,7 @@ def create_experiment(
         session,
         request=request,
         enqueue=enqueue,
+        queue=settings.queue,
         max_jobs=settings.max_experiment_jobs,
         memory_budget=admission.worker_memory_budget(settings),
         max_queued_jobs=settings.max_queued_jobs,

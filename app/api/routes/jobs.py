@@ -31,6 +31,7 @@ def create_training_job(
         session,
         request=request,
         enqueue=enqueue,
+        queue=settings.queue,
         memory_budget=admission.worker_memory_budget(settings),
         max_queued_jobs=settings.max_queued_jobs,
     )
