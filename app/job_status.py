@@ -1,11 +1,13 @@
 """A job's status and the moves between statuses: the one definition the API, the worker, the
 metrics and the database's CHECK constraint all use.
 
-    queued  -> running | cancelled | failed
+    queued  -> running | cancelled
     running -> succeeded | failed | cancelled | queued
 
-`failed` from queued: the broker refused the task. `queued` from running: the worker shut down
-(or died) and the job waits to be resumed from its latest checkpoint. Finished jobs never move.
+A queued job never fails: the jobs table is the outbox, so a broker that refuses the task only delays
+it (app/services/outbox.py). `queued` from running: the worker shut down (or died) and the job waits to
+be resumed from its latest checkpoint. A job whose worker died RNNLAB_MAX_ATTEMPTS times fails from
+running. Finished jobs never move.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class JobStatus(StrEnum):
 FINISHED: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
     JobStatus.RUNNING: frozenset(
         {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUEUED}
     ),

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from app.client.http import DEFAULT_URL, STREAM_PATH, ApiClient, ApiError, default_token
 from app.client.progress import follow_experiment, follow_job
+from app.job_status import JobStatus
 from app.settings import get_settings
 from models.config import PalindromeConfig, TextConfig
 
@@ -217,7 +218,7 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--name", help="a label for the experiment")
 
     p = add("jobs", jobs, "list jobs, newest first")
-    p.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    p.add_argument("--status", choices=[status.value for status in JobStatus])
     p.add_argument("--limit", type=int, default=20)
 
     p = add("cancel", cancel, "cancel a queued or running job")
