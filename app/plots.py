@@ -9,6 +9,7 @@ labels and (where there is more than one series) a legend.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: render to memory only
 
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -32,6 +34,16 @@ class Band:
     mean: list[float]
     low: list[float]
     high: list[float]
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", "-.", ":")
+TITLE_WIDTH = 80  # characters that fit across a FIGSIZE figure at the default title size
+
+
+def set_title(axes: Axes, title: str) -> None:
+    """The title wrapped to the figure's width: a long experiment name must not run off the image."""
+    axes.set_title(textwrap.fill(title, TITLE_WIDTH))
 
 
 def new_figure() -> Figure:
@@ -52,14 +64,24 @@ def sweep_figure(
     """A metric against one sweep axis, one line per hue value, shaded between min and max."""
     figure = new_figure()
     axes = figure.add_subplot()
-    for band in bands:
-        (line,) = axes.plot(band.x, band.mean, marker="o", label=band.label)
+    for i, band in enumerate(bands):
+        # Lines often coincide (two models both at 100 %): each later one is drawn thinner, with a
+        # smaller marker of another shape on top, so none hides another.
+        (line,) = axes.plot(
+            band.x,
+            band.mean,
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=max(9 - 2 * i, 3),
+            linewidth=max(2.5 - 0.5 * i, 1),
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            label=band.label,
+        )
         axes.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.2)
     if chance is not None:
         axes.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:g})")
     if not bands:
         axes.text(0.5, 0.5, "no values recorded yet", ha="center", va="center", transform=axes.transAxes)
-    axes.set_title(title)
+    set_title(axes, title)
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.grid(alpha=0.3)
@@ -76,7 +98,7 @@ def curves_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *
         axes.plot(steps, values, label=name)
     if not any(steps for steps, _ in curves.values()):
         axes.text(0.5, 0.5, "no values recorded yet", ha="center", va="center", transform=axes.transAxes)
-    axes.set_title(title)
+    set_title(axes, title)
     axes.set_xlabel("step")
     axes.set_ylabel("value")
     axes.grid(alpha=0.3)
@@ -94,7 +116,7 @@ def gradient_flow_figure(
         # A norm of exactly 0 (no path from h(t) to the loss) has no place on a log axis: left out.
         axes.plot(t, [g if g > 0 else float("nan") for g in grad_norm], marker=".", label=label)
     axes.set_yscale("log")
-    axes.set_title(title)
+    set_title(axes, title)
     axes.set_xlabel("time step t (the loss is taken at the last step)")
     axes.set_ylabel("||dL/dh(t)||")
     axes.grid(alpha=0.3, which="both")
@@ -114,7 +136,7 @@ def time_gate_figure(
     axes.fill_between(
         t, 0, 1, where=is_open, color="tab:green", alpha=0.15, label=f"open (phi < r_on = {r_on:g})"
     )
-    axes.set_title(title)
+    set_title(axes, title)
     axes.set_xlabel("t")
     axes.set_ylabel("value")
     axes.set_ylim(-0.05, 1.05)
