@@ -217,12 +217,19 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with fresh_postgres_database("rnnlab_test") as url:
+@contextmanager
+def migrated_postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database at the latest schema, dropped afterwards."""
+    with fresh_postgres_database(prefix) as url:
         migrate(url)
         yield url
         engine_for(url).dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with migrated_postgres_database("rnnlab_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

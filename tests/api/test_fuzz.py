@@ -21,14 +21,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.db import engine_for, migrate
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import (
     AUTH,
     PYTHON,
     free_port,
-    fresh_postgres_database,
+    migrated_postgres_database,
     settings_env,
     start_server,
     stop_process,
@@ -43,10 +42,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def fuzz_database() -> Iterator[str]:
-    with fresh_postgres_database("rnnlab_fuzz") as url:
-        migrate(url)
+    with migrated_postgres_database("rnnlab_fuzz") as url:
         yield url
-        engine_for(url).dispose()
 
 
 @pytest.fixture(scope="module")

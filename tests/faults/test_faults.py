@@ -36,7 +36,7 @@ from tests.conftest import (
     api_client,
     clean_env,
     free_port,
-    fresh_postgres_database,
+    migrated_postgres_database,
     start_server,
     start_worker,
     stop_process,
@@ -115,10 +115,8 @@ def _cancel(api: Any, job_id: int) -> dict[str, Any]:
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A database of this test's own on the shared server (for tests that restart only Redis)."""
-    with fresh_postgres_database("rnnlab_faults") as url:
-        migrate(url)
+    with migrated_postgres_database("rnnlab_faults") as url:
         yield url
-        engine_for(url).dispose()
 
 
 def _forget_queue(settings: Settings) -> None:

@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import engine_for, migrate, sessionmaker_for
+from app.db import migrate, sessionmaker_for
 from app.main import create_app
 from app.services import runs, workers
 from app.settings import Settings
 from app.supervisor import WorkerSupervisor
 from app.tables import Job, Worker, utcnow
-from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, fresh_postgres_database, wait_for
+from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, migrated_postgres_database, wait_for
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
@@ -33,10 +33,8 @@ def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
         migrate(url)
         yield base.model_copy(update={"database_url": url})
         return
-    with fresh_postgres_database("rnnlab_supervision") as url:
-        migrate(url)
+    with migrated_postgres_database("rnnlab_supervision") as url:
         yield base.model_copy(update={"database_url": url})
-        engine_for(url).dispose()
 
 
 def _identity(name: str, queue: str) -> workers.WorkerIdentity:
