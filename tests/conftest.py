@@ -363,3 +363,13 @@ TINY_PALINDROME: dict[str, Any] = {
     "checkpoint_every": 20,
     "device": "cpu",
 }
+# Trains until cancelled, slowly enough to be caught between checkpoints (crash and fault tests).
+ENDLESS_PALINDROME = TINY_PALINDROME | {
+    "model": "rnn",
+    "hidden_size": 8,
+    "batch_size": 8,
+    "train_steps": 1_000_000,
+    "log_every": 10,
+    "eval_every": 1_000_000,
+    "checkpoint_every": 200,
+}

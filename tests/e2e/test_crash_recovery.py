@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    ENDLESS_PALINDROME,
     PYTHON,
-    TINY_PALINDROME,
     api_client,
     clean_env,
     free_port,
@@ -26,17 +26,6 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.slow  # `rnnlab serve` as a subprocess, killed and restarted
-
-# Slow enough to be caught between checkpoints; cancelled once it has resumed.
-ENDLESS_PALINDROME = TINY_PALINDROME | {
-    "model": "rnn",
-    "hidden_size": 8,
-    "batch_size": 8,
-    "train_steps": 1_000_000,
-    "log_every": 10,
-    "eval_every": 1_000_000,
-    "checkpoint_every": 200,
-}
 
 
 def _serve(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
