@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.analysis_schemas import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
 from app.api.deps import SessionDep
-from app.api.media import PNG, media
+from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
 from app.bounds import DbId
 from app.services import exports, figures, gradient_flow, time_gate
@@ -35,12 +35,7 @@ def job_plot(
     responses=error_responses(404, 409) | media("text/csv", "columns step, name, value, time"),
 )
 def job_metrics_csv(job_id: DbId, session: SessionDep) -> Response:
-    disposition = f'attachment; filename="job-{job_id}-metrics.csv"'
-    return Response(
-        exports.metrics_csv(session, job_id),
-        media_type="text/csv",
-        headers={"Content-Disposition": disposition},
-    )
+    return attachment(exports.metrics_csv(session, job_id), "text/csv", f"job-{job_id}-metrics.csv")
 
 
 @router.get(
@@ -50,12 +45,8 @@ def job_metrics_csv(job_id: DbId, session: SessionDep) -> Response:
 )
 def job_tensorboard(job_id: DbId, session: SessionDep) -> Response:
     """The job's metrics as TensorBoard scalars: unpack, then `tensorboard --logdir .`."""
-    disposition = f'attachment; filename="job-{job_id}-tensorboard.tar.gz"'
-    return Response(
-        exports.tensorboard_archive(session, job_id),
-        media_type="application/gzip",
-        headers={"Content-Disposition": disposition},
-    )
+    archive = exports.tensorboard_archive(session, job_id)
+    return attachment(archive, "application/gzip", f"job-{job_id}-tensorboard.tar.gz")
 
 
 @router.get(

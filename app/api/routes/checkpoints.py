@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.api.deps import SessionDep
+from app.api.media import attachment
 from app.api.openapi import error_responses
 from app.bounds import DbId
 from app.schemas import CheckpointOut
@@ -27,8 +28,4 @@ def download_checkpoint(checkpoint_id: DbId, session: SessionDep) -> Response:
     """The checkpoint dict as a `.pt` file (`torch.load(path, weights_only=True)` reads it)."""
     row = checkpoints.get_checkpoint(session, checkpoint_id, with_data=True)
     filename = f"rnnlab-job{row.job_id}-step{row.step}-ckpt{row.id}.pt"
-    return Response(
-        row.data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return attachment(row.data, "application/octet-stream", filename)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
-from app.api.media import PNG, media
+from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
 from app.bounds import DbId, DbOffset
 from app.experiment_schemas import ExperimentOut, ExperimentPage, ExperimentRequest
@@ -69,8 +69,7 @@ def get_experiment(experiment_id: DbId, session: SessionDep) -> ExperimentOut:
 def experiment_results_csv(experiment_id: DbId, session: SessionDep) -> Response:
     experiment = experiments.get_experiment(session, experiment_id)
     table = experiments.results_csv(experiment.sweep, experiments.results(session, experiment))
-    disposition = f'attachment; filename="experiment-{experiment_id}.csv"'
-    return Response(table, media_type="text/csv", headers={"Content-Disposition": disposition})
+    return attachment(table, "text/csv", f"experiment-{experiment_id}.csv")
 
 
 @router.get(
