@@ -6,8 +6,9 @@ trains a 2 x 128 char-LSTM through `POST /train` on the built-in corpus, then me
     naive          one `model(x, state)` call per character under torch.no_grad(), torch.multinomial
                    sampling, one thread, in this process, on the same checkpoint (2,000 characters)
     single stream  `GET /generate`, 2,000 characters, one client
-    C clients      C = 1, 8, 32 clients, each sending requests of 200 characters back to back:
-                   aggregate characters/s, p50 and p99 latency
+    C clients      C = 1, 8, 32 clients, each sending requests of 200 characters back to back over its
+                   own keep-alive connection (bench/http_load.py, a lean client: the client shares the
+                   2 cores with the service): aggregate characters/s, p50 and p99 latency
     training       one client, 300 characters: latency when idle, then while a training job runs
 
 Every request uses temperature 1 and its own random_seed. Targets on the 2-core development CPU:
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 import torch
 
+from http_load import Connection  # bench/ is on sys.path when a bench script runs
 from models.checkpoint import load_model, load_vocabulary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,29 +132,28 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def clients(
-    url: str, checkpoint_id: int, count: int, rounds: int, length: int
+    port: int, checkpoint_id: int, count: int, rounds: int, length: int
 ) -> tuple[float, list[float], list[float]]:
     """`count` clients sending `rounds` requests each, over connections opened beforehand:
     (aggregate chars/s, latencies in s, the service's own generate_ms in s)."""
     latencies: list[float] = []
     in_engine: list[float] = []
-    limits = httpx.Limits(max_connections=count + 4)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=300, limits=limits) as api:
-        await asyncio.gather(*(api.get("/health") for _ in range(count)))  # open the connections
+    connections = [await Connection.open(port, AUTH) for _ in range(count)]
 
-        async def client(index: int) -> None:
-            for r in range(rounds):
-                params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
-                params["random_seed"] = index * 1000 + r
-                start = time.perf_counter()
-                response = await api.get("/generate", params=params)
-                latencies.append(time.perf_counter() - start)
-                response.raise_for_status()
-                in_engine.append(response.json()["timings"]["generate_ms"] / 1000)
+    async def client(index: int, connection: Connection) -> None:
+        for r in range(rounds):
+            params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+            params["random_seed"] = index * 1000 + r
+            start = time.perf_counter()
+            body = await connection.get_json("/generate", params)
+            latencies.append(time.perf_counter() - start)
+            in_engine.append(body["timings"]["generate_ms"] / 1000)
 
-        start = time.perf_counter()
-        await asyncio.gather(*(client(i) for i in range(count)))
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
+    wall = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
     return count * rounds * length / wall, latencies, in_engine
 
 
@@ -201,14 +202,14 @@ def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -
     return naive
 
 
-def concurrent(api: httpx.Client, url: str, checkpoint_id: int, naive: float, rounds: int) -> None:
+def concurrent(api: httpx.Client, port: int, checkpoint_id: int, naive: float, rounds: int) -> None:
     # "engine p50": the service's generate_ms (waiting line to last character); the rest of a
     # request's latency is HTTP, the server's event loop and this client.
     print("\nclients x 200   aggregate chars/s   x naive    p50 s    p99 s   engine p50 s   mean batch")
     one_client_p99 = 0.0
     for count in (1, 8, 32):
         steps_before, streams_before = batch_steps(api)
-        rate, latencies, in_engine = asyncio.run(clients(url, checkpoint_id, count, rounds, 200))
+        rate, latencies, in_engine = asyncio.run(clients(port, checkpoint_id, count, rounds, 200))
         steps, streams = batch_steps(api)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         one_client_p99 = one_client_p99 or p99
@@ -257,7 +258,7 @@ def main() -> None:
                 ckpt = torch.load(io.BytesIO(data), weights_only=True)
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
                 naive = single_stream(api, checkpoint_id, ckpt)
-                concurrent(api, url, checkpoint_id, naive, args.rounds)
+                concurrent(api, port, checkpoint_id, naive, args.rounds)
                 while_training(api, checkpoint_id, args.samples)
         finally:
             os.killpg(serve.pid, signal.SIGTERM)

@@ -13,24 +13,25 @@ from app.queue import Enqueue, enqueuer
 from app.settings import Settings
 
 
-# `app.state` is untyped; main.create_app is what puts these objects there.
-def get_settings_dep(request: Request) -> Settings:
+# `app.state` is untyped; main.create_app is what puts these objects there. `async def` because FastAPI
+# runs a plain `def` dependency in its thread pool: two thread hops per request for a getattr.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_sessions(request: Request) -> sessionmaker[Session]:
+async def get_sessions(request: Request) -> sessionmaker[Session]:
     """For async routes: they open sessions inside the threads that do their blocking reads."""
     sessions: sessionmaker[Session] = request.app.state.sessionmaker
     return sessions
 
 
-def get_cache(request: Request) -> ModelCache:
+async def get_cache(request: Request) -> ModelCache:
     cache: ModelCache = request.app.state.model_cache
     return cache
 
 
-def get_enqueue(request: Request) -> Enqueue:
+async def get_enqueue(request: Request) -> Enqueue:
     return enqueuer(request.app.state.celery, request.app.state.settings.queue)
 
 

@@ -75,6 +75,14 @@ class Output:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._woken.set)
 
+    def _push_char(self, char: str) -> None:
+        """One character that is not the last: a whole-text reader reads nothing before the finishing
+        `_push`, whose lock publishes this append too, so it needs neither the lock nor a wake."""
+        if self._wake_per_chunk:
+            self._push(char)
+        else:
+            self._pending.append(char)
+
     def _fail(self, error: BaseException) -> None:
         self.error = error
         self._push("", "error")
@@ -231,15 +239,15 @@ class Engine:
         if not self._slots:
             return
         BATCH_SIZE.observe(len(self._slots))
-        chars = self.vocab.chars
+        chars, slots = self.vocab.chars, self._slots
         for slot, next_id in self._batch.step().items():
-            output = self._slots[slot]
+            output = slots[slot]
             output.produced += 1
             if output.produced == output.stream.length:  # the batch let it go after this character
                 output._push(chars[next_id], "length")
                 self._leave(slot, None)
             else:
-                output._push(chars[next_id])
+                output._push_char(chars[next_id])
 
     def _leave(self, slot: int, finish_reason: FinishReason | None) -> None:
         output = self._slots.pop(slot)

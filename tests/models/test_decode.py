@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+import models.decode as decode_module
 from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
 from models.data import UnknownCharacters, Vocabulary, make_data
@@ -200,3 +201,29 @@ def test_a_batch_refuses_what_it_cannot_serve(lm, fused) -> None:
     with pytest.raises(KeyError):
         batch.remove(slot)
     assert len(batch) == 0 and batch.step() == {}
+
+
+def test_a_seed_text_primed_from_the_cache_gives_the_same_text(lm, fused) -> None:
+    _, vocab = lm
+    # The same seed texts (and, for "", the same start characters) over and over: most joins hit.
+    streams = [Stream(seed, 30, random_seed=i) for i in range(24) for seed in ("", "the queen", "T")]
+    fresh = [decode(fused, vocab, [s], capacity=1)[0] for s in streams]
+    batch = DecodeBatch(fused, vocab, capacity=4)
+    texts = []
+    for s in streams:
+        slot = batch.add(s)
+        text = []
+        while slot in batch:
+            text.append(vocab.chars[batch.step()[slot]])
+        texts.append("".join(text))
+    assert texts == fresh
+    assert 2 < len(batch._primed) < len(streams)  # hits happened: fewer entries than joins
+
+
+def test_the_primed_cache_keeps_the_latest_seed_texts(lm, fused, monkeypatch) -> None:
+    _, vocab = lm
+    monkeypatch.setattr(decode_module, "PRIMED_CACHE_SIZE", 3)
+    batch = DecodeBatch(fused, vocab, capacity=1)
+    for seed in ("a", "b", "c", "a", "d"):  # "a" used again, so "b" is the least recent
+        batch.remove(batch.add(Stream(seed, 1, random_seed=0)))
+    assert list(batch._primed) == ["c", "a", "d"]
