@@ -16,6 +16,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# g++ compiles the native decode step (models/native) at the end of this stage; the runtime stage needs
+# no compiler, only the library it leaves in the virtual environment. Not pinned: the compiler's version
+# does not change what the step computes (it only calls into libtorch), and a pinned Debian version
+# disappears from the archive at the next point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
@@ -38,7 +47,8 @@ COPY models ./models
 COPY migrations ./migrations
 COPY alembic.ini README.md ./
 RUN pip install --no-deps -e . \
-    && python -m compileall -q app worker models migrations
+    && python -m compileall -q app worker models migrations \
+    && python -m models.native
 
 # --- runtime: the virtual environment, the migrations and an unprivileged user ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.model_cache_size,
         max_batch=settings.generation_max_batch,
         max_waiting=settings.generation_max_waiting,
+        native_decode=settings.native_decode,
     )
     install_error_handlers(app)
     for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):

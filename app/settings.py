@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # top of them; a request beyond both gets 429.
     generation_max_batch: int = Field(64, ge=1)
     generation_max_waiting: int = Field(256, ge=0)
+    # False: step the decode batches with PyTorch ops even where the native step (models/native) is
+    # built; both give the same texts, so this is for comparisons and debugging.
+    native_decode: bool = True
     # PyTorch threads of the API process and of a worker; None: a share of the cores (app/threads.py).
     api_threads: int | None = Field(None, ge=1)
     worker_threads: int | None = Field(None, ge=1)

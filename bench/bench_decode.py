@@ -6,7 +6,11 @@ Workload: a CharLSTM of the TextConfig defaults (2 x 128, embedding 64) with ran
     naive       one `model(x, state)` call per character under torch.no_grad, torch.multinomial
     generate    models.sample.generate (one stream)
     engine xB   models.decode.DecodeBatch with B streams of the same request and different seeds
-                (B = 1: the single-stream figure; B = 8, 32, 256: aggregate over the batch)
+                (B = 1: the single-stream figure; B = 8, 32, 256: aggregate over the batch), its
+                PyTorch step
+    native xB   the same with the native (C++) step of models/native, when built
+                (`python -m models.native`); its texts are bitwise the engine's, and the last lines
+                give its speed-up over the PyTorch step at each batch size
 
 Every figure counts characters produced over the whole call, priming of the seed text included. The
 variants run interleaved in one process after a warm-up; each figure is the median of the repeats,
@@ -25,6 +29,7 @@ from collections.abc import Callable
 
 import torch
 
+import models.native
 from models.char_lstm import CharLSTM
 from models.data import Vocabulary
 from models.decode import FusedCharLSTM, Stream, decode
@@ -63,15 +68,20 @@ def main() -> None:
     n = args.length
     generator = torch.Generator().manual_seed(0)
 
-    def engine(batch_size: int) -> Callable[[], object]:
+    def engine(batch_size: int, native: bool) -> Callable[[], object]:
         streams = [Stream(SEED_TEXT, n, random_seed=i) for i in range(batch_size)]
-        return lambda: decode(weights, VOCAB, streams, capacity=batch_size)
+        return lambda: decode(weights, VOCAB, streams, capacity=batch_size, native=native)
 
+    batch_sizes = (1, 8, 32, 256)
+    has_native = models.native.load() is not None
     runs: dict[str, tuple[Callable[[], object], int]] = {
         "naive": (lambda: naive_loop(model, n, generator), n),
         "generate": (lambda: generate(model, VOCAB, SEED_TEXT, n, random_seed=0), n),
-        **{f"engine x{b}": (engine(b), b * n) for b in (1, 8, 32, 256)},
     }
+    for b in batch_sizes:  # side by side, so each pair is measured at nearly the same moment
+        runs[f"engine x{b}"] = (engine(b, native=False), b * n)
+        if has_native:
+            runs[f"native x{b}"] = (engine(b, native=True), b * n)
     for run, _ in runs.values():  # warm-up: allocator, lazy inits, BLAS kernels
         run()
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -91,6 +101,15 @@ def main() -> None:
             f"   (min {min(spread):.0f}, max {max(spread):.0f})"
         )
     print("targets: engine x1 >= 5x naive, engine x32 >= 20x naive (over HTTP, so with room here)")
+    if not has_native:
+        print("native step not built (python -m models.native): no native rows")
+        return
+    for b in batch_sizes:
+        py, cc = rate[f"engine x{b}"], rate[f"native x{b}"]
+        print(
+            f"  x{b:<4d} native / PyTorch step: {cc / py:5.2f}x"
+            f"   ({1e6 * b / py:6.0f} -> {1e6 * b / cc:6.0f} us per step, priming included)"
+        )
 
 
 if __name__ == "__main__":

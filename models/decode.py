@@ -20,6 +20,10 @@ Every row's logits are stably sorted every step although the sort is the dearest
 batch 256 on CPU about as dear as the matmuls): the character is the inverse CDF in sorted order,
 and even the softmax's sum rounds by that order, so skipping the sort would change texts.
 
+On CPU the step runs natively when `models.native` has been built (`python -m models.native`; `./run`
+does it): `decode_step.cpp` calls the same ATen ops in the same order on the same buffers, with the
+GIL released for the whole step, so texts are bitwise the same and the GIL is free for the event loop.
+
 Randomness is `models.sample.generate`'s, stream by stream: a generator seeded with `random_seed`
 draws the start character of an empty seed text, then `length` uniforms up front, and character t
 is the inverse CDF at uniform t of the same sorted, filtered distribution as `sample._choose`. A
@@ -40,6 +44,8 @@ import torch
 
 from models.char_lstm import CharLSTM
 from models.data import UnknownCharacters, Vocabulary
+from models.native import NativeDecode, Stepper
+from models.native import load as load_native
 from models.sample import MAX_RANDOM_SEED, _check_sampling
 
 __all__ = ["DecodeBatch", "FusedCharLSTM", "Stream", "decode"]
@@ -212,6 +218,8 @@ class _Views:
         self.mass_k, self.target = b._mass_k[:n], b._target[:n]
         self.index, self.ids = b._index[:n], b._ids[:n]
         self.ids_flat = self.ids[:, 0]
+        # The native step holds these same views (and the weights), so both steps touch the same memory.
+        self.native: Stepper | None = None if b._native is None else b._native.Stepper(self, b.weights)
 
 
 class DecodeBatch:
@@ -220,14 +228,21 @@ class DecodeBatch:
     A stream keeps its slot (an int in [0, capacity)) from `add` until it leaves: `step` releases it
     after its `length`-th character, `remove` earlier (a client went away). Freed slots are reused.
     Not thread-safe: one scheduler thread drives a batch.
+
+    `native`: step with the C++ extension (`models.native`) or in PyTorch. None uses it when it is
+    built and the weights are on the CPU; False never; True requires it (ValueError on another
+    device, RuntimeError when it is not built). Both give bitwise the same ids and state.
     """
 
-    def __init__(self, weights: FusedCharLSTM, vocab: Vocabulary, capacity: int) -> None:
+    def __init__(
+        self, weights: FusedCharLSTM, vocab: Vocabulary, capacity: int, *, native: bool | None = None
+    ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         if len(vocab) != weights.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} characters, the model {weights.vocab_size}")
         self.weights, self.vocab, self.capacity = weights, vocab, capacity
+        self._native = _native_decode(native, weights.device)
         H, L, V, device = weights.hidden_size, weights.num_layers, weights.vocab_size, weights.device
         # One float row per stream: h (L*H) | c (L*H) | next logits (V) | top-k keep mask (V) |
         # temperature | top_p | has top_k | has no top_k | uniforms (UNIFORM_WINDOW). h of all
@@ -275,6 +290,11 @@ class DecodeBatch:
     @property
     def is_full(self) -> bool:
         return not self._free_slots
+
+    @property
+    def native(self) -> bool:
+        """Whether `step` runs the C++ extension (else the PyTorch ops)."""
+        return self._native is not None
 
     @torch.inference_mode()
     def add(self, stream: Stream) -> int:
@@ -367,18 +387,24 @@ class DecodeBatch:
             for row, active in enumerate(self._active):
                 self._load_uniforms(row, active)
 
-        if self._greedy_rows == n:  # argmax is what the sampler gives them, in one op instead of eight
-            torch.argmax(v.logits, 1, keepdim=True, out=v.ids)
+        if v.native is not None:  # _sample and _advance in C++, the GIL released meanwhile
+            all_greedy = self._greedy_rows == n
+            scaled, top_k, top_p = bool(self._scaled_rows), bool(self._top_k_rows), bool(self._top_p_rows)
+            ids = v.native.step(column, all_greedy, scaled, top_k, top_p)
         else:
-            self._sample(v, column)
-        ids = v.ids_flat.tolist()
-
-        self._advance(v)
+            if self._greedy_rows == n:  # argmax is what the sampler gives them, in one op instead of eight
+                torch.argmax(v.logits, 1, keepdim=True, out=v.ids)
+            else:
+                self._sample(v, column)
+            ids = v.ids_flat.tolist()
+            self._advance(v)
         next_ids = {active.slot: i for active, i in zip(self._active, ids, strict=True)}
         self._step += 1
         for active in self._finishing.pop(self._step, []):
             self.remove(active.slot)
         return next_ids
+
+    # decode_step.cpp repeats _sample and _advance op for op: change them together.
 
     def _sample(self, v: _Views, column: int) -> None:
         """Next ids into v.ids as `sample._choose` draws them, every row with its own parameters."""
@@ -440,11 +466,35 @@ class DecodeBatch:
         self._top_p_rows += sign * (stream.temperature != 0 and stream.top_p is not None)
 
 
-def decode(weights: FusedCharLSTM, vocab: Vocabulary, streams: Iterable[Stream], capacity: int) -> list[str]:
+def _native_decode(native: bool | None, device: torch.device) -> NativeDecode | None:
+    """The extension a DecodeBatch steps with (see its `native` argument), or None for PyTorch."""
+    if native is False:
+        return None
+    if device.type != "cpu":
+        if native:
+            raise ValueError(f"the native decode step runs on the CPU only; the weights are on {device}")
+        return None
+    module = load_native()
+    if module is None and native:
+        raise RuntimeError(
+            "the native decode step is not built for this source and torch: "
+            "run `python -m models.native` (./run does it)"
+        )
+    return module
+
+
+def decode(
+    weights: FusedCharLSTM,
+    vocab: Vocabulary,
+    streams: Iterable[Stream],
+    capacity: int,
+    *,
+    native: bool | None = None,
+) -> list[str]:
     """Every stream's text, streams joining a `capacity` batch in order as slots free up."""
     streams = list(streams)
     texts: list[list[str]] = [[] for _ in streams]
-    batch = DecodeBatch(weights, vocab, capacity)
+    batch = DecodeBatch(weights, vocab, capacity, native=native)
     owner: dict[int, int] = {}  # slot -> index into streams
     pending = iter(i for i, s in enumerate(streams) if s.length > 0)
     next_index = next(pending, None)

@@ -30,9 +30,10 @@ class LoadedModel:
 class ModelCache:
     """The last `size` used checkpoints by id. An evicted engine finishes its streams, then stops."""
 
-    def __init__(self, size: int, *, max_batch: int, max_waiting: int) -> None:
+    def __init__(self, size: int, *, max_batch: int, max_waiting: int, native_decode: bool = True) -> None:
         self.size = size
         self.max_batch, self.max_waiting = max_batch, max_waiting
+        self.native_decode = native_decode  # False: the engines never use the native step
         self._models: OrderedDict[int, LoadedModel] = OrderedDict()
         self._loading: dict[int, asyncio.Future[LoadedModel]] = {}
         # The load tasks, referenced so they are not garbage-collected while they run.
@@ -96,5 +97,6 @@ class ModelCache:
                 vocab,
                 max_batch=self.max_batch,
                 max_waiting=self.max_waiting,
+                native=None if self.native_decode else False,
             )
         return LoadedModel(checkpoint_id, ckpt["task"], model, vocab, dict(ckpt["train_config"]), engine)

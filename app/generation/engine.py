@@ -133,13 +133,20 @@ class Engine:
         *,
         max_batch: int,
         max_waiting: int,
+        native: bool | None = None,
     ) -> None:
         from models.decode import DecodeBatch
 
         self.checkpoint_id = checkpoint_id
         self.vocab = vocab
         self.max_batch, self.max_waiting = max_batch, max_waiting
-        self._batch = DecodeBatch(weights, vocab, max_batch)
+        # native: DecodeBatch's choice of step (None: the C++ one when built, on CPU; False: PyTorch).
+        self._batch = DecodeBatch(weights, vocab, max_batch, native=native)
+        log.info(
+            "checkpoint %s: decode engine with the %s step",
+            checkpoint_id,
+            "native" if self._batch.native else "PyTorch",
+        )
         self._cond = threading.Condition()
         # Under _cond: requests not yet in the batch, cancellations to apply, admitted requests.
         self._waiting: deque[Output] = deque()
@@ -148,6 +155,11 @@ class Engine:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._slots: dict[int, Output] = {}  # the engine thread's alone: batch slot -> its request
+
+    @property
+    def native(self) -> bool:
+        """Whether the batch steps with the native (C++) step rather than PyTorch ops."""
+        return self._batch.native
 
     @property
     def active(self) -> int:

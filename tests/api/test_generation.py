@@ -290,6 +290,23 @@ def test_concurrent_first_requests_load_once_and_eviction_lets_streams_finish(
     assert text == expected(trained, {"seed": "The ", "length": 3000, "random_seed": 7})
 
 
+def test_native_decode_off_serves_the_same_text_with_the_pytorch_step(
+    sqlite_settings: Settings, trained: dict[str, Any]
+) -> None:
+    # RNNLAB_NATIVE_DECODE=0 (for comparisons): the engine steps with PyTorch ops; the text is the same.
+    params = {"checkpoint_id": trained["checkpoint_id"], "seed": "The ", "length": 300, "random_seed": 5}
+    params |= {"temperature": 0.8, "top_k": 10}
+    texts, natives = [], []
+    for native_decode in (True, False):
+        app = app_with(sqlite_settings, native_decode=native_decode)
+        with TestClient(app, headers=AUTH) as client:
+            texts.append(client.get("/generate", params=params).json()["text"])
+            (engine,) = cache_of(app).engines()
+            natives.append(engine.native)
+    assert natives == [True, False]
+    assert texts[0] == texts[1] == expected(trained, params)
+
+
 def test_swagger_documents_the_stream_endpoints(sqlite_settings: Settings) -> None:
     paths = app_with(sqlite_settings).openapi()["paths"]
     for method in ("get", "post"):

@@ -1,0 +1,200 @@
+"""The native decode step (models/native) against DecodeBatch's PyTorch step: the same bits.
+
+Two batches over the same weights, one stepping natively and one in PyTorch, get the same joins and
+removals; after every step their ids and their whole state rows (h, c, next logits, sampling settings,
+uniforms) must be bitwise equal. The models are tiny and random: equality, not quality, is the point.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import models.native
+from models.char_lstm import CharLSTM
+from models.data import Vocabulary
+from models.decode import UNIFORM_WINDOW, DecodeBatch, FusedCharLSTM, Stream, decode
+
+VOCAB = Vocabulary("abcdefghijklmnopqrstuvwxyz .,")
+
+# The sampling settings a scenario draws from: each exercises a different set of the step's branches
+# (all greedy is one argmax; "plain" skips scaling, top-k and top-p; the mixes switch branches on and
+# off as the streams that need them join and leave).
+SCENARIOS: dict[str, dict[str, list[object]]] = {
+    "greedy": {"temperature": [0.0], "top_k": [None], "top_p": [None]},
+    "plain": {"temperature": [1.0], "top_k": [None], "top_p": [None]},
+    "scaled": {"temperature": [0.4, 1.0, 1.9], "top_k": [None], "top_p": [None]},
+    "top_k": {"temperature": [1.0, 0.7], "top_k": [None, 1, 3, 40], "top_p": [None]},
+    "top_p": {"temperature": [1.0, 1.3], "top_k": [None], "top_p": [None, 0.3, 0.9, 1.0]},
+    "everything": {"temperature": [0.0, 0.5, 1.0, 2.5], "top_k": [None, 2, 7], "top_p": [None, 0.5, 0.95]},
+}
+
+
+def random_weights(num_layers: int, hidden_size: int, seed: int) -> FusedCharLSTM:
+    """A CharLSTM with wide random weights: peaked next-character distributions, so top-k and top-p
+    cut real mass and greedy rows rarely meet ties (nn.LSTM's own init gives nearly flat ones)."""
+    torch.manual_seed(seed)
+    model = CharLSTM(len(VOCAB), embedding_size=8, hidden_size=hidden_size, num_layers=num_layers).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 1.5 / hidden_size**0.5)
+        model.head.weight.mul_(4)
+    return FusedCharLSTM(model)
+
+
+def random_stream(rng: random.Random, choices: dict[str, list[object]]) -> Stream:
+    seed_text = "".join(rng.choice(VOCAB.chars) for _ in range(rng.choice([0, 1, 5, 30])))
+    return Stream(
+        seed_text,
+        length=rng.choice([1, 2, rng.randrange(3, 60), rng.randrange(100, 3 * UNIFORM_WINDOW)]),
+        random_seed=rng.randrange(2**64),
+        temperature=rng.choice(choices["temperature"]),  # type: ignore[arg-type]
+        top_k=rng.choice(choices["top_k"]),  # type: ignore[arg-type]
+        top_p=rng.choice(choices["top_p"]),  # type: ignore[arg-type]
+    )
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The float32 values as their bit patterns: -0.0 differs from 0.0, NaN equals the same NaN."""
+    return t.view(torch.int32)
+
+
+def drive(weights: FusedCharLSTM, scenario: str, seed: str, steps: int = 3 * UNIFORM_WINDOW) -> int:
+    """Step a native and a PyTorch batch through the same random joins and removals, comparing both
+    after every step; the number of characters compared."""
+    rng = random.Random(seed)
+    capacity = 6
+    native = DecodeBatch(weights, VOCAB, capacity, native=True)
+    python = DecodeBatch(weights, VOCAB, capacity, native=False)
+    assert native.native and not python.native
+    compared = 0
+    for step in range(steps):
+        # Streams join at random steps (so they meet others midway), sometimes several at once...
+        while not native.is_full and rng.random() < (0.6 if len(native) == 0 else 0.08):
+            stream = random_stream(rng, SCENARIOS[scenario])
+            assert native.add(stream) == python.add(stream)
+        # ...and some leave before their end (a client went away).
+        if len(native) and rng.random() < 0.03:
+            slot = rng.choice(sorted(s for s in range(capacity) if s in native))
+            native.remove(slot)
+            python.remove(slot)
+        n = len(native)
+        ids = native.step()
+        assert ids == python.step(), f"step {step}"
+        compared += len(ids)
+        assert len(native) == len(python)
+        same_rows = torch.equal(bits(native._rows[:n]), bits(python._rows[:n]))
+        assert same_rows, f"state rows differ after step {step}"
+    return compared
+
+
+@pytest.mark.parametrize(("num_layers", "hidden_size"), [(1, 8), (2, 32), (3, 16)])
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_native_step_is_bitwise_the_pytorch_step(num_layers: int, hidden_size: int, scenario: str) -> None:
+    weights = random_weights(num_layers, hidden_size, seed=num_layers * 100 + hidden_size)
+    compared = drive(weights, scenario, seed=f"{num_layers} {hidden_size} {scenario}")
+    assert compared > 3 * UNIFORM_WINDOW  # streams were active for most of the steps
+
+
+def test_the_last_nonzero_clamp_is_the_same() -> None:
+    # `_choose` clamps the drawn index to the last non-zero probability, for when uniform * total rounds
+    # up to the total: too rare to meet with random uniforms, so these rows get uniforms at the very
+    # top (1.0 itself and the largest float below it) written straight into their uniform window.
+    weights = random_weights(2, 16, seed=3)
+    native = DecodeBatch(weights, VOCAB, 4, native=True)
+    python = DecodeBatch(weights, VOCAB, 4, native=False)
+    streams = [
+        Stream("ab", 100, 1, top_k=3),
+        Stream("", 100, 2, temperature=0.6, top_p=0.5),
+        Stream("xyz", 100, 3, temperature=1.4, top_k=6, top_p=0.9),
+        Stream("q", 100, 4),
+    ]
+    for stream in streams:
+        native.add(stream)
+        python.add(stream)
+    top = torch.tensor([1.0, torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)).item()]).repeat(
+        UNIFORM_WINDOW // 2
+    )
+    for batch in (native, python):
+        batch._rows[:, batch._uniforms :] = top
+    for step in range(100):
+        ids = native.step()
+        assert ids == python.step(), f"step {step}"
+        assert torch.equal(bits(native._rows), bits(python._rows)), f"state rows differ after step {step}"
+
+
+def test_decode_gives_the_same_texts_natively() -> None:
+    weights = random_weights(2, 16, seed=7)
+    rng = random.Random(7)
+    streams = [random_stream(rng, SCENARIOS["everything"]) for _ in range(40)]
+    texts = decode(weights, VOCAB, streams, capacity=8, native=False)
+    assert decode(weights, VOCAB, streams, capacity=8, native=True) == texts
+    assert decode(weights, VOCAB, streams, capacity=8) == texts  # None: native where built
+
+
+def test_this_environment_has_the_native_step() -> None:
+    # ./run builds it before the tests: a build that broke must fail here, not fall back silently.
+    assert models.native.load() is not None, "not built: run `python -m models.native` (./run does)"
+    assert DecodeBatch(random_weights(1, 8, seed=0), VOCAB, 2).native
+    assert models.native.build() is False  # current: building again is a no-op
+
+
+def test_without_a_build_load_is_none_and_decode_batch_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert models.native.load(tmp_path) is None
+    monkeypatch.setattr(models.native, "ROOT", tmp_path)  # where DecodeBatch's load() looks
+    weights = random_weights(2, 8, seed=1)
+    assert models.native.load() is None
+    assert not DecodeBatch(weights, VOCAB, 2).native
+    with pytest.raises(RuntimeError, match="python -m models.native"):
+        DecodeBatch(weights, VOCAB, 2, native=True)
+    stream = Stream("abc", 20, random_seed=3, temperature=0.8, top_k=5)
+    expected = decode(weights, VOCAB, [stream], capacity=2, native=False)
+    assert decode(weights, VOCAB, [stream], capacity=2) == expected
+
+
+def test_off_the_cpu_decode_batch_keeps_the_pytorch_step() -> None:
+    # The meta device stands in for CUDA: any non-CPU device takes the PyTorch step.
+    model = CharLSTM(len(VOCAB), embedding_size=4, hidden_size=8, num_layers=2).to("meta")
+    weights = FusedCharLSTM(model)
+    assert not DecodeBatch(weights, VOCAB, 2).native
+    with pytest.raises(ValueError, match="CPU only"):
+        DecodeBatch(weights, VOCAB, 2, native=True)
+
+
+def test_the_build_name_changes_with_source_torch_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stale build is never loaded because any of these gives it another name.
+    name = models.native.module_name()
+    assert name.startswith("decode_step_") and name.isidentifier()
+    monkeypatch.setattr(models.native, "CFLAGS", ("-O3",))
+    assert models.native.module_name() != name
+    monkeypatch.undo()
+    monkeypatch.setattr(models.native, "_torch_version", lambda: "0.0.0")
+    assert models.native.module_name() != name
+    monkeypatch.undo()
+    edited = tmp_path / "decode_step.cpp"
+    edited.write_bytes(models.native.SOURCE.read_bytes() + b"\n// edited\n")
+    monkeypatch.setattr(models.native, "SOURCE", edited)
+    assert models.native.module_name() != name
+
+
+@pytest.mark.slow
+def test_a_clean_build_compiles_then_is_a_no_op(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "models.native", "--root", str(tmp_path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "built" in first.stdout
+    name = models.native.module_name()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no staging directory left behind
+    assert (tmp_path / name).stat().st_mode & 0o755 == 0o755  # readable by the image's unprivileged user
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 0 and "up to date" in second.stdout, second.stdout + second.stderr
+    assert models.native.load(tmp_path) is not None
