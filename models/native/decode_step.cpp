@@ -6,13 +6,18 @@
 // on the very tensors the Python step uses (the views `_Views` makes for n active rows and the weights
 // of `FusedCharLSTM`). Every kernel therefore sees the same inputs in the same layout, and the ids and
 // state are bitwise those of the Python step: change one and you must change the other the same way
-// (tests/models/test_native_step.py compares them bit for bit).
+// (tests/models/test_native_step.py compares them bit for bit). Two parts are plain loops instead of
+// ATen calls, because their result is exact by construction: the stable sort (unique), and the
+// inverse-CDF choice (a double-accumulated cumsum, one float product, comparisons).
 //
 // Build and load: models/native/__init__.py. CPU tensors only; on CUDA DecodeBatch keeps its Python step.
 
 #include <torch/extension.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 namespace py = pybind11;
@@ -54,16 +59,9 @@ class Stepper {
         order_(tensor_attr(views, "order")),
         scaled_(tensor_attr(views, "scaled")),
         probs_(tensor_attr(views, "probs")),
-        cdf_(tensor_attr(views, "cdf")),
         mass_before_(tensor_attr(views, "mass_before")),
-        cdf_last_(tensor_attr(views, "cdf_last")),
-        probs_after_(tensor_attr(views, "probs_after")),
-        last_nonzero_(tensor_attr(views, "last_nonzero")),
-        last_nonzero_head_(tensor_attr(views, "last_nonzero_head")),
         outside_top_p_(tensor_attr(views, "outside_top_p")),
         mass_k_(tensor_attr(views, "mass_k")),
-        target_(tensor_attr(views, "target")),
-        index_(tensor_attr(views, "index")),
         ids_(tensor_attr(views, "ids")),
         ids_flat_(tensor_attr(views, "ids_flat")),
         input_table_(tensor_attr(weights, "input_table")),
@@ -119,7 +117,7 @@ class Stepper {
  private:
   // DecodeBatch._sample: the inverse CDF at each row's uniform over its sorted, filtered distribution.
   void sample(int64_t column, bool scaled, bool top_k, bool top_p) {
-    at::sort_out(sorted_, order_, logits_, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+    sort_rows();
     Tensor logits = sorted_;
     if (scaled) logits = at::div_out(scaled_, sorted_, temperature_);
     at::softmax_out(probs_, logits, 1);
@@ -135,12 +133,60 @@ class Stepper {
       at::ge_out(outside_top_p_, mass_before_, top_p_);
       probs_.masked_fill_(outside_top_p_, at::Scalar(0));
     }
-    at::cumsum_out(cdf_, probs_, 1);
-    at::mul_out(target_, uniform_[column], cdf_last_);
-    at::eq_out(last_nonzero_head_, probs_after_, at::Scalar(0));
-    cdf_.masked_fill_(last_nonzero_, at::Scalar(std::numeric_limits<double>::infinity()));
-    at::searchsorted_out(index_, cdf_, target_, /*out_int32=*/false, /*right=*/true);
-    at::gather_out(ids_, order_, 1, index_);
+    choose(column);
+  }
+
+  // at::sort_out(sorted, order, logits, stable=true, dim=1, descending=true), row by row. A stable
+  // sort's result is unique (NaN first, as torch.sort puts it), so this is that op bit for bit; it is
+  // here because ATen's sort costs ~3 us a row of 80, the dearest op of a step at batch 32.
+  void sort_rows() {
+    const int64_t n = logits_.size(0), V = logits_.size(1);
+    const float* logits = logits_.const_data_ptr<float>();
+    float* sorted = sorted_.mutable_data_ptr<float>();
+    int64_t* order = order_.mutable_data_ptr<int64_t>();
+    const int64_t logits_stride = logits_.stride(0), sorted_stride = sorted_.stride(0);
+    const int64_t order_stride = order_.stride(0);
+    index_buffer_.resize(V);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = logits + r * logits_stride;
+      std::iota(index_buffer_.begin(), index_buffer_.end(), 0);
+      std::stable_sort(index_buffer_.begin(), index_buffer_.end(), [row](int64_t a, int64_t b) {
+        const float x = row[a], y = row[b];
+        return (std::isnan(x) && !std::isnan(y)) || x > y;
+      });
+      for (int64_t j = 0; j < V; ++j) {
+        sorted[r * sorted_stride + j] = row[index_buffer_[j]];
+        order[r * order_stride + j] = index_buffer_[j];
+      }
+    }
+  }
+
+  // The Python step's last six ops in one pass per row: cdf = cumsum(probs) (ATen's CPU cumsum adds
+  // in double and rounds each sum to float, as here); target = uniform * cdf[V-1]; the index is the
+  // first column whose cdf exceeds target, clamped to the last non-zero probability (the Python step
+  // does that by setting cdf to inf from there on); the id is order[index]. Integer and single float
+  // operations only, so the same bits as cumsum, mul, eq, masked_fill, searchsorted and gather.
+  void choose(int64_t column) {
+    const int64_t n = probs_.size(0), V = probs_.size(1);
+    const float* probs = probs_.const_data_ptr<float>();
+    const int64_t* order = order_.const_data_ptr<int64_t>();
+    const float* uniform = uniform_[column].const_data_ptr<float>();
+    int64_t* ids = ids_flat_.mutable_data_ptr<int64_t>();
+    const int64_t probs_stride = probs_.stride(0), order_stride = order_.stride(0);
+    const int64_t uniform_stride = uniform_[column].stride(0);
+    cdf_buffer_.resize(V);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* p = probs + r * probs_stride;
+      double sum = 0;
+      for (int64_t j = 0; j < V; ++j) {
+        sum += p[j];
+        cdf_buffer_[j] = static_cast<float>(sum);
+      }
+      const float target = uniform[r * uniform_stride] * cdf_buffer_[V - 1];
+      int64_t j = 0;
+      while (j < V - 1 && p[j + 1] != 0.0f && !(cdf_buffer_[j] > target)) ++j;
+      ids[r] = order[r * order_stride + j];
+    }
   }
 
   // DecodeBatch._advance (with _cell): feed the chosen ids through every layer, then the head.
@@ -167,11 +213,13 @@ class Stepper {
   std::vector<Tensor> uniform_, h_, c_, layer_inputs_;
   // Scratch, overwritten every step.
   std::vector<Gates> gates_;
-  Tensor tanh_c_, sorted_, order_, scaled_, probs_, cdf_, mass_before_, cdf_last_, probs_after_,
-      last_nonzero_, last_nonzero_head_, outside_top_p_, mass_k_, target_, index_, ids_, ids_flat_;
+  Tensor tanh_c_, sorted_, order_, scaled_, probs_, mass_before_, outside_top_p_, mass_k_, ids_, ids_flat_;
   // FusedCharLSTM's weights.
   Tensor input_table_, recurrent_0_, head_weight_, head_bias_;
   std::vector<Tensor> stacked_weight_, stacked_bias_;
+  // sort_rows' and choose()'s row buffers, kept to spare an allocation a step.
+  std::vector<int64_t> index_buffer_;
+  std::vector<float> cdf_buffer_;
 };
 
 }  // namespace

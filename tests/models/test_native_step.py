@@ -186,15 +186,14 @@ def test_the_build_name_changes_with_source_torch_and_flags(
     assert models.native.module_name() != name
 
 
-@pytest.mark.slow
-def test_a_clean_build_compiles_then_is_a_no_op(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "models.native", "--root", str(tmp_path)]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert first.returncode == 0, first.stderr
-    assert "built" in first.stdout
+def test_the_environment_build_is_whole_and_current() -> None:
+    # ./run's setup built it into ROOT (a clean checkout's new venv compiles it from scratch there, so
+    # CI exercises build() itself without a second 30-s compile here): now a rebuild is a no-op.
+    command = [sys.executable, "-m", "models.native"]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0 and "up to date" in again.stdout, again.stdout + again.stderr
     name = models.native.module_name()
-    assert [p.name for p in tmp_path.iterdir()] == [name]  # no staging directory left behind
-    assert (tmp_path / name).stat().st_mode & 0o755 == 0o755  # readable by the image's unprivileged user
-    second = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert second.returncode == 0 and "up to date" in second.stdout, second.stdout + second.stderr
-    assert models.native.load(tmp_path) is not None
+    built = [p.name for p in models.native.ROOT.iterdir()]
+    assert name in built
+    assert not [b for b in built if b.endswith(".tmp")]  # no staging directory left behind
+    assert (models.native.ROOT / name).stat().st_mode & 0o755 == 0o755  # readable by the image's user
