@@ -9,6 +9,10 @@ trains a 2 x 128 char-LSTM through `POST /train` on the built-in corpus, then me
     C clients      C = 1, 8, 32 clients, each sending requests of 200 characters back to back over its
                    own keep-alive connection (bench/http_load.py, a lean client: the client shares the
                    2 cores with the service): aggregate characters/s, p50 and p99 latency
+    streaming      1 and 32 clients on `GET /generate/stream` (server-sent events), 200 characters each:
+                   aggregate characters/s and the time from a request to its first character
+    floor          the engine alone in this process (native step when built, one thread): 32 requests
+                   x 200 characters in one batch, against the 1-client p99 (the ratio's lower bound)
     training       one client, 300 characters: latency when idle, then while a training job runs
 
 Every request uses temperature 1 and its own random_seed. Targets on the 2-core development CPU:
@@ -39,7 +43,9 @@ import httpx
 import torch
 
 from http_load import Connection  # bench/ is on sys.path when a bench script runs
+from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
+from models.decode import FusedCharLSTM, Stream, decode
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = "The "
@@ -157,6 +163,28 @@ async def clients(
     return count * rounds * length / wall, latencies, in_engine
 
 
+async def streaming_clients(
+    port: int, checkpoint_id: int, count: int, rounds: int, length: int
+) -> tuple[float, list[float]]:
+    """As `clients`, over `GET /generate/stream`: (aggregate chars/s, seconds to the first character)."""
+    firsts: list[float] = []
+    connections = [await Connection.open(port, AUTH) for _ in range(count)]
+
+    async def client(index: int, connection: Connection) -> None:
+        for r in range(rounds):
+            params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+            first, text = await connection.get_events("/generate/stream", params | {"random_seed": index + r})
+            assert len(text) == length, f"a stream gave {len(text)} characters, not {length}"
+            firsts.append(first)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
+    wall = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
+    return count * rounds * length / wall, firsts
+
+
 def single_latencies(api: httpx.Client, checkpoint_id: int, samples: int, length: int) -> list[float]:
     latencies = []
     for i in range(samples):
@@ -202,7 +230,25 @@ def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -
     return naive
 
 
-def concurrent(api: httpx.Client, port: int, checkpoint_id: int, naive: float, rounds: int) -> None:
+def batch_floor(ckpt: dict[str, Any], count: int, length: int) -> float:
+    """Seconds the decode engine itself takes, in this process with one thread and nothing else
+    running, to give `count` requests `length` characters each in one batch (median of three): no
+    request of a batch of `count` can be served faster, whatever the HTTP side does."""
+    model, vocab = load_model(ckpt), load_vocabulary(ckpt)
+    assert vocab is not None and isinstance(model, CharLSTM)
+    weights = FusedCharLSTM(model)
+    times = []
+    for attempt in range(3):
+        streams = [Stream(SEED_TEXT, length, random_seed=attempt * count + i) for i in range(count)]
+        start = time.perf_counter()
+        decode(weights, vocab, streams, capacity=count)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def concurrent(
+    api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str, Any], naive: float, rounds: int
+) -> None:
     # "engine p50": the service's generate_ms (waiting line to last character); the rest of a
     # request's latency is HTTP, the server's event loop and this client.
     print("\nclients x 200   aggregate chars/s   x naive    p50 s    p99 s   engine p50 s   mean batch")
@@ -217,6 +263,23 @@ def concurrent(api: httpx.Client, port: int, checkpoint_id: int, naive: float, r
         figures = f"{rate:10.0f}      {rate / naive:7.1f}x  {p50:7.3f}  {p99:7.3f}   {engine_p50:12.3f}"
         print(f"{count:7d}         {figures}   {batch:10.1f}")
     print(f"32-client p99 / 1-client p99: {p99 / one_client_p99:.2f}")
+    # What the ratio can reach at best on this machine: a batch of 32 costs the engine far more than a
+    # batch of 1 on a CPU (the matmuls grow with the batch), unlike on a GPU.
+    floor_32 = batch_floor(ckpt, 32, 200)
+    print(
+        f"engine alone, 32 x 200 chars in one batch: {floor_32:.3f} s = {floor_32 / one_client_p99:.2f}x "
+        "the 1-client p99 over HTTP (the lowest that ratio can be here)"
+    )
+
+
+def streaming(port: int, checkpoint_id: int, naive: float, rounds: int) -> None:
+    # Continuous batching seen from a client: a stream's first character comes within a step or two of
+    # its request, however many streams are already running.
+    print("\nSSE clients x 200   aggregate chars/s   x naive   first char p50 s   p99 s")
+    for count in (1, 32):
+        rate, firsts = asyncio.run(streaming_clients(port, checkpoint_id, count, rounds, 200))
+        p50, p99 = percentile(firsts, 0.5), percentile(firsts, 0.99)
+        print(f"{count:11d}         {rate:10.0f}     {rate / naive:6.1f}x   {p50:16.4f}   {p99:.4f}")
 
 
 def while_training(api: httpx.Client, checkpoint_id: int, samples: int) -> None:
@@ -258,7 +321,8 @@ def main() -> None:
                 ckpt = torch.load(io.BytesIO(data), weights_only=True)
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
                 naive = single_stream(api, checkpoint_id, ckpt)
-                concurrent(api, port, checkpoint_id, naive, args.rounds)
+                concurrent(api, port, checkpoint_id, ckpt, naive, args.rounds)
+                streaming(port, checkpoint_id, naive, args.rounds)
                 while_training(api, checkpoint_id, args.samples)
         finally:
             os.killpg(serve.pid, signal.SIGTERM)

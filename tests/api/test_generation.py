@@ -45,9 +45,20 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def trained(sqlite_settings: Settings) -> dict[str, Any]:
     """A finished two-layer text job: its id, latest checkpoint id, and that checkpoint as a dict."""
-    with TestClient(create_app(sqlite_settings), headers=AUTH) as client:
-        job = client.post("/train", json=TINY_TEXT | {"num_layers": 2, "hidden_size": 32}).json()
-        sessions = sessionmaker_for(sqlite_settings.resolved_database_url)
+    return train_text(sqlite_settings, {"num_layers": 2, "hidden_size": 32})
+
+
+@pytest.fixture(scope="module")
+def wide(sqlite_settings: Settings) -> dict[str, Any]:
+    """A 2 x 512 text model after one training step: slow enough (~1 ms a character) that a stream of
+    10,000 characters is still running for seconds after its first event, however fast the machine."""
+    return train_text(sqlite_settings, {"num_layers": 2, "hidden_size": 512, "train_steps": 1})
+
+
+def train_text(settings: Settings, changes: dict[str, Any]) -> dict[str, Any]:
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        job = client.post("/train", json=TINY_TEXT | changes).json()
+        sessions = sessionmaker_for(settings.resolved_database_url)
         assert run_job(job["id"], sessions=sessions) == "succeeded"
         job = client.get(f"/jobs/{job['id']}").json()
         data = client.get(f"/checkpoints/{job['latest_checkpoint_id']}/file").content
@@ -240,10 +251,10 @@ def live(sqlite_settings: Settings) -> Iterator[tuple[FastAPI, str]]:
         thread.join(30)
 
 
-def test_a_client_that_disconnects_frees_its_slot(live: tuple[FastAPI, str], trained: dict[str, Any]) -> None:
+def test_a_client_that_disconnects_frees_its_slot(live: tuple[FastAPI, str], wide: dict[str, Any]) -> None:
     app, url = live
     steps_before = steps()
-    params = {"checkpoint_id": trained["checkpoint_id"], "length": 10_000, "random_seed": 3}
+    params = {"checkpoint_id": wide["checkpoint_id"], "length": 10_000, "random_seed": 3}
     with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
         with client.stream("GET", "/generate/stream", params=params) as response:
             assert response.status_code == 200
@@ -256,7 +267,7 @@ def test_a_client_that_disconnects_frees_its_slot(live: tuple[FastAPI, str], tra
         # It left long before its 10,000th character, and the engine takes new requests.
         assert steps() - steps_before < 10_000
         params |= {"length": 50}
-        assert client.get("/generate", params=params).json()["text"] == expected(trained, params)
+        assert client.get("/generate", params=params).json()["text"] == expected(wide, params)
 
 
 def test_concurrent_first_requests_load_once_and_eviction_lets_streams_finish(
