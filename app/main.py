@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.generation_max_batch,
         max_waiting=settings.generation_max_waiting,
         native_decode=settings.native_decode,
+        stream_interval_s=settings.generation_stream_interval_ms / 1000,
     )
     install_error_handlers(app)
     for module in (jobs, experiments, analysis, checkpoints, datasets, generate, health):

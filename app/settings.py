@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # top of them; a request beyond both gets 429.
     generation_max_batch: int = Field(64, ge=1)
     generation_max_waiting: int = Field(256, ge=0)
+    # The least time between two events of one /generate/stream (its first characters and its end go
+    # at once): what arrives meanwhile goes in the next event (vLLM's stream interval, in time).
+    generation_stream_interval_ms: float = Field(10.0, ge=0, le=1000)
     # False: step the decode batches with PyTorch ops even where the native step (models/native) is
     # built; both give the same texts, so this is for comparisons and debugging.
     native_decode: bool = True

@@ -30,10 +30,19 @@ class LoadedModel:
 class ModelCache:
     """The last `size` used checkpoints by id. An evicted engine finishes its streams, then stops."""
 
-    def __init__(self, size: int, *, max_batch: int, max_waiting: int, native_decode: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        max_batch: int,
+        max_waiting: int,
+        native_decode: bool = True,
+        stream_interval_s: float = 0.0,
+    ) -> None:
         self.size = size
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.native_decode = native_decode  # False: the engines never use the native step
+        self.stream_interval_s = stream_interval_s  # the engines' least time between two stream events
         self._models: OrderedDict[int, LoadedModel] = OrderedDict()
         self._loading: dict[int, asyncio.Future[LoadedModel]] = {}
         # The load tasks, referenced so they are not garbage-collected while they run.
@@ -97,6 +106,7 @@ class ModelCache:
                 vocab,
                 max_batch=self.max_batch,
                 max_waiting=self.max_waiting,
+                stream_interval_s=self.stream_interval_s,
                 native=None if self.native_decode else False,
             )
         return LoadedModel(checkpoint_id, ckpt["task"], model, vocab, dict(ckpt["train_config"]), engine)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +59,10 @@ class Output:
         self._pending: list[str] = []
         self._woken = asyncio.Event()
         self._wake_scheduled = False
+        # A streaming reader is woken at most once per interval, and at once for its first characters
+        # and its end: an event per character would cost the event loop more than the step made them.
+        self._wake_interval = 0.0  # set by Engine.submit
+        self._last_wake = -math.inf
         self._cancel: Callable[[Output], None] | None = None  # set by Engine.submit
 
     # -- engine thread
@@ -68,7 +73,12 @@ class Output:
             if finish_reason is not None:
                 self.finish_reason = finish_reason
                 self.finished_at = perf_counter()
-            wake = (self._wake_per_chunk or finish_reason is not None) and not self._wake_scheduled
+            wake = finish_reason is not None
+            if self._wake_per_chunk and not wake:
+                now = perf_counter()
+                wake = now - self._last_wake >= self._wake_interval
+                self._last_wake = now if wake else self._last_wake
+            wake = wake and not self._wake_scheduled
             self._wake_scheduled = self._wake_scheduled or wake
         if wake:
             # RuntimeError: its event loop is closed, nobody is left to read; the stream ends as usual.
@@ -133,6 +143,7 @@ class Engine:
         *,
         max_batch: int,
         max_waiting: int,
+        stream_interval_s: float = 0.0,
         native: bool | None = None,
     ) -> None:
         from models.decode import DecodeBatch
@@ -140,6 +151,7 @@ class Engine:
         self.checkpoint_id = checkpoint_id
         self.vocab = vocab
         self.max_batch, self.max_waiting = max_batch, max_waiting
+        self.stream_interval_s = stream_interval_s  # the least time between two events of a stream
         # native: DecodeBatch's choice of step (None: the C++ one when built, on CPU; False: PyTorch).
         self._batch = DecodeBatch(weights, vocab, max_batch, native=native)
         log.info(
@@ -181,6 +193,7 @@ class Engine:
                 raise GenerationBusy(self.checkpoint_id, RETRY_AFTER_S)
             self._admitted += 1
             output._cancel = self._request_cancel
+            output._wake_interval = self.stream_interval_s
             self._waiting.append(output)
             WAITING_REQUESTS.inc()
             if self._thread is None:

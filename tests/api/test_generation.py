@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,6 +184,22 @@ def test_stream_equals_the_generated_text(sqlite_settings: Settings, trained: di
         empty = parse_events(client.get("/generate/stream", params=body | {"length": 0}).text)
         assert empty == [empty[0]] and empty[0]["finish_reason"] == "length" and empty[0]["index"] == 0
         assert client.get("/generate", params=body | {"length": 0}).json()["text"] == ""
+
+
+def test_a_stream_sends_its_first_characters_at_once_then_one_event_per_interval(
+    sqlite_settings: Settings, wide: dict[str, Any]
+) -> None:
+    # The slow model (~1 ms a character) and an interval of a second: the first characters go at once,
+    # the rest in at most one more event per second and the end.
+    params = {"checkpoint_id": wide["checkpoint_id"], "seed": "The ", "length": 400, "random_seed": 9}
+    with TestClient(app_with(sqlite_settings, generation_stream_interval_ms=1000), headers=AUTH) as client:
+        started = time.perf_counter()
+        *chunks, last = parse_events(client.get("/generate/stream", params=params).text)
+        seconds = time.perf_counter() - started
+    assert len(chunks[0]["text"]) < 400
+    assert 2 <= len(chunks) <= 2 + int(seconds)
+    assert "".join(c["text"] for c in chunks) == expected(wide, params)
+    assert last["finish_reason"] == "length" and last["index"] == 400
 
 
 @pytest.mark.parametrize(
