@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import torch
 
-from http_load import Connection  # bench/ is on sys.path when a bench script runs
+from http_load import Connection, run_client  # bench/ is on sys.path when a bench script runs
 from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
 from models.decode import FusedCharLSTM, Stream, decode
@@ -255,7 +255,7 @@ def concurrent(
     one_client_p99 = 0.0
     for count in (1, 8, 32):
         steps_before, streams_before = batch_steps(api)
-        rate, latencies, in_engine = asyncio.run(clients(port, checkpoint_id, count, rounds, 200))
+        rate, latencies, in_engine = run_client(clients(port, checkpoint_id, count, rounds, 200))
         steps, streams = batch_steps(api)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         one_client_p99 = one_client_p99 or p99
@@ -277,7 +277,7 @@ def streaming(port: int, checkpoint_id: int, naive: float, rounds: int) -> None:
     # its request, however many streams are already running.
     print("\nSSE clients x 200   aggregate chars/s   x naive   first char p50 s   p99 s")
     for count in (1, 32):
-        rate, firsts = asyncio.run(streaming_clients(port, checkpoint_id, count, rounds, 200))
+        rate, firsts = run_client(streaming_clients(port, checkpoint_id, count, rounds, 200))
         p50, p99 = percentile(firsts, 0.5), percentile(firsts, 0.99)
         print(f"{count:11d}         {rate:10.0f}     {rate / naive:6.1f}x   {p50:16.4f}   {p99:.4f}")
 

@@ -128,6 +128,26 @@ def test_the_last_nonzero_clamp_is_the_same() -> None:
         assert torch.equal(bits(native._rows), bits(python._rows)), f"state rows differ after step {step}"
 
 
+def test_ties_and_signed_zeros_sort_as_torch_sorts_them() -> None:
+    # The native sort must order equal logits (and -0.0 beside 0.0) by index, as the stable sort does:
+    # every row gets the same logits, full of ties, and its own uniform spread over [0, 1), so the
+    # chosen ids walk the whole sorted order and a single misplaced tie changes some row's id.
+    weights = random_weights(1, 8, seed=5)
+    V, rows = len(VOCAB), 64
+    pattern = torch.tensor([2.0, 5.0, 2.0, -0.0, 0.0, 5.0, 2.0, -1.5, 0.0, -1.5, -0.0, 5.0])
+    logits = pattern.repeat(V // len(pattern) + 1)[:V]
+    native = DecodeBatch(weights, VOCAB, rows, native=True)
+    python = DecodeBatch(weights, VOCAB, rows, native=False)
+    for batch in (native, python):
+        for i in range(rows):
+            batch.add(Stream("a", 5, i))
+        batch._rows[:, batch._logits : batch._logits + V] = logits
+        batch._rows[:, batch._uniforms] = (torch.arange(rows) + 0.5) / rows
+    ids = native.step()
+    assert ids == python.step()
+    assert len(set(ids.values())) > len(set(pattern.tolist()))  # ties were told apart, not merged
+
+
 def test_decode_gives_the_same_texts_natively() -> None:
     weights = random_weights(2, 16, seed=7)
     rng = random.Random(7)
