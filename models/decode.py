@@ -277,8 +277,8 @@ class DecodeBatch:
         self._step = 0
         # Active rows that need the optional parts of the sampler: when none does, skip them.
         self._greedy_rows = self._scaled_rows = self._top_k_rows = self._top_p_rows = 0
-        # seed text -> (next logits, h, c) after it; priming is deterministic, so a hit is exact.
-        self._primed: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+        # seed text -> h | c | next logits after it; priming is deterministic, so a hit is exact.
+        self._primed: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def __len__(self) -> int:
         """The number of active streams."""
@@ -296,9 +296,10 @@ class DecodeBatch:
         """Whether `step` runs the C++ extension (else the PyTorch ops)."""
         return self._native is not None
 
-    @torch.inference_mode()
     def add(self, stream: Stream) -> int:
         """Prime `stream`'s seed text and give it a free slot; its first character comes with `step`."""
+        # Few torch calls on purpose: each one drops and retakes the GIL, and in the API the event loop
+        # thread holds it a quarter of the time, so a join costs what its calls wait, not what they do.
         if stream.length == 0:
             raise ValueError("length must be >= 1 to join a batch (a length-0 stream has no characters)")
         if not self._free_slots:
@@ -312,24 +313,26 @@ class DecodeBatch:
         # An empty seed text starts from a random character: the same state as that one-character seed.
         prefix = stream.seed_text or self.vocab.chars[int(torch.randint(V, (1,), generator=generator))]
         greedy = stream.temperature == 0
-        uniforms = None if greedy else torch.rand(stream.length, generator=generator).to(device)
-        logits, h, c = self._prime(prefix)
+        uniforms = None
+        if not greedy:
+            uniforms = torch.rand(stream.length, generator=generator)
+            uniforms = uniforms if device.type == "cpu" else uniforms.to(device)
 
         row, slot = len(self._active), self._free_slots.pop()
-        keep_k = torch.ones(V, device=device)
-        if stream.top_k is not None:
-            keep_k[stream.top_k :] = 0
-        # A greedy row samples at uniform 0 with temperature 1: the inverse CDF at 0 is the first
-        # id of the stable descending sort, which is argmax (the first maximum), as in `_choose`.
-        settings = [
+        # The top-k keep mask, then the settings; a greedy row samples at uniform 0 with temperature
+        # 1: the inverse CDF at 0 is the first id of the stable descending sort, which is argmax (the
+        # first maximum), as in `_choose`.
+        top_k = V if stream.top_k is None else min(stream.top_k, V)
+        settings = [1.0] * top_k + [0.0] * (V - top_k)
+        settings += [
             1.0 if greedy else stream.temperature,
             math.inf if stream.top_p is None else stream.top_p,  # cumulative mass >= inf: never cut
             float(stream.top_k is not None),
             float(stream.top_k is None),
         ]
-        self._rows[row, : self._uniforms] = torch.cat(
-            [h.flatten(), c.flatten(), logits, keep_k, torch.tensor(settings, device=device)]
-        )
+        state = self._rows[row]
+        state[: self._keep_k] = self._prime(prefix)  # h | c | next logits
+        state[self._keep_k : self._uniforms] = torch.tensor(settings)
         active = _Active(slot, stream, uniforms, joined_at=self._step)
         self._load_uniforms(row, active)
         self._active.append(active)
@@ -338,11 +341,13 @@ class DecodeBatch:
         self._count(stream, +1)
         return slot
 
-    def _prime(self, seed_text: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The state after `seed_text`, from the cache when it was primed lately (read-only tensors)."""
+    def _prime(self, seed_text: str) -> torch.Tensor:
+        """The state after `seed_text` as a row's first part, h | c | next logits, from the cache when
+        it was primed lately (read-only)."""
         primed = self._primed.get(seed_text)
         if primed is None:
-            primed = self._primed[seed_text] = self.weights.prime(self.vocab.encode(seed_text))
+            logits, h, c = self.weights.prime(self.vocab.encode(seed_text))
+            primed = self._primed[seed_text] = torch.cat([h.flatten(), c.flatten(), logits])
             if len(self._primed) > PRIMED_CACHE_SIZE:
                 self._primed.popitem(last=False)
         else:
