@@ -89,6 +89,10 @@ class Stepper {
                 "Stepper: the views and the weights disagree on the number of layers");
     TORCH_CHECK(logits_.device().is_cpu() && input_table_.device().is_cpu(),
                 "Stepper: CPU tensors only (on CUDA DecodeBatch steps in Python)");
+    // sort_rows() and choose() walk rows through raw pointers: each row's columns must be adjacent.
+    for (const Tensor* rows : {&logits_, &sorted_, &order_, &probs_}) {
+      TORCH_CHECK(rows->dim() == 2 && rows->stride(1) == 1, "Stepper: rows with adjacent columns only");
+    }
     // step() copies the ids straight out of ids_flat's memory.
     TORCH_CHECK(ids_flat_.scalar_type() == at::kLong && ids_flat_.is_contiguous(),
                 "Stepper: ids_flat must be a contiguous int64 tensor");
