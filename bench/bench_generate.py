@@ -4,7 +4,9 @@ Starts its own `rnnlab serve` (API + worker, SQLite, filesystem broker) on a tem
 trains a 2 x 128 char-LSTM through `POST /train` on the built-in corpus, then measures in one run:
 
     naive          one `model(x, state)` call per character under torch.no_grad(), torch.multinomial
-                   sampling, one thread, in this process, on the same checkpoint (2,000 characters)
+                   sampling, one thread, in this process, on the same checkpoint (2,000 characters); measured
+                   again just before and after every client row below, whose "x naive" uses the
+                   mean of those two (this machine's speed drifts within minutes)
     single stream  `GET /generate`, 2,000 characters, one client
     C clients      C = 1, 8, 32 clients, each sending requests of 200 characters back to back over its
                    own keep-alive connection (bench/http_load.py, a lean client: the client shares the
@@ -19,7 +21,7 @@ Every request uses temperature 1 and its own random_seed. Targets on the 2-core 
 single stream >= 5x naive; 32 clients >= 20x naive in aggregate with p99 <= 4x one client's
 latency; single-client p99 while training <= 2.5x idle.
 
-    .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 6] [--samples 30]
+    .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 10] [--samples 30]
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import torch
@@ -47,6 +50,7 @@ from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
 from models.decode import FusedCharLSTM, Stream, decode
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = "The "
 
@@ -213,8 +217,8 @@ def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.0f}" for v in values)
 
 
-def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -> float:
-    """Naive loop vs one stream over HTTP, 2,000 characters; returns the naive chars/s."""
+def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -> None:
+    """Naive loop vs one stream over HTTP, 2,000 characters, interleaved."""
     # Interleaved, medians of three: drift in the machine's load hits both alike.
     params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": 2000, "random_seed": 1}
     naives, singles = [], []
@@ -227,7 +231,6 @@ def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -
     print(f"\nnaive loop (this process, 1 thread)   {naive:7.0f} chars/s   runs: {fmt(naives)}")
     print(f"engine, one stream over HTTP (2,000)  {single:7.0f} chars/s   runs: {fmt(singles)}")
     print(f"  = {single / naive:.1f}x naive")
-    return naive
 
 
 def batch_floor(ckpt: dict[str, Any], count: int, length: int) -> float:
@@ -246,21 +249,34 @@ def batch_floor(ckpt: dict[str, Any], count: int, length: int) -> float:
     return statistics.median(times)
 
 
-def concurrent(
-    api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str, Any], naive: float, rounds: int
-) -> None:
+def beside_naive(ckpt: dict[str, Any], measure: Callable[[], T]) -> tuple[T, float]:
+    """`measure()`'s result, and the naive loop's chars/s measured just before and after it (mean)."""
+    before = naive_chars_per_s(ckpt, 2000)
+    result = measure()
+    return result, (before + naive_chars_per_s(ckpt, 2000)) / 2
+
+
+def concurrent(api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str, Any], rounds: int) -> None:
     # "engine p50": the service's generate_ms (waiting line to last character); the rest of a
     # request's latency is HTTP, the server's event loop and this client.
-    print("\nclients x 200   aggregate chars/s   x naive    p50 s    p99 s   engine p50 s   mean batch")
+    # "x naive" divides by the naive loop measured just before and just after each row (their mean):
+    # this machine's speed drifts within minutes, and a ratio must compare like with like.
+    print(
+        "\nclients x 200   aggregate chars/s   naive   x naive    p50 s    p99 s   engine p50 s   mean batch"
+    )
     one_client_p99 = 0.0
     for count in (1, 8, 32):
         steps_before, streams_before = batch_steps(api)
-        rate, latencies, in_engine = run_client(clients(port, checkpoint_id, count, rounds, 200))
+        (rate, latencies, in_engine), naive = beside_naive(
+            ckpt, lambda count=count: run_client(clients(port, checkpoint_id, count, rounds, 200))
+        )
         steps, streams = batch_steps(api)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         one_client_p99 = one_client_p99 or p99
         batch, engine_p50 = (streams - streams_before) / (steps - steps_before), percentile(in_engine, 0.5)
-        figures = f"{rate:10.0f}      {rate / naive:7.1f}x  {p50:7.3f}  {p99:7.3f}   {engine_p50:12.3f}"
+        figures = (
+            f"{rate:10.0f}  {naive:6.0f}  {rate / naive:6.1f}x  {p50:7.3f}  {p99:7.3f}   {engine_p50:12.3f}"
+        )
         print(f"{count:7d}         {figures}   {batch:10.1f}")
     print(f"32-client p99 / 1-client p99: {p99 / one_client_p99:.2f}")
     # What the ratio can reach at best on this machine: a batch of 32 costs the engine far more than a
@@ -272,14 +288,18 @@ def concurrent(
     )
 
 
-def streaming(port: int, checkpoint_id: int, naive: float, rounds: int) -> None:
+def streaming(port: int, checkpoint_id: int, ckpt: dict[str, Any], rounds: int) -> None:
     # Continuous batching seen from a client: a stream's first character comes within a step or two of
     # its request, however many streams are already running.
-    print("\nSSE clients x 200   aggregate chars/s   x naive   first char p50 s   p99 s")
+    print("\nSSE clients x 200   aggregate chars/s   naive   x naive   first char p50 s   p99 s")
     for count in (1, 32):
-        rate, firsts = run_client(streaming_clients(port, checkpoint_id, count, rounds, 200))
+        (rate, firsts), naive = beside_naive(
+            ckpt, lambda count=count: run_client(streaming_clients(port, checkpoint_id, count, rounds, 200))
+        )
         p50, p99 = percentile(firsts, 0.5), percentile(firsts, 0.99)
-        print(f"{count:11d}         {rate:10.0f}     {rate / naive:6.1f}x   {p50:16.4f}   {p99:.4f}")
+        print(
+            f"{count:11d}         {rate:10.0f}  {naive:6.0f}   {rate / naive:6.1f}x   {p50:16.4f}   {p99:.4f}"
+        )
 
 
 def while_training(api: httpx.Client, checkpoint_id: int, samples: int) -> None:
@@ -301,7 +321,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--train-steps", type=int, default=300, help="steps of the 2 x 128 model to serve")
-    parser.add_argument("--rounds", type=int, default=6, help="requests per client in the C-client runs")
+    parser.add_argument("--rounds", type=int, default=10, help="requests per client in the C-client runs")
     parser.add_argument("--samples", type=int, default=30, help="single-client requests, idle and training")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -320,9 +340,9 @@ def main() -> None:
                 data = api.get(f"/checkpoints/{checkpoint_id}/file").content
                 ckpt = torch.load(io.BytesIO(data), weights_only=True)
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
-                naive = single_stream(api, checkpoint_id, ckpt)
-                concurrent(api, port, checkpoint_id, ckpt, naive, args.rounds)
-                streaming(port, checkpoint_id, naive, args.rounds)
+                single_stream(api, checkpoint_id, ckpt)
+                concurrent(api, port, checkpoint_id, ckpt, args.rounds)
+                streaming(port, checkpoint_id, ckpt, args.rounds)
                 while_training(api, checkpoint_id, args.samples)
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
