@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.bounds import DbId
 from app.job_status import JobStatus
-from models.config import PalindromeConfig, TextConfig
+from models.config import MIN_TEMPERATURE, PalindromeConfig, TextConfig
 
 
 class PalindromeTrainRequest(PalindromeConfig):
@@ -133,10 +133,18 @@ class GenerateParams(ModelRef):
 
     seed: str = Field("", max_length=10_000, description="seed text the continuation follows; may be empty")
     length: int = Field(200, ge=0, le=10_000, description="characters to generate")
-    temperature: float = Field(1.0, ge=0, le=10, description="0 is greedy")
+    temperature: float = Field(1.0, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
     random_seed: int | None = Field(None, ge=0, le=2**64 - 1, description="chosen at random when omitted")
+
+    @field_validator("temperature")
+    @classmethod
+    def _not_too_cold(cls, temperature: float) -> float:
+        # Colder than this, logits / temperature overflow to inf and sampling has no distribution.
+        if 0 < temperature < MIN_TEMPERATURE:
+            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+        return temperature
 
 
 class GenerateQuery(GenerateParams):

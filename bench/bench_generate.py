@@ -17,11 +17,14 @@ trains a 2 x 128 char-LSTM through `POST /train` on the built-in corpus, then me
                    x 200 characters in one batch, against the 1-client p99 (the ratio's lower bound)
     training       one client, 300 characters: latency when idle, then while a training job runs
 
-Every request uses temperature 1 and its own random_seed. Targets on the 2-core development CPU:
-single stream >= 5x naive; 32 clients >= 20x naive in aggregate with p99 <= 4x one client's
-latency; single-client p99 while training <= 2.5x idle.
+Every request uses temperature 1 and its own random_seed. Every request continues "The ", so after the
+first one its join finds that seed text primed (the engine's prefix cache); `--unique-seed-texts` gives
+each client request a seed text of its own instead, the case where no prompt repeats.
 
-    .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 10] [--samples 30]
+Targets on the 2-core development CPU: single stream >= 5x naive; 32 clients >= 20x naive in
+aggregate with p99 <= 4x one client's latency; single-client p99 while training <= 2.5x idle.
+
+    .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 10] [--unique-seed-texts]
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def clients(
-    port: int, checkpoint_id: int, count: int, rounds: int, length: int
+    port: int, checkpoint_id: int, count: int, rounds: int, length: int, unique_seeds: bool = False
 ) -> tuple[float, list[float], list[float]]:
     """`count` clients sending `rounds` requests each, over connections opened beforehand:
     (aggregate chars/s, latencies in s, the service's own generate_ms in s)."""
@@ -152,7 +155,8 @@ async def clients(
 
     async def client(index: int, connection: Connection) -> None:
         for r in range(rounds):
-            params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+            seed = f"{SEED_TEXT}{index * 1000 + r} " if unique_seeds else SEED_TEXT
+            params = {"checkpoint_id": checkpoint_id, "seed": seed, "length": length}
             params["random_seed"] = index * 1000 + r
             start = time.perf_counter()
             body = await connection.get_json("/generate", params)
@@ -256,7 +260,9 @@ def beside_naive(ckpt: dict[str, Any], measure: Callable[[], T]) -> tuple[T, flo
     return result, (before + naive_chars_per_s(ckpt, 2000)) / 2
 
 
-def concurrent(api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str, Any], rounds: int) -> None:
+def concurrent(
+    api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str, Any], rounds: int, unique_seeds: bool
+) -> None:
     # "engine p50": the service's generate_ms (waiting line to last character); the rest of a
     # request's latency is HTTP, the server's event loop and this client.
     # "x naive" divides by the naive loop measured just before and just after each row (their mean):
@@ -268,7 +274,8 @@ def concurrent(api: httpx.Client, port: int, checkpoint_id: int, ckpt: dict[str,
     for count in (1, 8, 32):
         steps_before, streams_before = batch_steps(api)
         (rate, latencies, in_engine), naive = beside_naive(
-            ckpt, lambda count=count: run_client(clients(port, checkpoint_id, count, rounds, 200))
+            ckpt,
+            lambda count=count: run_client(clients(port, checkpoint_id, count, rounds, 200, unique_seeds)),
         )
         steps, streams = batch_steps(api)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
@@ -321,6 +328,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--train-steps", type=int, default=300, help="steps of the 2 x 128 model to serve")
+    parser.add_argument(
+        "--unique-seed-texts",
+        action="store_true",
+        help='a seed text of its own per client request ("The 31005 "), so no join finds it primed',
+    )
     parser.add_argument("--rounds", type=int, default=10, help="requests per client in the C-client runs")
     parser.add_argument("--samples", type=int, default=30, help="single-client requests, idle and training")
     args = parser.parse_args()
@@ -341,7 +353,7 @@ def main() -> None:
                 ckpt = torch.load(io.BytesIO(data), weights_only=True)
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
                 single_stream(api, checkpoint_id, ckpt)
-                concurrent(api, port, checkpoint_id, ckpt, args.rounds)
+                concurrent(api, port, checkpoint_id, ckpt, args.rounds, args.unique_seed_texts)
                 streaming(port, checkpoint_id, ckpt, args.rounds)
                 while_training(api, checkpoint_id, args.samples)
         finally:

@@ -11,6 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The least sampling temperature above 0 (greedy): logits divided by less can overflow float32 to inf,
+# and a softmax over infinities is NaN. Anything this cold already samples like argmax.
+MIN_TEMPERATURE = 1e-4
+
 
 class TrainingConfig(BaseModel):
     """Fields every task shares: optimisation, schedule, intervals, random seed and device."""
@@ -71,7 +75,7 @@ class TextConfig(TrainingConfig):
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
     sample_every: int = Field(500, ge=1, le=1_000_000, description="steps between training-time samples")
     sample_length: int = Field(100, ge=1, le=10_000)
-    sample_temperature: float = Field(0.8, gt=0, le=10)
+    sample_temperature: float = Field(0.8, ge=MIN_TEMPERATURE, le=10)
 
 
 TaskConfig = Annotated[PalindromeConfig | TextConfig, Field(discriminator="task")]

@@ -318,6 +318,7 @@ class DecodeBatch:
             uniforms = torch.rand(stream.length, generator=generator)
             uniforms = uniforms if device.type == "cpu" else uniforms.to(device)
 
+        primed = self._prime(prefix)  # before taking a slot: a failure here must not lose one
         row, slot = len(self._active), self._free_slots.pop()
         # The top-k keep mask, then the settings; a greedy row samples at uniform 0 with temperature
         # 1: the inverse CDF at 0 is the first id of the stable descending sort, which is argmax (the
@@ -331,7 +332,7 @@ class DecodeBatch:
             float(stream.top_k is None),
         ]
         state = self._rows[row]
-        state[: self._keep_k] = self._prime(prefix)  # h | c | next logits
+        state[: self._keep_k] = primed  # h | c | next logits
         state[self._keep_k : self._uniforms] = torch.tensor(settings)
         active = _Active(slot, stream, uniforms, joined_at=self._step)
         self._load_uniforms(row, active)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.config import MIN_TEMPERATURE
 from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
 
 __all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "predict_palindrome"]
@@ -214,8 +215,14 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 def _check_sampling(length: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be an integer >= 0, got {length!r}")
-    if not _is_number(temperature) or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature!r}")
+    if (
+        not _is_number(temperature)
+        or not math.isfinite(temperature)
+        or not (temperature == 0 or temperature >= MIN_TEMPERATURE)
+    ):
+        raise ValueError(
+            f"temperature must be 0 (greedy) or a finite number >= {MIN_TEMPERATURE}, got {temperature!r}"
+        )
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
     if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):

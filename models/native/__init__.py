@@ -132,7 +132,11 @@ _loaded: dict[Path, NativeDecode] = {}
 
 def load(root: Path | None = None) -> NativeDecode | None:
     """The built extension for this source and torch from `root` (default ROOT), or None; never compiles."""
-    path = _library(ROOT if root is None else root, module_name())
+    try:
+        name = module_name()
+    except OSError:  # decode_step.cpp not installed with the package: nothing can match a build
+        return None
+    path = _library(ROOT if root is None else root, name)
     if path in _loaded:
         return _loaded[path]
     if not path.is_file():

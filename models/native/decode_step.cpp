@@ -208,6 +208,10 @@ class Stepper {
         cdf_buffer_[j] = static_cast<float>(sum);
       }
       const float target = uniform[r * uniform_stride] * cdf_buffer_[V - 1];
+      // NaN or infinite logits (a broken model: temperatures too cold to overflow are refused before
+      // this) leave no distribution; the PyTorch step's searchsorted then indexes out of range, so fail
+      // the same way instead of quietly choosing the last character.
+      TORCH_CHECK(!std::isnan(target), "Stepper: row ", r, " has no distribution (NaN or infinite logits)");
       int64_t j = 0;
       while (j < V - 1 && p[j + 1] != 0.0f && !(cdf_buffer_[j] > target)) ++j;
       ids[r] = order[r * order_stride + j];

@@ -113,6 +113,7 @@ def test_list_jobs_filters_and_paginates(client: TestClient) -> None:
         ({"job_id": 1, "length": -1}, "length"),
         ({"job_id": 1, "length": 10_001}, "length"),
         ({"job_id": 1, "temperature": -1}, "temperature"),
+        ({"job_id": 1, "temperature": 1e-40}, "temperature"),  # logits / it would overflow to inf
         ({"job_id": 1, "top_p": 0}, "top_p"),
         ({"job_id": 1, "checkpoint_id": 1}, "job_id"),
         ({}, "checkpoint_id"),

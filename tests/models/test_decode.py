@@ -167,6 +167,7 @@ def test_greedy_is_the_argmax_of_each_step(lm, fused) -> None:
         (dict(length=2.0), ValueError, "length"),
         (dict(temperature=-0.5), ValueError, "temperature"),
         (dict(temperature=float("nan")), ValueError, "temperature"),
+        (dict(temperature=1e-40), ValueError, "temperature"),
         (dict(top_k=0), ValueError, "top_k"),
         (dict(top_p=0.0), ValueError, "top_p"),
         (dict(top_p=1.5), ValueError, "top_p"),
