@@ -275,7 +275,10 @@ def test_a_client_that_disconnects_frees_its_slot(live: tuple[FastAPI, str], wid
     with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
         with client.stream("GET", "/generate/stream", params=params) as response:
             assert response.status_code == 200
-            first = next(response.iter_lines())
+            # Hold on to the line iterator: dropped, httpx closes the connection at once (closing the
+            # generator chain closes the stream), and the server would see a disconnect already here.
+            lines = response.iter_lines()
+            first = next(lines)
             assert json.loads(first.removeprefix("data: "))["index"] == 0
             (engine,) = cache_of(app).engines()
             assert engine.active == 1
