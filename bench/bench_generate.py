@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +54,8 @@ from models.checkpoint import load_model, load_vocabulary
 from models.decode import FusedCharLSTM, Stream, decode
 
 T = TypeVar("T")
+# One client request of `run_clients`: (client index, round, its connection).
+Request = Callable[[int, int, Connection], Awaitable[None]]
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = "The "
 
@@ -144,30 +146,41 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def clients(
-    port: int, checkpoint_id: int, count: int, rounds: int, length: int, unique_seeds: bool = False
-) -> tuple[float, list[float], list[float]]:
-    """`count` clients sending `rounds` requests each, over connections opened beforehand:
-    (aggregate chars/s, latencies in s, the service's own generate_ms in s)."""
-    latencies: list[float] = []
-    in_engine: list[float] = []
+async def run_clients(port: int, count: int, rounds: int, request: Request) -> float:
+    """`count` clients, each on a connection opened beforehand, awaiting `request(client index, round,
+    connection)` `rounds` times back to back: the seconds from the first request to the last answer."""
     connections = [await Connection.open(port, AUTH) for _ in range(count)]
 
     async def client(index: int, connection: Connection) -> None:
         for r in range(rounds):
-            seed = f"{SEED_TEXT}{index * 1000 + r} " if unique_seeds else SEED_TEXT
-            params = {"checkpoint_id": checkpoint_id, "seed": seed, "length": length}
-            params["random_seed"] = index * 1000 + r
-            start = time.perf_counter()
-            body = await connection.get_json("/generate", params)
-            latencies.append(time.perf_counter() - start)
-            in_engine.append(body["timings"]["generate_ms"] / 1000)
+            await request(index, r, connection)
 
     start = time.perf_counter()
     await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
     wall = time.perf_counter() - start
     for connection in connections:
         await connection.close()
+    return wall
+
+
+async def clients(
+    port: int, checkpoint_id: int, count: int, rounds: int, length: int, unique_seeds: bool = False
+) -> tuple[float, list[float], list[float]]:
+    """`count` clients sending `rounds` requests each (`run_clients`):
+    (aggregate chars/s, latencies in s, the service's own generate_ms in s)."""
+    latencies: list[float] = []
+    in_engine: list[float] = []
+
+    async def request(index: int, r: int, connection: Connection) -> None:
+        seed = f"{SEED_TEXT}{index * 1000 + r} " if unique_seeds else SEED_TEXT
+        params = {"checkpoint_id": checkpoint_id, "seed": seed, "length": length}
+        params["random_seed"] = index * 1000 + r
+        start = time.perf_counter()
+        body = await connection.get_json("/generate", params)
+        latencies.append(time.perf_counter() - start)
+        in_engine.append(body["timings"]["generate_ms"] / 1000)
+
+    wall = await run_clients(port, count, rounds, request)
     return count * rounds * length / wall, latencies, in_engine
 
 
@@ -176,20 +189,14 @@ async def streaming_clients(
 ) -> tuple[float, list[float]]:
     """As `clients`, over `GET /generate/stream`: (aggregate chars/s, seconds to the first character)."""
     firsts: list[float] = []
-    connections = [await Connection.open(port, AUTH) for _ in range(count)]
 
-    async def client(index: int, connection: Connection) -> None:
-        for r in range(rounds):
-            params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
-            first, text = await connection.get_events("/generate/stream", params | {"random_seed": index + r})
-            assert len(text) == length, f"a stream gave {len(text)} characters, not {length}"
-            firsts.append(first)
+    async def request(index: int, r: int, connection: Connection) -> None:
+        params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+        first, text = await connection.get_events("/generate/stream", params | {"random_seed": index + r})
+        assert len(text) == length, f"a stream gave {len(text)} characters, not {length}"
+        firsts.append(first)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
-    wall = time.perf_counter() - start
-    for connection in connections:
-        await connection.close()
+    wall = await run_clients(port, count, rounds, request)
     return count * rounds * length / wall, firsts
 
 

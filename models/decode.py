@@ -22,7 +22,8 @@ and even the softmax's sum rounds by that order, so skipping the sort would chan
 
 On CPU the step runs natively when `models.native` has been built (`python -m models.native`; `./run`
 does it): `decode_step.cpp` calls the same ATen ops in the same order on the same buffers, with the
-GIL released for the whole step, so texts are bitwise the same and the GIL is free for the event loop.
+GIL released for the whole step (the sort and the inverse-CDF choice are plain loops there, exact by
+construction), so texts are bitwise the same and the GIL is free for the event loop.
 
 Randomness is `models.sample.generate`'s, stream by stream: a generator seeded with `random_seed`
 draws the start character of an empty seed text, then `length` uniforms up front, and character t
@@ -410,7 +411,8 @@ class DecodeBatch:
             self.remove(active.slot)
         return next_ids
 
-    # decode_step.cpp repeats _sample and _advance op for op: change them together.
+    # decode_step.cpp repeats _sample and _advance (op for op, but for its sort and inverse-CDF loops):
+    # change them together.
 
     def _sample(self, v: _Views, column: int) -> None:
         """Next ids into v.ids as `sample._choose` draws them, every row with its own parameters."""

@@ -77,7 +77,8 @@ class Output:
             if self._wake_per_chunk and not wake:
                 now = perf_counter()
                 wake = now - self._last_wake >= self._wake_interval
-                self._last_wake = now if wake else self._last_wake
+                if wake:
+                    self._last_wake = now
             wake = wake and not self._wake_scheduled
             self._wake_scheduled = self._wake_scheduled or wake
         if wake:

@@ -20,7 +20,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 namespace py = pybind11;

@@ -41,6 +41,13 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     **ERRORS,
 }
+# What both stream routes declare: their events, their errors, their documentation.
+STREAM_ROUTE: dict[str, Any] = {
+    "status_code": 200,  # FastAPI reads no default status from a StreamingResponse subclass
+    "response_class": sse.EventStreamResponse,
+    "responses": STREAM_RESPONSES,
+    "description": STREAM_DOC,
+}
 
 
 @router.get("/generate", response_model=GenerateOut, responses=ERRORS)
@@ -59,13 +66,7 @@ async def generate_post(params: GenerateParams, sessions: SessionsDep, cache: Ca
     return await generation.generate(sessions, cache, params, source="body")
 
 
-@router.get(
-    "/generate/stream",
-    status_code=200,  # FastAPI reads no default status from a StreamingResponse subclass
-    response_class=sse.EventStreamResponse,
-    responses=STREAM_RESPONSES,
-    description=STREAM_DOC,
-)
+@router.get("/generate/stream", **STREAM_ROUTE)
 async def generate_stream_get(
     params: Annotated[GenerateQuery, Query()], sessions: SessionsDep, cache: CacheDep
 ) -> sse.EventStreamResponse:
@@ -73,13 +74,7 @@ async def generate_stream_get(
     return sse.EventStreamResponse(generation.events(started))
 
 
-@router.post(
-    "/generate/stream",
-    status_code=200,  # FastAPI reads no default status from a StreamingResponse subclass
-    response_class=sse.EventStreamResponse,
-    responses=STREAM_RESPONSES,
-    description=STREAM_DOC,
-)
+@router.post("/generate/stream", **STREAM_ROUTE)
 async def generate_stream_post(
     params: GenerateParams, sessions: SessionsDep, cache: CacheDep
 ) -> sse.EventStreamResponse:
