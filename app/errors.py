@@ -47,6 +47,26 @@ class ExperimentNotFound(NotFound):
         super().__init__(f"experiment {experiment_id} not found")
 
 
+class ModelNotFound(NotFound):
+    def __init__(self, name: str, field: str = "model") -> None:
+        super().__init__(f"{field}: the model `{name}` does not exist")
+
+
+class ModelVersionNotFound(NotFound):
+    def __init__(self, name: str, version: int, field: str = "model") -> None:
+        super().__init__(f"{field}: the model `{name}` has no version {version}")
+
+
+class ModelHasNoVersions(NotFound):
+    def __init__(self, name: str, field: str = "model") -> None:
+        super().__init__(f"{field}: the model `{name}` has no versions")
+
+
+class ModelAliasNotFound(NotFound):
+    def __init__(self, name: str, alias: str, field: str = "model") -> None:
+        super().__init__(f"{field}: the model `{name}` has no alias `{alias}`")
+
+
 class Conflict(DomainError):
     pass
 
@@ -72,6 +92,14 @@ class JobHasNoCheckpoint(Conflict):
 
 class WrongTask(Conflict):
     pass
+
+
+class VersionAliased(Conflict):
+    def __init__(self, name: str, version: int, aliases: list[str]) -> None:
+        names = ", ".join(f"`{a}`" for a in aliases)
+        super().__init__(
+            f"version {version} of `{name}` is what {names} point at: move or delete those aliases first"
+        )
 
 
 class DatasetTooLarge(DomainError):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.bounds import DbId
 from app.job_status import JobStatus
+from app.registry_schemas import ModelRefStr
 from models.config import MIN_TEMPERATURE, PalindromeConfig, TextConfig
 
 
@@ -116,15 +117,17 @@ class DatasetOut(DatasetSummary):
 
 
 class ModelRef(BaseModel):
-    """Which model to use: a checkpoint, or a job's latest checkpoint (exactly one)."""
+    """Which model to use: a checkpoint, a job's latest checkpoint, or a named model (exactly one)."""
 
     checkpoint_id: DbId | None = None
     job_id: DbId | None = None
+    model: ModelRefStr | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if (self.checkpoint_id is None) == (self.job_id is None):
-            raise ValueError("give exactly one of checkpoint_id or job_id")
+        given = [self.checkpoint_id, self.job_id, self.model]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of checkpoint_id, job_id or model")
         return self
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, defer
 
 from app.errors import CheckpointNotFound, JobHasNoCheckpoint
 from app.schemas import MetricPage, MetricPoint
+from app.services import model_registry
 from app.services.jobs import get_job
 from app.tables import Checkpoint, Metric, Sample
 
@@ -21,10 +22,20 @@ def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = Fa
     return checkpoint
 
 
-def resolve(session: Session, *, checkpoint_id: int | None, job_id: int | None) -> int:
-    """The checkpoint id for a (checkpoint_id | job_id) reference: a job means its latest checkpoint."""
+def resolve(
+    session: Session,
+    *,
+    checkpoint_id: int | None,
+    job_id: int | None,
+    model: str | None = None,
+    source: str = "body",
+) -> int:
+    """The checkpoint id for a (checkpoint_id | job_id | model) reference: a job means its latest
+    checkpoint, a named model what its version or alias points at now (`source` locates errors)."""
     if checkpoint_id is not None:
         return get_checkpoint(session, checkpoint_id).id
+    if model is not None:
+        return model_registry.resolve(session, model, loc=(source, "model"))
     assert job_id is not None
     job = get_job(session, job_id)
     if job.latest_checkpoint_id is None:

@@ -106,7 +106,14 @@ async def start(
     from models.decode import Stream
 
     started_at = perf_counter()
-    loaded = await _loaded(sessions, cache, checkpoint_id=params.checkpoint_id, job_id=params.job_id)
+    loaded = await _loaded(
+        sessions,
+        cache,
+        checkpoint_id=params.checkpoint_id,
+        job_id=params.job_id,
+        model=params.model,
+        source=source,
+    )
     if loaded.engine is None:
         raise WrongTask(
             f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model: "
@@ -126,7 +133,9 @@ async def start(
 async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:
     from models.sample import predict_palindrome
 
-    loaded = await _loaded(sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id)
+    loaded = await _loaded(
+        sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id, model=body.model
+    )
     if loaded.task != "palindrome":
         raise WrongTask(f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model; use GET /generate")
     expected = loaded.train_config["input_length"]
@@ -144,15 +153,24 @@ async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> Pre
 
 
 async def _loaded(
-    sessions: Sessions, cache: ModelCache, *, checkpoint_id: int | None, job_id: int | None
+    sessions: Sessions,
+    cache: ModelCache,
+    *,
+    checkpoint_id: int | None,
+    job_id: int | None,
+    model: str | None = None,
+    source: str = "body",
 ) -> LoadedModel:
-    """The loaded checkpoint a (checkpoint_id | job_id) reference names. A loaded checkpoint_id
-    needs no database; a job_id does (its latest checkpoint moves while it trains)."""
+    """The loaded checkpoint a (checkpoint_id | job_id | model) reference names. A loaded checkpoint_id
+    needs no database; a job_id or a model name does (what they name moves: a job trains on, an alias
+    is moved), so each request resolves them anew and streams already running keep their checkpoint."""
     if checkpoint_id is None or checkpoint_id not in cache:
 
         def resolve() -> int:
             with sessions() as session:
-                return checkpoints.resolve(session, checkpoint_id=checkpoint_id, job_id=job_id)
+                return checkpoints.resolve(
+                    session, checkpoint_id=checkpoint_id, job_id=job_id, model=model, source=source
+                )
 
         checkpoint_id = await run_in_threadpool(resolve)
 

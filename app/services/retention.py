@@ -2,7 +2,8 @@
 
 Called inside the transaction that records a new checkpoint, so the job's pointers and the rows they
 point at always agree. A checkpoint another job waits to resume from (`resume_from` of a queued or
-running job) is kept too, so deleting never breaks a job that was accepted.
+running job) is kept too, so deleting never breaks a job that was accepted, and so is one that a named
+model's version points at (app/services/model_registry.py), so deleting never breaks a name.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.job_status import JobStatus
-from app.tables import Checkpoint, Job
+from app.tables import Checkpoint, Job, ModelVersion
 
 
 def prune_checkpoints(session: Session, job_id: int, *, keep_last: int) -> list[int]:
-    """Delete the job's checkpoints that are neither best, among the `keep_last` latest, nor awaited."""
+    """Delete the job's checkpoints that are not best, among the `keep_last` latest, awaited or named."""
     latest = select(Checkpoint.id).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
     kept = set(session.scalars(latest.limit(keep_last)))
     awaited = select(Job.resume_from).where(
@@ -28,6 +29,7 @@ def prune_checkpoints(session: Session, job_id: int, *, keep_last: int) -> list[
                 Checkpoint.is_best.is_(False),
                 Checkpoint.id.not_in(kept),
                 Checkpoint.id.not_in(awaited),
+                Checkpoint.id.not_in(select(ModelVersion.checkpoint_id)),
             )
         )
     )

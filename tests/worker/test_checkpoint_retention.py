@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.db import sessionmaker_for
+from app.services import model_registry
 from app.settings import Settings
 from app.tables import Job
 from tests.conftest import TINY_PALINDROME
@@ -98,3 +99,29 @@ def test_a_restarted_worker_resumes_from_the_latest_kept_checkpoint(
     ]
     assert steps == sorted([*range(10, 61, 10), 35]) and resume_step == 35
     assert [c["step"] for c in checkpoints_of(client, job_id)][-KEEP:] == [50, 60]
+
+
+def test_a_checkpoint_a_model_version_names_is_never_deleted(client: TestClient, settings: Settings) -> None:
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    job_id = client.post("/train", json=MANY_CHECKPOINTS).json()["id"]
+    name = f"kept-{job_id}"
+    registered: list[int] = []
+
+    def register_each_new_checkpoint() -> bool:  # asked once per step: never interrupts
+        with sessions() as session:
+            latest = session.scalar(select(Job.latest_checkpoint_id).where(Job.id == job_id))
+            if latest is not None and latest not in registered:
+                model_registry.register_version(session, name, checkpoint_id=latest)
+                registered.append(latest)
+        return False
+
+    outcome = run_job(
+        job_id, sessions=sessions, keep_checkpoints=KEEP, interrupted=register_each_new_checkpoint
+    )
+    assert outcome == "succeeded"
+    # Without names, retention keeps KEEP + best of the 6 (test above); named, every one stays.
+    kept = {c["id"] for c in checkpoints_of(client, job_id)}
+    assert len(registered) >= 5 and set(registered) <= kept
+    for version, checkpoint_id in enumerate(registered, start=1):
+        assert client.get(f"/models/{name}/versions/{version}").json()["checkpoint_id"] == checkpoint_id
+        assert client.get(f"/checkpoints/{checkpoint_id}/file").status_code == 200
