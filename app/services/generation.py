@@ -106,7 +106,7 @@ async def start(
     from models.decode import Stream
 
     started_at = perf_counter()
-    loaded = await _loaded(
+    loaded = await loaded_model(
         sessions,
         cache,
         checkpoint_id=params.checkpoint_id,
@@ -133,7 +133,7 @@ async def start(
 async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:
     from models.sample import predict_palindrome
 
-    loaded = await _loaded(
+    loaded = await loaded_model(
         sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id, model=body.model
     )
     if loaded.task != "palindrome":
@@ -152,7 +152,7 @@ async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> Pre
     )
 
 
-async def _loaded(
+async def loaded_model(
     sessions: Sessions,
     cache: ModelCache,
     *,
