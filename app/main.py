@@ -8,7 +8,18 @@ from fastapi_offline import FastAPIOffline
 from app.api.access import AccessControl
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
-from app.api.routes import analysis, checkpoints, datasets, experiments, generate, health, jobs, models, score
+from app.api.routes import (
+    analysis,
+    checkpoints,
+    datasets,
+    experiments,
+    generate,
+    health,
+    jobs,
+    models,
+    openai,
+    score,
+)
 from app.db import sessionmaker_for
 from app.errors import install_error_handlers
 from app.generation.cache import ModelCache
@@ -39,7 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_interval_s=settings.generation_stream_interval_ms / 1000,
     )
     install_error_handlers(app)
-    for module in (jobs, experiments, analysis, checkpoints, datasets, models, generate, score, health):
+    for module in (
+        jobs,
+        experiments,
+        analysis,
+        checkpoints,
+        datasets,
+        models,
+        generate,
+        score,
+        openai,
+        health,
+    ):
         app.include_router(module.router)
     install_dashboard(app)
     app.add_middleware(

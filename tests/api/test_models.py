@@ -193,3 +193,32 @@ def test_writes_need_the_token(settings: Settings, checkpoints: list[int]) -> No
         )
         assert anonymous.put(f"/models/{name}/aliases/champion", json={"version": 1}).status_code == 401
         assert anonymous.get("/models").status_code == 200
+
+
+def test_v1_models_lists_text_models_and_their_aliases_as_model_cards(
+    client: TestClient, checkpoints: list[int]
+) -> None:
+    name = fresh_name()
+    register(client, name, checkpoints[0])
+    register(client, name, checkpoints[1])
+    client.put(f"/models/{name}/aliases/champion", json={"version": 1})
+    listing = client.get("/v1/models")
+    assert listing.status_code == 200 and listing.json()["object"] == "list"
+    cards = {card["id"]: card for card in listing.json()["data"]}
+    plain, aliased = cards[name], cards[f"{name}@champion"]
+    assert plain["object"] == "model" and plain["owned_by"] == "rnnlab" and plain["created"] > 0
+    assert (plain["root"], plain["checkpoint_id"], plain["version"], plain["parent"]) == (
+        f"{name}:2",
+        checkpoints[1],
+        2,
+        None,
+    )
+    assert (aliased["root"], aliased["checkpoint_id"], aliased["parent"]) == (
+        f"{name}:1",
+        checkpoints[0],
+        name,
+    )
+    architecture = client.get(f"/checkpoints/{checkpoints[1]}").json()["model_config"]
+    assert plain["vocab_size"] == architecture["vocab_size"] > 10
+    # Every card's id is something generation accepts as `model`.
+    assert generated_from(client, aliased["id"]) == checkpoints[0]
