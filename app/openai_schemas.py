@@ -1,10 +1,23 @@
-"""The OpenAI-compatible protocol's bodies (`/v1`): model cards, errors (completions follow)."""
+"""The OpenAI-compatible protocol's bodies (`/v1`): model cards, completions and errors.
+
+Lengths are counted in characters: a character model's token is one character.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.config import MIN_TEMPERATURE
+
+MAX_PROMPTS = 8
+MAX_CHARS = 10_000
+MAX_STOPS = 4
+MAX_N = 8
+MAX_LOGPROBS = 5
+
+StopString = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class ModelCard(BaseModel):
@@ -37,3 +50,99 @@ class OpenAIErrorBody(BaseModel):
     """The body of every error under `/v1`, as OpenAI's and vLLM's servers send it."""
 
     error: OpenAIError
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = False
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's legacy completions request, with vLLM's and TGI's extras (`top_k`, `repetition_penalty`,
+    `min_tokens`, `include_stop_str_in_output`). A field rnnlab cannot honour is refused, naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(max_length=200, description="a named model: `name`, `name@alias` or `name:version`")
+    prompt: (
+        str
+        | Annotated[
+            list[Annotated[str, Field(max_length=MAX_CHARS)]], Field(min_length=1, max_length=MAX_PROMPTS)
+        ]
+    ) = Field(max_length=MAX_CHARS, description=f"a text, or a list of up to {MAX_PROMPTS}")
+    max_tokens: int = Field(16, ge=0, le=MAX_CHARS, description="characters to generate")
+    temperature: float = Field(1.0, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}")
+    top_p: float = Field(1.0, gt=0, le=1)
+    n: int = Field(1, ge=1, le=MAX_N, description="completions per prompt")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    echo: bool = False
+    stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    seed: int | None = Field(None, ge=0, le=2**64 - 1, description="the random seed")
+    user: str | None = Field(None, max_length=256)
+    # Fields OpenAI defines that rnnlab cannot honour: accepted only at their neutral values.
+    logit_bias: dict[str, float] | None = None
+    suffix: str | None = None
+    best_of: int | None = Field(None, ge=1, le=MAX_N)
+    # vLLM and TGI extras.
+    top_k: int | None = Field(None, ge=-1, description="-1 or 0: no top-k")
+    repetition_penalty: float = Field(1.0, gt=0, le=2)
+    min_tokens: int = Field(0, ge=0, le=MAX_CHARS)
+    include_stop_str_in_output: bool = False
+
+    def unhonourable(self) -> tuple[str, str] | None:
+        """(field, why) for the first field set to a value rnnlab cannot honour: refused, never ignored."""
+        if self.logit_bias:
+            return "logit_bias", "is not supported by this server"
+        if self.suffix:
+            return "suffix", "is not supported: a character model only continues text"
+        if self.best_of is not None and self.best_of > self.n:
+            return "best_of", "greater than n is not supported: every completion generated is returned"
+        if self.stream_options is not None and not self.stream:
+            return "stream_options", "can only be given with stream: true"
+        if 0 < self.temperature < MIN_TEMPERATURE:
+            return "temperature", f"must be 0 (greedy) or at least {MIN_TEMPERATURE}"
+        return None
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def stops(self) -> list[str]:
+        return [] if self.stop is None else [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class CompletionLogprobs(BaseModel):
+    """OpenAI's legacy shape: lists over the choice's characters (the prompt's too with `echo`)."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None
+    stop_reason: str | None = Field(None, description="the stop string that ended the text (vLLM)")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
