@@ -1,4 +1,4 @@
-"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (app/client/).
+"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
 process) and a worker (a subprocess, restarted when it dies: app/supervisor.py) together, and stops
@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from app.client.commands import add_client_commands, run_client_command
-from app.settings import get_settings
+from app.settings import Settings, get_settings
+from client.commands import add_client_commands, run_client_command
 
 log = logging.getLogger("rnnlab")
 WORKER_STOP_TIMEOUT_S = 60  # a running job checkpoints before the worker exits
@@ -107,13 +107,20 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
+def _address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """--host and --port, else the settings' (RNNLAB_HOST, RNNLAB_PORT)."""
+    return args.host or settings.host, settings.port if args.port is None else args.port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("serve", "migrate, then API + worker together"), ("api", "the HTTP API only")):
         sub = commands.add_parser(name, help=help_)
-        sub.add_argument("--host", default=os.environ.get("RNNLAB_HOST", "127.0.0.1"))
-        sub.add_argument("--port", type=int, default=int(os.environ.get("RNNLAB_PORT", "8000")))
+        # Defaults from the settings (RNNLAB_HOST, RNNLAB_PORT), read after parsing: the client
+        # subcommands never build the server's settings.
+        sub.add_argument("--host", help="default: $RNNLAB_HOST, else 127.0.0.1")
+        sub.add_argument("--port", type=int, help="default: $RNNLAB_PORT, else 8000")
     worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
     worker.add_argument("--loglevel", default="INFO")
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
@@ -124,11 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.observability import configure_logging
 
-    configure_logging()
+    settings = get_settings()
+    configure_logging(settings)
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(*_address(args, settings))
     if args.command == "api":
-        run_api(args.host, args.port)
+        run_api(*_address(args, settings))
     elif args.command == "worker":
         run_worker(args.loglevel)
     elif args.command == "migrate":

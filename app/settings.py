@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Per job: checkpoints kept besides the best one (the worker's default too when called without settings).
@@ -70,6 +71,28 @@ class Settings(BaseSettings):
     # Peak training memory a job may need (POST /train refuses larger ones); None: half of this
     # machine's memory.
     worker_memory_bytes: int | None = Field(None, ge=1)
+
+    # Defaults of `rnnlab serve | api`'s --host and --port.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Log lines on stderr (app/observability/logs.py): `text` for a terminal, `json` for a collector;
+    # the level is a `logging` name (DEBUG, INFO, WARNING, ...), which `logging` itself checks.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_log_format(cls, value: Any) -> Any:
+        # Named by its variable: this is the message an operator sees when the process refuses to start.
+        fmt = str(value).strip().lower()
+        if fmt not in ("text", "json"):
+            raise ValueError(f"RNNLAB_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
+        return fmt
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> str:
+        return str(value).strip().upper()
 
     @property
     def api_token_list(self) -> tuple[str, ...]:

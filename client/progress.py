@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from app.client.http import ApiClient
+from client.http import ApiClient
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 EXPERIMENT_FINISHED = frozenset({"succeeded", "partial", "failed", "cancelled"})

@@ -1,4 +1,4 @@
-"""The client subcommands of `rnnlab`: argument parsing and what each one prints.
+"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints.
 
 Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
 bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
@@ -8,8 +8,6 @@ prints its `detail` and exits 1; argparse exits 2 on a usage error.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,55 +15,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from app.client.http import DEFAULT_URL, STREAM_PATH, ApiClient, ApiError, default_token
-from app.client.progress import follow_experiment, follow_job
-from app.job_status import JobStatus
-from app.settings import get_settings
-from models.config import PalindromeConfig, TextConfig
-
-# Every training-config field is a flag, as in `python -m models train`; `seed` is `--random-seed` there
-# and here, because on a command line a random seed is always `--random-seed`.
-CONFIG_FIELDS = {**PalindromeConfig.model_fields, **TextConfig.model_fields}
-CONFIG_FIELDS.pop("task")
-FLAG_NAMES = {"seed": "random-seed"}
-SERVICE_FLAGS = {
-    "dataset_id": "corpus to train on (text; default the built-in one)",
-    "resume_from": "checkpoint id to continue from",
-}
+from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
+from client.http import ApiClient, ApiError
+from client.progress import follow_experiment, follow_job
+from client.settings import DEFAULT_URL, ClientSettings
 
 Command = Callable[[ApiClient, argparse.Namespace, Console], int]
-
-
-def _scalar(text: str) -> Any:
-    """A flag's value as JSON would have it ("64" -> 64, "1e-3" -> 0.001, "lstm" stays a string):
-    the server validates and names a bad value, as it does for any HTTP client."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, int | float | bool) else text
-
-
-def _training_body(args: argparse.Namespace) -> dict[str, Any]:
-    given = {name: getattr(args, name) for name in [*CONFIG_FIELDS, *SERVICE_FLAGS]}
-    values = {name: _scalar(v) if name in CONFIG_FIELDS else v for name, v in given.items() if v is not None}
-    return {"task": args.task, **values}
-
-
-def _sweep(items: list[str]) -> dict[str, list[Any]]:
-    sweep: dict[str, list[Any]] = {}
-    for item in items:
-        axis, _, values = item.partition("=")
-        name = axis.strip().replace("-", "_")
-        name = {"random_seed": "seed"}.get(name, name)  # the flag's name for the config field `seed`
-        sweep[name] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
-    return sweep
-
-
-def _sweep_item(text: str) -> str:
-    if "=" not in text or not text.partition("=")[2].strip():
-        raise argparse.ArgumentTypeError(f"expected AXIS=V1,V2,... (e.g. model=rnn,lstm), got {text!r}")
-    return text
 
 
 def _metrics_line(metrics: dict[str, float]) -> str:
@@ -78,7 +33,7 @@ def _ended(kind: str, id_: int, status: str, detail: str, console: Console) -> i
 
 
 def train(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
-    job = client.post("/train", _training_body(args))
+    job = client.post("/train", training_body(args))
     print(job["id"], flush=True)
     if not args.wait:
         return 0
@@ -100,12 +55,9 @@ def generate(client: ApiClient, args: argparse.Namespace, console: Console) -> i
     }
     body = {k: v for k, v in body.items() if v is not None}
     sys.stdout.write(args.seed_text)
-    if client.has_path(STREAM_PATH):
-        for event in client.stream_events(STREAM_PATH, body):
-            sys.stdout.write(event.get("text", ""))
-            sys.stdout.flush()
-    else:  # a server without the stream endpoint: the whole text at once
-        sys.stdout.write(client.post("/generate", body)["text"])
+    for event in client.stream_events("/generate/stream", body):
+        sys.stdout.write(event.get("text", ""))
+        sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
 
@@ -127,7 +79,7 @@ def _results_table(experiment: dict[str, Any]) -> Table:
 
 
 def experiment(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
-    body = _training_body(args) | {"sweep": _sweep(args.sweep)}
+    body = training_body(args) | {"sweep": sweep_axes(args.sweep)}
     if args.name:
         body["name"] = args.name
     created = client.post("/experiments", body)
@@ -168,19 +120,8 @@ def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int
 
 
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL or {DEFAULT_URL})")
+    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL, else {DEFAULT_URL})")
     parser.add_argument("--token", help="API token (default: $RNNLAB_TOKEN, else <data_dir>/api-token)")
-
-
-def _training_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=["palindrome", "text"], required=True)
-    fields = parser.add_argument_group("training config (models/config.py; defaults depend on the task)")
-    for name, field in CONFIG_FIELDS.items():
-        flag = FLAG_NAMES.get(name, name.replace("_", "-"))
-        fields.add_argument(f"--{flag}", dest=name, metavar="V", help=field.description)
-    for name, help_ in SERVICE_FLAGS.items():
-        fields.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, metavar="ID", help=help_)
-    parser.add_argument("--wait", action="store_true", help="follow it with a progress bar until it ends")
 
 
 def add_client_commands(commands: Any) -> None:
@@ -192,7 +133,7 @@ def add_client_commands(commands: Any) -> None:
         _connection_flags(parser)
         return parser
 
-    _training_flags(add("train", train, "queue a training job on a server (POST /train)"))
+    add_training_flags(add("train", train, "queue a training job on a server (POST /train)"))
 
     p = add("generate", generate, "continue a seed text with a text model, printed as it streams")
     model = p.add_mutually_exclusive_group(required=True)
@@ -206,11 +147,11 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--random-seed", type=int, help="makes the text repeatable")
 
     p = add("experiment", experiment, "queue a sweep of training jobs (POST /experiments)")
-    _training_flags(p)
+    add_training_flags(p)
     p.add_argument(
         "--sweep",
         action="append",
-        type=_sweep_item,
+        type=sweep_item,
         required=True,
         metavar="AXIS=V1,V2",
         help="a sweep axis and its values; repeat for more axes (e.g. --sweep model=rnn,lstm)",
@@ -218,7 +159,8 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--name", help="a label for the experiment")
 
     p = add("jobs", jobs, "list jobs, newest first")
-    p.add_argument("--status", choices=[status.value for status in JobStatus])
+    # No choices here: the server checks the status and names the ones it has (one list, the server's).
+    p.add_argument("--status", metavar="STATUS", help="only jobs in this status (e.g. running)")
     p.add_argument("--limit", type=int, default=20)
 
     p = add("cancel", cancel, "cancel a queued or running job")
@@ -226,8 +168,9 @@ def add_client_commands(commands: Any) -> None:
 
 
 def run_client_command(args: argparse.Namespace) -> int:
-    base_url = args.url or os.environ.get("RNNLAB_URL") or DEFAULT_URL
-    token = args.token or default_token(get_settings().data_dir)
+    settings = ClientSettings()
+    base_url = args.url or settings.resolved_url
+    token = args.token or settings.resolved_token()
     # No markup: server details and metric names are printed as they are, brackets included.
     console = Console(stderr=True, markup=False, highlight=False)
     client = ApiClient(base_url, token)

@@ -1,32 +1,17 @@
-"""The HTTP side of the client: where the server is, the token, and errors as the server worded them."""
+"""The HTTP side of the client: requests with the token, server-sent events, and errors as the server
+worded them."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-TOKEN_FILE = "api-token"  # what `rnnlab serve` writes under its data dir when no token is configured
-STREAM_PATH = "/generate/stream"
-
 
 class ApiError(Exception):
     """The server refused a request (or could not be reached); `str(exc)` is its `detail`."""
-
-
-def default_token(data_dir: Path) -> str | None:
-    """RNNLAB_TOKEN, else the token a local `rnnlab serve` wrote to `<data_dir>/api-token`, else none."""
-    if token := os.environ.get("RNNLAB_TOKEN"):
-        return token
-    path = data_dir / TOKEN_FILE
-    if not path.is_file():
-        return None
-    return path.read_text().strip() or None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -62,10 +47,6 @@ class ApiClient:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", path, json=body)
-
-    def has_path(self, path: str) -> bool:
-        """Whether the server offers `path` (servers of other versions may not have the stream yet)."""
-        return path in self.get("/openapi.json").get("paths", {})
 
     def stream_events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST `body` and yield each server-sent event's `data` (a JSON object) as it arrives."""
