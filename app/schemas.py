@@ -26,7 +26,15 @@ class TextTrainRequest(TextConfig):
 
 
 TrainRequest = Annotated[PalindromeTrainRequest | TextTrainRequest, Field(discriminator="task")]
-SERVICE_FIELDS = {"resume_from", "dataset_id"}
+
+
+# What a train request adds to its training config: stored in the job row's own columns, never in the
+# config the loop runs (derived, so a new service field cannot leak into stored configs).
+SERVICE_FIELDS = {
+    name
+    for request, config in ((PalindromeTrainRequest, PalindromeConfig), (TextTrainRequest, TextConfig))
+    for name in set(request.model_fields) - set(config.model_fields)
+}
 
 
 class ORM(BaseModel):
