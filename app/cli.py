@@ -107,12 +107,12 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
-def _address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
-    """--host and --port, else the settings' (RNNLAB_HOST, RNNLAB_PORT)."""
+def address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """Where `serve` / `api` listen: --host and --port, else the settings' (RNNLAB_HOST, RNNLAB_PORT)."""
     return args.host or settings.host, settings.port if args.port is None else args.port
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("serve", "migrate, then API + worker together"), ("api", "the HTTP API only")):
@@ -125,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--loglevel", default="INFO")
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     add_client_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if "client_command" in args:
         return run_client_command(args)  # a client of some server: no server logging set up
 
@@ -134,9 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings)
     if args.command == "serve":
-        return serve(*_address(args, settings))
+        return serve(*address(args, settings))
     if args.command == "api":
-        run_api(*_address(args, settings))
+        run_api(*address(args, settings))
     elif args.command == "worker":
         run_worker(args.loglevel)
     elif args.command == "migrate":

@@ -1,9 +1,7 @@
-"""app/observability/: log formats, request metrics by route template, and scrape-time collectors."""
+"""app/observability/: request metrics by route template, scrape-time collectors, generation counters."""
 
 from __future__ import annotations
 
-import json
-import logging
 import secrets
 from pathlib import Path
 
@@ -15,67 +13,10 @@ from sqlalchemy.orm import Session
 
 from app import observability
 from app.db import engine_for, migrate
-from app.observability import collectors, logs, metrics
+from app.observability import collectors, metrics
 from app.settings import Settings
 from app.tables import Job
 from tests.conftest import REDIS_URL
-
-
-def record(**extra: object) -> logging.LogRecord:
-    rec = logging.LogRecord("rnnlab.test", logging.INFO, __file__, 1, "step %d done", (7,), None)
-    for key, value in extra.items():
-        setattr(rec, key, value)
-    return rec
-
-
-def test_json_formatter_has_job_id_step_and_level() -> None:
-    line = logs.JsonFormatter().format(record(job_id=3, step=7, loss=0.5))
-    payload = json.loads(line)
-    assert "\n" not in line
-    assert payload["level"] == "INFO"
-    assert payload["message"] == "step 7 done"
-    assert (payload["job_id"], payload["step"], payload["loss"]) == (3, 7, 0.5)
-
-
-def test_json_formatter_nulls_absent_context() -> None:
-    payload = json.loads(logs.JsonFormatter().format(record()))
-    assert payload["job_id"] is None and payload["step"] is None
-
-
-def test_text_formatter_shows_context_only_when_present() -> None:
-    formatter = logs.TextFormatter()
-    assert "INFO rnnlab.test [job_id=3 step=7] step 7 done" in formatter.format(record(job_id=3, step=7))
-    assert "INFO rnnlab.test step 7 done" in formatter.format(record())
-
-
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-
-
-def test_configure_logging_json_covers_uvicorn_and_celery(
-    monkeypatch: pytest.MonkeyPatch, restore_logging: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("RNNLAB_LOG_FORMAT", "json")
-    observability.configure_logging()
-    with observability.log_context(job_id=11):
-        logging.getLogger("celery.worker").warning("lost", extra={"step": 40})
-    logging.getLogger("uvicorn.access").info("GET /health")
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(x["logger"], x["level"], x["job_id"], x["step"]) for x in lines] == [
-        ("celery.worker", "WARNING", 11, 40),
-        ("uvicorn.access", "INFO", None, None),
-    ]
-
-
-def test_configure_logging_rejects_unknown_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RNNLAB_LOG_FORMAT", "xml")
-    with pytest.raises(ValueError, match="RNNLAB_LOG_FORMAT"):
-        observability.configure_logging()
 
 
 def sample(text: str, name: str, labels: str = "") -> float | None:
