@@ -120,7 +120,7 @@ def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int
 
 
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL, else {DEFAULT_URL})")
+    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL or {DEFAULT_URL})")
     parser.add_argument("--token", help="API token (default: $RNNLAB_TOKEN, else <data_dir>/api-token)")
 
 
