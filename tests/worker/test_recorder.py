@@ -1,0 +1,55 @@
+"""`JobRecorder`, the loop's callbacks for a job: the heartbeat in `on_step`, `should_stop` reading it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.db import sessionmaker_for
+from app.services import lease
+from app.settings import Settings
+from tests.conftest import TINY_PALINDROME
+from worker.recorder import JobRecorder
+
+
+def _job(client: TestClient, job_id: int) -> dict[str, Any]:
+    return client.get(f"/jobs/{job_id}").json()
+
+
+def _claimed(client: TestClient, settings: Settings) -> tuple[int, str]:
+    job_id = client.post("/train", json=TINY_PALINDROME | {"train_steps": 100}).json()["id"]
+    with sessionmaker_for(settings.resolved_database_url)() as session:
+        token = lease.claim(session, job_id, lease_seconds=120)
+    assert token is not None
+    return job_id, token
+
+
+def test_the_heartbeat_reports_the_step_the_loop_gives_and_reads_a_cancel(
+    client: TestClient, settings: Settings
+) -> None:
+    job_id, token = _claimed(client, settings)
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    recorder = JobRecorder(sessions, job_id, token, start_step=10, poll_seconds=0)
+    assert not recorder.should_stop()  # before the first step, nothing has been asked of the database
+
+    for step in (11, 12, 13):  # a run resumed at step 10, as the loop calls it
+        recorder.on_step(step)
+    job = _job(client, job_id)
+    assert job["step"] == 13 and job["steps_per_second"] > 0
+    assert not recorder.should_stop() and not recorder.should_stop()  # asking twice changes nothing
+
+    client.post(f"/jobs/{job_id}/cancel")
+    assert not recorder.should_stop()  # the cancel is read by the next heartbeat, not by the question
+    recorder.on_step(14)
+    assert recorder.should_stop() and recorder.cancelled and not recorder.interrupted
+    assert _job(client, job_id)["step"] == 14
+
+
+def test_a_shutting_down_worker_stops_without_a_heartbeat(client: TestClient, settings: Settings) -> None:
+    job_id, token = _claimed(client, settings)
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    recorder = JobRecorder(sessions, job_id, token, start_step=0, poll_seconds=0, interrupted=lambda: True)
+    recorder.on_step(1)
+    assert recorder.should_stop() and recorder.interrupted and not recorder.cancelled
+    assert _job(client, job_id)["step"] == 0
