@@ -9,9 +9,10 @@ split in two, so that the loop's question has no side effects:
 
 - `on_step(step)` runs after every optimizer step (and the reports due at it) and is where periodic
   work goes, I/O included: the worker renews its lease and reads a cancel request there, a benchmark
-  checks its wall-clock cap. It records its verdict in the callbacks' own state.
-- `should_stop()` is asked before every step, the first included, and only reads that state: the
-  loop may ask it any number of times without anything happening.
+  checks its wall-clock cap. It keeps what it found in the callbacks' own state.
+- `should_stop()` is asked before every step, the first included. It does no I/O and changes
+  nothing: it reads state (what `on_step` found, a flag a signal handler set), so asking it twice
+  gives the same answer.
 """
 
 from __future__ import annotations
@@ -38,5 +39,5 @@ class TrainingCallbacks:
     def should_stop(self) -> bool:
         """Asked before each step; True stops the loop cooperatively after a final checkpoint.
 
-        A pure read of state the other hooks set (see the module docstring): no I/O here."""
+        A read of state, no I/O (see the module docstring): the I/O belongs in `on_step`."""
         return False

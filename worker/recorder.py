@@ -1,11 +1,11 @@
 """`JobRecorder`: the training loop's callbacks for a job, writing what the loop reports under the lease.
 
 Metrics, samples and checkpoints go to the database through the lease's recorders
-(app/services/lease.py), each in its own transaction. Once per `poll_seconds` of steps, `on_step`
-renews the lease with a heartbeat that also reports the step and the training speed, and reads back
-whether a cancel was requested; `should_stop` then only reads what `on_step` found (see
-models/callbacks.py). A worker shutting down (`interrupted`) stops the loop too, so that the job can
-be given back with its final checkpoint.
+(app/services/lease.py), each in its own transaction. Once per `poll_seconds`, `on_step` renews the
+lease with a heartbeat that also reports the loop's step and the training speed, and reads back
+whether a cancel was requested. `should_stop` does no I/O (see models/callbacks.py): it reads what
+the last heartbeat found, and whether the worker is shutting down (`interrupted`), which stops the
+loop too, so that the job can be given back with its final checkpoint.
 
 A write that finds the database unreachable is retried with backoff for up to `retry_seconds` (the
 lease): training pauses rather than fails while PostgreSQL restarts, and nothing is skipped. A write
@@ -48,8 +48,7 @@ class JobRecorder(TrainingCallbacks):
         self.interrupted_by = interrupted
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
-        self.cancelled = False
-        self.interrupted = False
+        self.cancelled = False  # what the latest heartbeat read
         self._rate: float | None = None
         # The last heartbeat's time and step (the run's start before the first): the speed is measured
         # between two heartbeats.
@@ -93,10 +92,7 @@ class JobRecorder(TrainingCallbacks):
         )
 
     def on_step(self, step: int) -> None:
-        """Notice a shutdown at once; heartbeat (and read a cancel request) once per `poll_seconds`."""
-        if self.interrupted_by():
-            self.interrupted = True
-            return
+        """Once per `poll_seconds`: heartbeat with this step and the speed, and read a cancel request."""
         now = monotonic()
         if now - self._polled_at < self.poll_seconds:
             return
@@ -110,5 +106,11 @@ class JobRecorder(TrainingCallbacks):
             lambda s: lease.heartbeat(s, self.job_id, self.token, step=step, steps_per_second=rate_now),
         )
 
+    @property
+    def interrupted(self) -> bool:
+        """The worker is shutting down: the job stops, to be given back to the queue."""
+        return self.interrupted_by()
+
     def should_stop(self) -> bool:
+        # A shutdown is seen before the very next step (a flag read, no I/O); a cancel by the heartbeat.
         return self.interrupted or self.cancelled

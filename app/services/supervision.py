@@ -51,6 +51,48 @@ def release_orphans(
     silent: list[ColumnElement[bool]] = [Job.queue == queue, Job.status == JobStatus.RUNNING]
     if lease_seconds is not None:
         silent.append(Job.heartbeat_at < utcnow() - timedelta(seconds=lease_seconds))
+    released: list[int] = []
+    for job_id in list(session.scalars(select(Job.id).where(*silent).order_by(Job.id))):
+        # In this order, in one transaction: a poisoned job is failed, so the requeue then finds nothing.
+        poisoned = _fail_poisoned(session, job_id, silent, max_attempts=max_attempts)
+        requeued = _requeue_orphan(session, job_id, silent)
+        session.commit()
+        if poisoned:
+            log.error(
+                "job %s failed: its worker died %s times", job_id, max_attempts, extra={"job_id": job_id}
+            )
+        elif requeued:
+            log.warning(
+                "job %s was orphaned by a dead worker; queued again", job_id, extra={"job_id": job_id}
+            )
+            released.append(job_id)
+    return released
+
+
+def _fail_poisoned(
+    session: Session, job_id: int, silent: list[ColumnElement[bool]], *, max_attempts: int
+) -> bool:
+    """running -> failed for an orphan whose workers died `max_attempts` times, this death included."""
+    moved = move(
+        session,
+        Job.id == job_id,
+        *silent,
+        Job.crashes >= max_attempts - 1,
+        from_=[JobStatus.RUNNING],
+        to=JobStatus.FAILED,
+        crashes=Job.crashes + 1,
+        lease_token=None,
+        steps_per_second=None,
+        error=(
+            f"its worker died {max_attempts} times (RNNLAB_MAX_ATTEMPTS={max_attempts}); "
+            "the job may be what kills it (out of memory?)"
+        ),
+    )
+    return moved == 1
+
+
+def _requeue_orphan(session: Session, job_id: int, silent: list[ColumnElement[bool]]) -> bool:
+    """running -> queued, unsent, at the step it will resume from."""
     # The steps the dead attempt made after its checkpoint are lost: while the job waits, its step
     # is where it will resume, so neither a user nor a poller sees progress that is not there.
     resume_step = (
@@ -58,43 +100,19 @@ def release_orphans(
         .where(Checkpoint.id == func.coalesce(Job.latest_checkpoint_id, Job.resume_from))
         .scalar_subquery()
     )
-    released: list[int] = []
-    for job_id in list(session.scalars(select(Job.id).where(*silent).order_by(Job.id))):
-        poisoned = move(
-            session,
-            Job.id == job_id,
-            *silent,
-            Job.crashes >= max_attempts - 1,
-            from_=[JobStatus.RUNNING],
-            to=JobStatus.FAILED,
-            crashes=Job.crashes + 1,
-            lease_token=None,
-            steps_per_second=None,
-            error=(
-                f"its worker died {max_attempts} times (RNNLAB_MAX_ATTEMPTS={max_attempts}); "
-                "the job may be what kills it (out of memory?)"
-            ),
-        )
-        requeued = move(
-            session,
-            Job.id == job_id,
-            *silent,
-            from_=[JobStatus.RUNNING],
-            to=JobStatus.QUEUED,
-            crashes=Job.crashes + 1,
-            lease_token=None,
-            steps_per_second=None,
-            step=func.coalesce(resume_step, 0),
-            dispatched_at=None,  # its message went with the worker (or comes back late, and is skipped)
-        )
-        session.commit()
-        extra = {"job_id": job_id}
-        if poisoned:
-            log.error("job %s failed: its worker died %s times", job_id, max_attempts, extra=extra)
-        elif requeued:
-            log.warning("job %s was orphaned by a dead worker; queued again", job_id, extra=extra)
-            released.append(job_id)
-    return released
+    moved = move(
+        session,
+        Job.id == job_id,
+        *silent,
+        from_=[JobStatus.RUNNING],
+        to=JobStatus.QUEUED,
+        crashes=Job.crashes + 1,
+        lease_token=None,
+        steps_per_second=None,
+        step=func.coalesce(resume_step, 0),
+        dispatched_at=None,  # its message went with the worker (or comes back late, and is skipped)
+    )
+    return moved == 1
 
 
 def sweep(

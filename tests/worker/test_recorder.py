@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -46,10 +47,13 @@ def test_the_heartbeat_reports_the_step_the_loop_gives_and_reads_a_cancel(
     assert _job(client, job_id)["step"] == 14
 
 
-def test_a_shutting_down_worker_stops_without_a_heartbeat(client: TestClient, settings: Settings) -> None:
+def test_a_shutdown_stops_the_loop_before_its_next_step(client: TestClient, settings: Settings) -> None:
     job_id, token = _claimed(client, settings)
     sessions = sessionmaker_for(settings.resolved_database_url)
-    recorder = JobRecorder(sessions, job_id, token, start_step=0, poll_seconds=0, interrupted=lambda: True)
-    recorder.on_step(1)
+    shutting_down = threading.Event()
+    recorder = JobRecorder(sessions, job_id, token, start_step=0, interrupted=shutting_down.is_set)
+    assert not recorder.should_stop()
+    shutting_down.set()
+    # Seen at once, without waiting for a heartbeat: should_stop reads the flag itself.
     assert recorder.should_stop() and recorder.interrupted and not recorder.cancelled
-    assert _job(client, job_id)["step"] == 0
+    assert _job(client, job_id)["step"] == 0  # and nothing was written
