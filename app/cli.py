@@ -64,14 +64,14 @@ def sweep_orphans() -> None:
     """Re-queue jobs a dead worker left running (the only worker of `serve`: nothing else runs them)."""
     from app.db import sessionmaker_for
     from app.queue import enqueuer, make_celery
-    from app.services import runs
+    from app.services import supervision
 
     settings = get_settings()
     enqueue = enqueuer(make_celery(settings), settings.queue)
     with sessionmaker_for(settings.resolved_database_url)() as session:
         # Called before `serve` starts or restarts its only worker, when nothing can be running: a
         # previous `serve` killed outright, or the worker that just died, left those jobs behind.
-        runs.sweep(
+        supervision.sweep(
             session,
             enqueue=enqueue,
             queue=settings.queue,

@@ -5,8 +5,8 @@ metrics and the database's CHECK constraint all use.
     running -> succeeded | failed | cancelled | queued
 
 A queued job never fails: the jobs table is the outbox, so a broker that refuses the task only delays
-it (app/services/outbox.py). `queued` from running: the worker shut down (or died) and the job waits to
-be resumed from its latest checkpoint. A job whose worker died RNNLAB_MAX_ATTEMPTS times fails from
+it (app/services/supervision.py). `queued` from running: the worker shut down (or died) and the job
+waits to be resumed from its latest checkpoint. A job whose worker died RNNLAB_MAX_ATTEMPTS times fails from
 running. Finished jobs never move.
 """
 

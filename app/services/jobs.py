@@ -17,7 +17,7 @@ from app.errors import (
 from app.job_status import JobStatus
 from app.queue import Enqueue
 from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
-from app.services import admission, datasets, outbox
+from app.services import admission, datasets, supervision
 from app.services.transitions import move, rows_updated
 from app.tables import Checkpoint, Job, utcnow
 from models.config import PalindromeConfig, TextConfig
@@ -80,7 +80,7 @@ def new_job(
 def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> None:
     """Hand stored jobs to the queue in order. The rows come first (the outbox): jobs the broker does
     not take now stay queued, unsent, and a worker's sweep sends them once it is back."""
-    outbox.dispatch_all(session, job_ids, enqueue=enqueue)
+    supervision.dispatch_all(session, job_ids, enqueue=enqueue)
 
 
 def check_resumable(

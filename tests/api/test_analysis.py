@@ -16,7 +16,7 @@ from app.db import sessionmaker_for
 from app.settings import Settings
 from tests.api.png import assert_png
 from tests.conftest import TINY_PALINDROME, TINY_TEXT
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 
 @pytest.fixture(scope="module")

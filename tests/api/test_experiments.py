@@ -17,7 +17,7 @@ from app.services.experiments import experiment_status
 from app.settings import Settings
 from tests.api.png import assert_png
 from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 # Two models x two lengths x two seeds, 20 steps each: the course figure's shape, in seconds.
 SWEEP = {"model": ["rnn", "lstm"], "input_length": [3, 6], "seed": [0, 1]}

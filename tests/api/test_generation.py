@@ -28,7 +28,7 @@ from app.settings import Settings
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.sample import generate
 from tests.conftest import AUTH, TINY_TEXT, free_port, wait_for
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 pytestmark = pytest.mark.slow  # trains a model and steps thousands of characters
 

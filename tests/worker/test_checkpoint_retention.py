@@ -13,7 +13,7 @@ from app.db import sessionmaker_for
 from app.settings import Settings
 from app.tables import Job
 from tests.conftest import TINY_PALINDROME
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 pytestmark = pytest.mark.slow
 
