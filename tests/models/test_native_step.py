@@ -19,7 +19,10 @@ import torch
 import models.native
 from models.char_lstm import CharLSTM
 from models.data import Vocabulary
-from models.decode import UNIFORM_WINDOW, DecodeBatch, FusedCharLSTM, Stream, decode
+from models.decode.batch import DecodeBatch, decode
+from models.decode.buffers import UNIFORM_WINDOW
+from models.decode.fused import FusedCharLSTM
+from models.decode.stream import Stream
 
 VOCAB = Vocabulary("abcdefghijklmnopqrstuvwxyz .,")
 
@@ -89,7 +92,7 @@ def drive(weights: FusedCharLSTM, scenario: str, seed: str, steps: int = 3 * UNI
         assert ids == python.step(), f"step {step}"
         compared += len(ids)
         assert len(native) == len(python)
-        same_rows = torch.equal(bits(native._rows[:n]), bits(python._rows[:n]))
+        same_rows = torch.equal(bits(native.buffers.rows[:n]), bits(python.buffers.rows[:n]))
         assert same_rows, f"state rows differ after step {step}"
     return compared
 
@@ -122,11 +125,13 @@ def test_the_last_nonzero_clamp_is_the_same() -> None:
         UNIFORM_WINDOW // 2
     )
     for batch in (native, python):
-        batch._rows[:, batch._uniforms :] = top
+        batch.buffers.rows[:, batch.buffers.layout.uniforms] = top
     for step in range(100):
         ids = native.step()
         assert ids == python.step(), f"step {step}"
-        assert torch.equal(bits(native._rows), bits(python._rows)), f"state rows differ after step {step}"
+        assert torch.equal(bits(native.buffers.rows), bits(python.buffers.rows)), (
+            f"state rows differ after step {step}"
+        )
 
 
 def test_ties_and_signed_zeros_sort_as_torch_sorts_them() -> None:
@@ -142,8 +147,8 @@ def test_ties_and_signed_zeros_sort_as_torch_sorts_them() -> None:
     for batch in (native, python):
         for i in range(rows):
             batch.add(Stream("a", 5, i))
-        batch._rows[:, batch._logits : batch._logits + V] = logits
-        batch._rows[:, batch._uniforms] = (torch.arange(rows) + 0.5) / rows
+        batch.buffers.rows[:, batch.buffers.layout.logits] = logits
+        batch.buffers.rows[:, batch.buffers.layout.uniforms.start] = (torch.arange(rows) + 0.5) / rows
     ids = native.step()
     assert ids == python.step()
     assert len(set(ids.values())) > len(set(pattern.tolist()))  # ties were told apart, not merged
@@ -157,7 +162,7 @@ def test_a_row_without_a_distribution_fails_the_step_on_both_paths(native: bool)
     batch = DecodeBatch(weights, VOCAB, 2, native=native)
     batch.add(Stream("a", 5, 1))
     batch.add(Stream("b", 5, 2))
-    batch._rows[1, batch._logits : batch._logits + len(VOCAB)] = math.nan
+    batch.buffers.rows[1, batch.buffers.layout.logits] = math.nan
     with pytest.raises(RuntimeError):
         batch.step()
 
