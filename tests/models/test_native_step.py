@@ -7,11 +7,14 @@ uniforms) must be bitwise equal. The models are tiny and random: equality, not q
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +23,7 @@ import models.native
 from models.char_lstm import CharLSTM
 from models.data import Vocabulary
 from models.decode.batch import DecodeBatch, decode
-from models.decode.buffers import UNIFORM_WINDOW
+from models.decode.buffers import UNIFORM_WINDOW, StepBuffers
 from models.decode.fused import FusedCharLSTM
 from models.decode.stream import Stream
 
@@ -234,3 +237,67 @@ def test_the_environment_build_is_whole_and_current() -> None:
     name = models.native.module_name()
     assert name in [p.name for p in models.native.ROOT.iterdir()]
     assert (models.native.ROOT / name).stat().st_mode & 0o755 == 0o755  # readable by the image's user
+
+
+def _replace_sampling(buffers: StepBuffers, **changes: object) -> StepBuffers:
+    return dataclasses.replace(buffers, sampling=dataclasses.replace(buffers.sampling, **changes))
+
+
+def _without(buffers: StepBuffers, name: str) -> SimpleNamespace:
+    fields = {f.name: getattr(buffers, f.name) for f in dataclasses.fields(buffers) if f.name != name}
+    return SimpleNamespace(**fields)
+
+
+# (how the buffers or weights are broken, the error naming the field). A batch of 2 rows, V = 29, H = 16.
+BROKEN_FIELDS: list[tuple[str, Callable[[StepBuffers, FusedCharLSTM], tuple[object, object]], str]] = [
+    (
+        "dtype",
+        lambda b, w: (_replace_sampling(b, logits=b.sampling.logits.double()), w),
+        r"StepBuffers\.sampling\.logits: expected float32 of shape \(n, V\) = \(2, 29\) on the CPU, "
+        r"got float64 of shape \(2, 29\)",
+    ),
+    (
+        "shape",
+        lambda b, w: (dataclasses.replace(b, h=(b.h[0], torch.zeros(2, 17))), w),
+        r"StepBuffers\.h\[1\]: expected float32 of shape \(n, H\) = \(2, 16\) on the CPU, "
+        r"got float32 of shape \(2, 17\)",
+    ),
+    (
+        "layers",
+        lambda b, w: (dataclasses.replace(b, c=b.c[:1]), w),
+        r"StepBuffers\.c: expected 2 entries \(one per layer\), got 1",
+    ),
+    ("missing", lambda b, w: (_without(b, "tanh_c"), w), r"StepBuffers\.tanh_c: missing"),
+    (
+        "not a tensor",
+        lambda b, w: (
+            dataclasses.replace(b, sampling=SimpleNamespace(**(vars(b.sampling) | {"ids": [0]}))),
+            w,
+        ),
+        r"StepBuffers\.sampling\.ids: expected int64 of shape \(n, 1\) = \(2, 1\) on the CPU, got list",
+    ),
+    (
+        "weights",
+        lambda b, w: (b, SimpleNamespace(**(vars(w) | {"head_bias": w.head_bias.long()}))),
+        r"FusedCharLSTM\.head_bias: expected float32 of shape \(V,\) = \(29,\) on the CPU, got int64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"), [(b, m) for _, b, m in BROKEN_FIELDS], ids=[i for i, _, _ in BROKEN_FIELDS]
+)
+def test_the_native_step_refuses_buffers_it_cannot_read_naming_the_field(
+    broken: Callable[[StepBuffers, FusedCharLSTM], tuple[object, object]], message: str
+) -> None:
+    # The Stepper reads StepBuffers and FusedCharLSTM by field name: a rename, a dtype or a shape that
+    # the C++ step does not expect fails when it is made, with the field's name, not inside a step.
+    native = models.native.load()
+    assert native is not None
+    weights = random_weights(2, 16, seed=8)
+    batch = DecodeBatch(weights, VOCAB, 4, native=True)
+    buffers = batch.buffers.for_rows(2)
+    native.Stepper(buffers, weights)  # the real ones pass
+    bad_buffers, bad_weights = broken(buffers, weights)
+    with pytest.raises(ValueError, match=message):
+        native.Stepper(bad_buffers, bad_weights)  # type: ignore[arg-type]
