@@ -109,7 +109,7 @@ def test_native_step_is_bitwise_the_pytorch_step(num_layers: int, hidden_size: i
 
 
 def test_the_last_nonzero_clamp_is_the_same() -> None:
-    # `_choose` clamps the drawn index to the last non-zero probability, for when uniform * total rounds
+    # The sampler clamps the drawn index to the last non-zero probability, for when uniform * total rounds
     # up to the total: too rare to meet with random uniforms, so these rows get uniforms at the very
     # top (1.0 itself and the largest float below it) written straight into their uniform window.
     weights = random_weights(2, 16, seed=3)
