@@ -1,7 +1,8 @@
 """The native (C++) decode step of `DecodeBatch`: building it once per environment, and loading it.
 
-`decode_step.cpp` runs `DecodeBatch._sample` and `_advance` as the same ATen ops from C++ with the GIL
-released (its header says why). It is compiled ahead of time, never on a request's path:
+`decode_step.cpp` runs a decode batch's step (`models.decode.sampler.sample`, then
+`FusedCharLSTM.advance`) as the same ATen ops from C++ with the GIL released (its header says why).
+It is compiled ahead of time, never on a request's path:
 
     build()   compile with torch.utils.cpp_extension (g++ and ninja) unless a current build exists
     load()    the built module, or None: never compiles (DecodeBatch then keeps its PyTorch step)
@@ -26,7 +27,11 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
+
+if TYPE_CHECKING:  # models.decode imports this module
+    from models.decode.buffers import StepBuffers
+    from models.decode.fused import FusedCharLSTM
 
 __all__ = ["ROOT", "SOURCE", "NativeDecode", "Stepper", "build", "load", "module_name"]
 
@@ -41,7 +46,11 @@ _PREFIX = "decode_step_"
 
 
 class Stepper(Protocol):
-    """decode_step.cpp's Stepper: one step of a DecodeBatch's n active rows (see DecodeBatch.step)."""
+    """decode_step.cpp's Stepper: one step of a DecodeBatch's n active rows (see DecodeBatch.step).
+
+    Made once per n from the batch's StepBuffers and weights, whose fields it checks then (names,
+    dtypes, shapes: ValueError naming the field); `step` returns the chosen ids.
+    """
 
     def step(self, column: int, all_greedy: bool, scaled: bool, top_k: bool, top_p: bool) -> list[int]: ...
 
@@ -49,9 +58,7 @@ class Stepper(Protocol):
 class NativeDecode(Protocol):
     """The built extension module."""
 
-    # views: a models.decode._Views, weights: its batch's FusedCharLSTM (typed loosely here so that
-    # this module does not import models.decode, which imports it).
-    def Stepper(self, views: object, weights: object) -> Stepper: ...
+    def Stepper(self, buffers: StepBuffers, weights: FusedCharLSTM) -> Stepper: ...
 
 
 def _torch_version() -> str:
