@@ -1,7 +1,7 @@
 """The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
-process) and a worker (a subprocess, restarted when it dies: app/supervisor.py) together, and stops
+process) and a worker (a subprocess, restarted when it dies: app/runtime/supervisor.py) together, and stops
 both on Ctrl-C or SIGTERM.
 """
 
@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from app.settings import Settings, get_settings
+from app.core.settings import Settings, get_settings
 from client.commands import add_client_commands, run_client_command
 
 log = logging.getLogger("rnnlab")
@@ -22,7 +22,7 @@ WORKER_STOP_TIMEOUT_S = 60  # a running job checkpoints before the worker exits
 
 
 def migrate() -> None:
-    from app.db import migrate as upgrade
+    from app.core.db import migrate as upgrade
 
     settings = get_settings()
     upgrade(settings.resolved_database_url)
@@ -32,9 +32,9 @@ def migrate() -> None:
 def run_api(host: str, port: int) -> None:
     import uvicorn
 
-    from app.api_token import with_api_token
+    from app.api.token import with_api_token
     from app.main import create_app
-    from app.threads import tune_api_process
+    from app.runtime.threads import tune_api_process
 
     settings = with_api_token(get_settings())
     tune_api_process(settings)
@@ -62,8 +62,8 @@ def run_worker(loglevel: str) -> None:
 
 def sweep_orphans() -> None:
     """Re-queue jobs a dead worker left running (the only worker of `serve`: nothing else runs them)."""
-    from app.db import sessionmaker_for
-    from app.queue import enqueuer, make_celery
+    from app.core.db import sessionmaker_for
+    from app.core.queue import enqueuer, make_celery
     from app.services import supervision
 
     settings = get_settings()
@@ -81,7 +81,7 @@ def sweep_orphans() -> None:
 
 
 def serve(host: str, port: int) -> int:
-    from app.supervisor import WorkerSupervisor
+    from app.runtime.supervisor import WorkerSupervisor
 
     # uvicorn re-raises the signal that stopped it once it is done; with this handler in place that
     # second delivery is a no-op, so the worker below is always stopped before this process exits.
@@ -90,7 +90,7 @@ def serve(host: str, port: int) -> int:
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
     sweep_orphans()
-    from app.threads import serve_worker_threads
+    from app.runtime.threads import serve_worker_threads
 
     # The worker takes the cores the API leaves (a worker started alone takes them all).
     threads = {"RNNLAB_WORKER_THREADS": str(serve_worker_threads(get_settings()))}

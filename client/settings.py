@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-# What `rnnlab serve` writes under its data dir when no token is configured (app/api_token.py).
+# What `rnnlab serve` writes under its data dir when no token is configured (app/api/token.py).
 TOKEN_FILE = "api-token"
 
 

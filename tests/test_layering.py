@@ -1,7 +1,7 @@
 """Imports run one way, `models <- app <- worker`: each package may import only from the ones left of it.
 
 `models/` is pure PyTorch and imports neither `app` nor `worker`. `app/` never imports `worker`: the API
-sends tasks by name through `app.queue`. The one exception is the process entry point `app/cli.py`,
+sends tasks by name through `app.core.queue`. The one exception is the process entry point `app/cli.py`,
 which turns its own process into a worker (`rnnlab worker`) and adds the client's subcommands.
 
 `client/` speaks only HTTP: it imports nothing of the server and, of `models`, only the torch-free

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db_retry import retry_db
-from app.job_status import JobStatus
+from app.core.db_retry import retry_db
+from app.core.job_status import JobStatus
+from app.core.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.observability import log_context
 from app.services import lease
-from app.settings import DEFAULT_KEEP_CHECKPOINTS
 from worker.recorder import JobRecorder
 from worker.run_loading import load_run
 

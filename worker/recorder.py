@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db_retry import retry_db
+from app.core.db_retry import retry_db
+from app.core.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.services import lease
-from app.settings import DEFAULT_KEEP_CHECKPOINTS
 from models.callbacks import TrainingCallbacks
 
 _T = TypeVar("_T")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.tables import Checkpoint, Dataset, Job
+from app.core.tables import Checkpoint, Dataset, Job
 from models.config import PalindromeConfig, TaskConfig, TextConfig
 
 if TYPE_CHECKING:

@@ -23,11 +23,11 @@ from typing import Any
 
 from celery import signals
 
-from app.db import sessionmaker_for
-from app.queue import enqueuer, make_celery
+from app.core.db import sessionmaker_for
+from app.core.queue import enqueuer, make_celery
+from app.core.settings import Settings, get_settings
+from app.core.tables import utcnow
 from app.services import supervision, workers
-from app.settings import Settings, get_settings
-from app.tables import utcnow
 
 log = logging.getLogger(__name__)
 

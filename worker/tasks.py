@@ -13,9 +13,9 @@ from typing import Any
 from celery import signals
 from celery.exceptions import Reject
 
-from app.db import sessionmaker_for
-from app.queue import TRAIN_TASK
-from app.settings import get_settings
+from app.core.db import sessionmaker_for
+from app.core.queue import TRAIN_TASK
+from app.core.settings import get_settings
 from worker import sweeper
 from worker.celery_app import celery_app
 from worker.lifecycle import JobOutcome, run_job

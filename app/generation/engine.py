@@ -18,7 +18,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from app.errors import GenerationBusy
+from app.core.errors import GenerationBusy
 from app.generation.handle import GenerationHandle, GenerationRequest
 from app.generation.scheduler import Scheduler
 from app.observability.metrics import BATCH_SIZE

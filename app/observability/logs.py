@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from app.core.settings import Settings, get_settings
 from app.observability.context import ContextFilter
-from app.settings import Settings, get_settings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is worth printing.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import InvalidInput, WrongTask
+from app.core.errors import InvalidInput, WrongTask
 from app.generation import sse
 from app.generation.cache import LoadedModel, ModelCache
 from app.generation.handle import GenerationHandle, GenerationRequest
 from app.observability import observe_generation
-from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
+from app.schemas.generation import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
 Sessions = sessionmaker[Session]

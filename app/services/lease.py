@@ -6,7 +6,7 @@ conditioned on that token in the same transaction: a worker that lost its job (d
 claimed by another) can no longer touch it, and gets `LeaseLost` instead. The recorders are upserts,
 so a retried write, or a step replayed after resuming, overwrites rather than duplicates.
 
-Status moves made here (see app/job_status.py for the state machine and app/services/transitions.py
+Status moves made here (see app/core/job_status.py for the state machine and app/services/transitions.py
 for `move`): `claim` queued -> running (or takes over a running job whose heartbeat is stale, and
 settles queued -> cancelled a job whose cancel raced with a requeue), `finish` running -> succeeded |
 failed | cancelled, `requeue` running -> queued.
@@ -24,11 +24,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.job_status import FINISHED, JobStatus
+from app.core.job_status import FINISHED, JobStatus
+from app.core.settings import DEFAULT_KEEP_CHECKPOINTS
+from app.core.tables import Base, Checkpoint, Job, Metric, Sample, UTCDateTime, utcnow
 from app.services.retention import prune_checkpoints
 from app.services.transitions import move, rows_updated
-from app.settings import DEFAULT_KEEP_CHECKPOINTS
-from app.tables import Base, Checkpoint, Job, Metric, Sample, UTCDateTime, utcnow
 
 
 class LeaseLost(Exception):

@@ -24,10 +24,10 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from app.job_status import JobStatus
-from app.queue import Enqueue
+from app.core.job_status import JobStatus
+from app.core.queue import Enqueue
+from app.core.tables import Checkpoint, Job, utcnow
 from app.services.transitions import move, rows_updated
-from app.tables import Checkpoint, Job, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
-from app.settings import Settings
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from tests.api.png import assert_png
 from tests.conftest import TINY_PALINDROME, TINY_TEXT
 from worker.lifecycle import run_job

@@ -20,11 +20,11 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from app.generation.cache import ModelCache
 from app.main import create_app
 from app.observability import metrics
-from app.settings import Settings
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.sample import generate
 from tests.conftest import AUTH, TINY_TEXT, free_port, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from app.schemas import SERVICE_FIELDS, PalindromeTrainRequest, TextTrainRequest
+from app.schemas.training import SERVICE_FIELDS, PalindromeTrainRequest, TextTrainRequest
 from models.config import PalindromeConfig, TextConfig
 
 PAIRS: list[tuple[type[BaseModel], type[BaseModel]]] = [

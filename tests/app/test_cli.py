@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.cli import address, build_parser
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 def test_the_flags_win_over_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:

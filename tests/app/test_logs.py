@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from app import observability
+from app.core.settings import Settings
 from app.observability import logs
-from app.settings import Settings
 
 
 def record(**extra: object) -> logging.LogRecord:

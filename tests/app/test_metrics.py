@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app import observability
-from app.db import engine_for, migrate
+from app.core.db import engine_for, migrate
+from app.core.settings import Settings
+from app.core.tables import Job
 from app.observability import collectors, metrics
-from app.settings import Settings
-from app.tables import Job
 from tests.conftest import REDIS_URL
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import threads
-from app.settings import Settings
+from app.core.settings import Settings
+from app.runtime import threads
 
 
 @pytest.mark.parametrize(("cores", "api", "serve_worker"), [(1, 1, 1), (2, 1, 1), (4, 1, 3), (16, 4, 12)])

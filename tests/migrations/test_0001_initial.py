@@ -7,7 +7,7 @@ from pydoc_data.topics import topics
 
 from sqlalchemy import create_engine, text
 
-from app.db import migrate
+from app.core.db import migrate
 
 
 def test_the_first_revision_inserts_the_builtin_dataset(tmp_path: Path) -> None:

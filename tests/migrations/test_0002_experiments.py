@@ -12,8 +12,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.db import MIGRATIONS_DIR, migrate
-from app.tables import Base
+from app.core.db import MIGRATIONS_DIR, migrate
+from app.core.tables import Base
 from tests.conftest import fresh_postgres_database
 
 

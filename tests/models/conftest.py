@@ -10,7 +10,8 @@ import torch
 
 from models.callbacks import TrainingCallbacks
 from models.config import PalindromeConfig, TextConfig
-from models.data import load_corpus, make_data
+from models.corpus import load_corpus
+from models.data import make_data
 from models.train import TrainResult, train
 from tests.data import GRIMMS_EXCERPT
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
-from app.job_status import JobStatus
+from app.core.db import sessionmaker_for
+from app.core.job_status import JobStatus
+from app.core.settings import Settings
 from app.services import lease
-from app.settings import Settings
 from tests.conftest import TINY_PALINDROME
 from worker.recorder import JobRecorder
 

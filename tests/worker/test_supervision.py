@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import migrate, sessionmaker_for
+from app.core.db import migrate, sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job, Worker, utcnow
 from app.main import create_app
+from app.runtime.supervisor import WorkerSupervisor
 from app.services import lease, supervision, workers
-from app.settings import Settings
-from app.supervisor import WorkerSupervisor
-from app.tables import Job, Worker, utcnow
 from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, migrated_postgres_database, wait_for
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job, Metric, utcnow
 from app.observability.context import ContextFilter
 from app.services import lease, supervision
-from app.settings import Settings
-from app.tables import Job, Metric, utcnow
 from tests.conftest import (
     AUTH,
     TINY_PALINDROME,

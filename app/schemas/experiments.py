@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.job_status import JobStatus
-from app.schemas import PalindromeTrainRequest, TextTrainRequest
+from app.core.job_status import JobStatus
+from app.schemas.training import PalindromeTrainRequest, TextTrainRequest
 
 # queued: no job has started. running: some job is queued or running and some has started or ended.
 # Once every job has ended: succeeded (all succeeded), partial (some succeeded, some did not),

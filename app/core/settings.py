@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # False: step the decode batches with PyTorch ops even where the native step (models/native) is
     # built; both give the same texts, so this is for comparisons and debugging.
     native_decode: bool = True
-    # PyTorch threads of the API process and of a worker; None: a share of the cores (app/threads.py).
+    # PyTorch threads of the API process and of a worker; None: a share of the cores (app/runtime/threads.py).
     api_threads: int | None = Field(None, ge=1)
     worker_threads: int | None = Field(None, ge=1)
     # A running job whose worker has not written a heartbeat for this long may be claimed again.

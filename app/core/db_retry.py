@@ -1,7 +1,7 @@
 """The database errors that mean "not reachable right now", and retrying a write through them.
 
 PostgreSQL restarting (or a SQLite file locked past its busy timeout) surfaces as one of these; the
-API answers 503 for them (app/errors.py) and the worker waits them out (`retry_db`) rather than
+API answers 503 for them (app/core/errors.py) and the worker waits them out (`retry_db`) rather than
 failing a job that would have finished a few seconds later.
 """
 

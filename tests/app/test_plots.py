@@ -1,10 +1,10 @@
-"""The figures app.plots draws: titles, axis labels, legends, the log scale, the shaded bands."""
+"""The figures app.services.plots draws: titles, axis labels, legends, the log scale, the shaded bands."""
 
 from __future__ import annotations
 
 import sys
 
-from app import plots
+from app.services import plots
 from tests.api.png import assert_png
 
 

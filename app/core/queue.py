@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 TRAIN_TASK = "rnnlab.train"
 

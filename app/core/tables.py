@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.job_status import JobStatus
+from app.core.job_status import JobStatus
 
 
 def utcnow() -> datetime:
@@ -89,7 +89,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task: Mapped[str] = mapped_column(String(20), index=True)
     model: Mapped[str] = mapped_column(String(40))
-    # The moves between statuses are in app/job_status.py.
+    # The moves between statuses are in app/core/job_status.py.
     status: Mapped[JobStatus] = mapped_column(
         # A VARCHAR holding the values ('queued'), not the member names ('QUEUED'); the CHECK above
         # is the constraint, so the type adds none of its own.

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
