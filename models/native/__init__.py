@@ -38,6 +38,8 @@ __all__ = ["ROOT", "SOURCE", "NativeDecode", "Stepper", "build", "load", "module
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("decode_step.cpp")
+# Headers the source includes: part of what a build is made of, so part of its name.
+HEADERS = (Path(__file__).with_name("checked_fields.h"),)
 # Under the environment, not the checkout: a build belongs to the interpreter and torch it was made for.
 ROOT = Path(sys.prefix) / "rnnlab-native"
 # The extension only calls into libtorch, so these do not change the numbers, only the glue's speed.
@@ -74,7 +76,8 @@ def _torch_version() -> str:
 def module_name() -> str:
     """The extension's module name for this source, torch version, flags and Python ABI."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), _torch_version().encode(), " ".join(CFLAGS).encode()):
+    sources = [path.read_bytes() for path in (SOURCE, *HEADERS)]
+    for part in (*sources, _torch_version().encode(), " ".join(CFLAGS).encode()):
         digest.update(part)
         digest.update(b"\0")
     digest.update(str(sysconfig.get_config_var("EXT_SUFFIX")).encode())
@@ -141,7 +144,7 @@ def load(root: Path | None = None) -> NativeDecode | None:
     """The built extension for this source and torch from `root` (default ROOT), or None; never compiles."""
     try:
         name = module_name()
-    except OSError:  # decode_step.cpp not installed with the package: nothing can match a build
+    except OSError:  # decode_step.cpp or its header not installed with the package: no build can match
         return None
     path = _library(ROOT if root is None else root, name)
     if path in _loaded:
