@@ -42,6 +42,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 COPY app ./app
+COPY client ./client
 COPY worker ./worker
 COPY models ./models
 COPY migrations ./migrations

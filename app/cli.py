@@ -1,7 +1,7 @@
-"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (app/client/).
+"""The `rnnlab` command: `serve | api | worker | migrate`, and a client of the HTTP API (client/).
 
 `serve` is the embedded default: it migrates the database, then runs the API (uvicorn, in this
-process) and a worker (a subprocess, restarted when it dies: app/supervisor.py) together, and stops
+process) and a worker (a subprocess, restarted when it dies: app/runtime/supervisor.py) together, and stops
 both on Ctrl-C or SIGTERM.
 """
 
@@ -14,15 +14,15 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from app.client.commands import add_client_commands, run_client_command
-from app.settings import get_settings
+from app.core.settings import Settings, get_settings
+from client.commands import add_client_commands, run_client_command
 
 log = logging.getLogger("rnnlab")
 WORKER_STOP_TIMEOUT_S = 60  # a running job checkpoints before the worker exits
 
 
 def migrate() -> None:
-    from app.db import migrate as upgrade
+    from app.core.db import migrate as upgrade
 
     settings = get_settings()
     upgrade(settings.resolved_database_url)
@@ -32,9 +32,9 @@ def migrate() -> None:
 def run_api(host: str, port: int) -> None:
     import uvicorn
 
-    from app.api_token import with_api_token
+    from app.api.token import with_api_token
     from app.main import create_app
-    from app.threads import tune_api_process
+    from app.runtime.threads import tune_api_process
 
     settings = with_api_token(get_settings())
     tune_api_process(settings)
@@ -62,16 +62,16 @@ def run_worker(loglevel: str) -> None:
 
 def sweep_orphans() -> None:
     """Re-queue jobs a dead worker left running (the only worker of `serve`: nothing else runs them)."""
-    from app.db import sessionmaker_for
-    from app.queue import enqueuer, make_celery
-    from app.services import runs
+    from app.core.db import sessionmaker_for
+    from app.core.queue import enqueuer, make_celery
+    from app.services import supervision
 
     settings = get_settings()
     enqueue = enqueuer(make_celery(settings), settings.queue)
     with sessionmaker_for(settings.resolved_database_url)() as session:
         # Called before `serve` starts or restarts its only worker, when nothing can be running: a
         # previous `serve` killed outright, or the worker that just died, left those jobs behind.
-        runs.sweep(
+        supervision.sweep(
             session,
             enqueue=enqueue,
             queue=settings.queue,
@@ -81,7 +81,7 @@ def sweep_orphans() -> None:
 
 
 def serve(host: str, port: int) -> int:
-    from app.supervisor import WorkerSupervisor
+    from app.runtime.supervisor import WorkerSupervisor
 
     # uvicorn re-raises the signal that stopped it once it is done; with this handler in place that
     # second delivery is a no-op, so the worker below is always stopped before this process exits.
@@ -90,7 +90,7 @@ def serve(host: str, port: int) -> int:
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     migrate()
     sweep_orphans()
-    from app.threads import serve_worker_threads
+    from app.runtime.threads import serve_worker_threads
 
     # The worker takes the cores the API leaves (a worker started alone takes them all).
     threads = {"RNNLAB_WORKER_THREADS": str(serve_worker_threads(get_settings()))}
@@ -107,28 +107,40 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """Where `serve` / `api` listen: --host and --port, else the settings' (RNNLAB_HOST, RNNLAB_PORT)."""
+    return args.host or settings.host, settings.port if args.port is None else args.port
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("serve", "migrate, then API + worker together"), ("api", "the HTTP API only")):
         sub = commands.add_parser(name, help=help_)
-        sub.add_argument("--host", default=os.environ.get("RNNLAB_HOST", "127.0.0.1"))
-        sub.add_argument("--port", type=int, default=int(os.environ.get("RNNLAB_PORT", "8000")))
+        # Defaults from the settings (RNNLAB_HOST, RNNLAB_PORT), read after parsing: the client
+        # subcommands never build the server's settings.
+        sub.add_argument("--host", help="default: $RNNLAB_HOST, else 127.0.0.1")
+        sub.add_argument("--port", type=int, help="default: $RNNLAB_PORT, else 8000")
     worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
     worker.add_argument("--loglevel", default="INFO")
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     add_client_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if "client_command" in args:
         return run_client_command(args)  # a client of some server: no server logging set up
 
     from app.observability import configure_logging
 
-    configure_logging()
+    settings = get_settings()
+    configure_logging(settings)
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(*address(args, settings))
     if args.command == "api":
-        run_api(args.host, args.port)
+        run_api(*address(args, settings))
     elif args.command == "worker":
         run_worker(args.loglevel)
     elif args.command == "migrate":

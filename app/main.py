@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api.access import AccessControl
+from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
 from app.api.routes import (
@@ -20,12 +21,11 @@ from app.api.routes import (
     openai,
     score,
 )
-from app.db import sessionmaker_for
-from app.errors import install_error_handlers
+from app.core.db import sessionmaker_for
+from app.core.queue import make_celery
+from app.core.settings import Settings, get_settings
 from app.generation.cache import ModelCache
 from app.observability import install_observability
-from app.queue import make_celery
-from app.settings import Settings, get_settings
 from app.web.routes import install_dashboard
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.

@@ -5,7 +5,7 @@ Workload: a CharLSTM of the TextConfig defaults (2 x 128, embedding 64) with ran
 
     naive       one `model(x, state)` call per character under torch.no_grad, torch.multinomial
     generate    models.sample.generate (one stream)
-    engine xB   models.decode.DecodeBatch with B streams of the same request and different seeds
+    engine xB   models.decode.batch.DecodeBatch with B streams of the same request and different seeds
                 (B = 1: the single-stream figure; B = 8, 32, 256: aggregate over the batch), its
                 PyTorch step
     native xB   the same with the native (C++) step of models/native, when built
@@ -32,7 +32,9 @@ import torch
 import models.native
 from models.char_lstm import CharLSTM
 from models.data import Vocabulary
-from models.decode import FusedCharLSTM, Stream, decode
+from models.decode.batch import decode
+from models.decode.fused import FusedCharLSTM
+from models.decode.stream import Stream
 from models.sample import generate
 
 VOCAB = Vocabulary([chr(c) for c in range(32, 112)])  # 80 printable characters

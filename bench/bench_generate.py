@@ -51,7 +51,9 @@ import torch
 from http_load import Connection, run_client  # bench/ is on sys.path when a bench script runs
 from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
-from models.decode import FusedCharLSTM, Stream, decode
+from models.decode.batch import decode
+from models.decode.fused import FusedCharLSTM
+from models.decode.stream import Stream
 
 T = TypeVar("T")
 # One client request of `run_clients`: (client index, round, its connection).

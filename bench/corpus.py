@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.data import load_corpus
+from models.corpus import load_corpus
 
 SHARED_GRIMMS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "grimms_fairy_tales_en.txt"
 

@@ -101,13 +101,12 @@ class Recorder(TrainingCallbacks):
         if accuracy == 1.0 and self.run.solved_step is None:
             self.run.solved_step, self.run.solved_seconds = step, seconds
 
-    def should_stop(self) -> bool:
-        if self.stop_at_solved and self.run.solved_step is not None:
-            return True
+    def on_step(self, step: int) -> None:
         if self.elapsed() > self.cap_s:
             self.run.capped = True
-            return True
-        return False
+
+    def should_stop(self) -> bool:
+        return (self.stop_at_solved and self.run.solved_step is not None) or self.run.capped
 
 
 MAX_WAIT_S = 60.0  # how long to wait for a quiet machine before a run; --max-wait sets it

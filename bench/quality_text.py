@@ -64,13 +64,12 @@ class Recorder(TrainingCallbacks):
         if accuracy >= self.target and self.reached is None:
             self.reached = (step, seconds)
 
-    def should_stop(self) -> bool:
-        if self.reached is not None:
-            return True
+    def on_step(self, step: int) -> None:
         if self.elapsed() > self.cap_s:
             self.capped = True
-            return True
-        return False
+
+    def should_stop(self) -> bool:
+        return self.reached is not None or self.capped
 
 
 def wait_for_quiet_machine(max_load: float, max_wait_s: float) -> None:

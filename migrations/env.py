@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.db import make_engine
-from app.settings import get_settings
-from app.tables import Base
+from app.core.db import make_engine
+from app.core.settings import get_settings
+from app.core.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -27,7 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from models import checkpoint
 from models.callbacks import TrainingCallbacks
 from models.config import PalindromeConfig, TaskConfig, TextConfig
-from models.data import load_corpus, make_data
+from models.corpus import load_corpus
+from models.data import make_data
 from models.sample import generate, predict_palindrome
 from models.train import resolve_device, train
 

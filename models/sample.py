@@ -8,11 +8,13 @@ draws the start character of an empty seed text, then all `length` uniforms up f
 character is drawn by inverting the cumulative distribution at the i-th uniform. A row's text thus
 depends on its seed text and random_seed only, not on the other rows of a batch (see
 `generate_batch`), and never on torch's global RNG.
+
+The sampling itself is `models.decode.sampler.sample`, the one sampler that the serving batch steps
+with too (its docstring has the rule for changing it): this module only carries the state.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.config import MIN_TEMPERATURE
 from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
+from models.decode.sampler import MAX_RANDOM_SEED, Needs, SamplerBuffers, check_sampling, sample, settings_row
 
 __all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "predict_palindrome"]
-
-MAX_RANDOM_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def generate_batch(
     seed_texts = list(seed_texts)
     if any(not isinstance(s, str) for s in seed_texts):
         raise TypeError("seed_texts must all be strings")
-    _check_sampling(length, temperature, top_k, top_p)
+    check_sampling(length, temperature, top_k, top_p)
     random_seeds = _row_seeds(random_seed, len(seed_texts))
     missing = sorted(set().union(*(vocab.missing(s) for s in seed_texts)))
     if missing:
@@ -146,42 +146,24 @@ def _sample(
         state = tuple(torch.cat(parts, dim=1) for parts in zip(*states, strict=True))
         uniforms = torch.stack([torch.rand(length, generator=g) for g in generators]).to(device)  # (B, N)
 
-        B = len(seed_texts)
+        (B, V), needs = logits.shape, Needs.of(temperature, top_k, top_p)
+        settings = torch.tensor([settings_row(V, temperature, top_k, top_p)] * B, device=device)
+        # The uniforms as the sampler's window: column t holds every row's uniform of character t.
+        sampler = SamplerBuffers.over(torch.empty(B, V, device=device), settings, uniforms)
         out = torch.empty(B, length, dtype=torch.long, device=device)  # (B, N)
         logprobs = torch.empty(B, length, device=device) if return_logprobs else None  # (B, N)
         for t in range(length):
-            ids = _choose(logits, temperature, top_k, top_p, uniforms[:, t])  # (B,)
-            out[:, t] = ids
+            sampler.logits.copy_(logits)
+            sample(sampler, t, needs)
+            ids = sampler.ids  # (B, 1), overwritten by the next sample()
+            out[:, t] = ids[:, 0]
             if logprobs is not None:
-                logprobs[:, t] = logits.log_softmax(-1).gather(1, ids[:, None]).squeeze(1)
+                logprobs[:, t] = logits.log_softmax(-1).gather(1, ids).squeeze(1)
             if t + 1 < length:
-                step_logits, state = model(ids[:, None], state)  # (B, 1, V)
+                step_logits, state = model(ids, state)  # (B, 1, V)
                 logits = step_logits[:, -1].float()
     texts = [vocab.decode(row) for row in out.tolist()]
     return texts, (logprobs.tolist() if logprobs is not None else None)
-
-
-def _choose(
-    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, u: torch.Tensor
-) -> torch.Tensor:
-    """Next ids (B,) from logits (B, V): argmax at temperature 0, else the inverse CDF at uniforms u (B,)."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    # Sorting the raw logits (stably, ties in id order) makes top_k=1 exactly torch.argmax.
-    sorted_logits, order = logits.sort(dim=-1, descending=True, stable=True)  # (B, V)
-    probs = torch.softmax(sorted_logits / temperature, dim=-1)  # (B, V), descending
-    if top_k is not None:
-        probs[:, top_k:] = 0
-        probs = probs / probs.sum(-1, keepdim=True)
-    if top_p is not None:
-        # Keep the smallest prefix whose mass reaches top_p: drop a character once the mass before it
-        # does. The first character always stays (the mass before it is 0 < top_p).
-        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0)
-    cdf = probs.cumsum(-1)  # (B, V)
-    j = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)  # (B, 1)
-    # u * total can round up to total: never step past the last character with non-zero probability.
-    j = torch.minimum(j, (probs > 0).sum(-1, keepdim=True) - 1)
-    return order.gather(1, j).squeeze(1)
 
 
 def predict_palindrome(
@@ -210,27 +192,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
-
-
-def _check_sampling(length: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"length must be an integer >= 0, got {length!r}")
-    if (
-        not _is_number(temperature)
-        or not math.isfinite(temperature)
-        or not (temperature == 0 or temperature >= MIN_TEMPERATURE)
-    ):
-        raise ValueError(
-            f"temperature must be 0 (greedy) or a finite number >= {MIN_TEMPERATURE}, got {temperature!r}"
-        )
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
-    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def _row_seeds(random_seed: int | Sequence[int | None] | None, n: int) -> list[int]:

@@ -2,9 +2,9 @@
 
 The tasks differ only in data and loss (see models/tasks.py): a palindrome is scored on the
 prediction after the last input digit, text on every next-character prediction. Everything that
-leaves the loop (metrics, checkpoints, samples) goes through `TrainingCallbacks`, and
-`should_stop()` cancels it cooperatively, so the loop runs unchanged in tests, the benchmarks, the
-CLI and the worker.
+leaves the loop (metrics, checkpoints, samples, the step just done) goes through `TrainingCallbacks`,
+and `should_stop()` cancels it cooperatively, so the loop runs unchanged in tests, the benchmarks,
+the CLI and the worker.
 
 Resuming: a checkpoint holds the model, optimizer and scheduler state, the data generator's state
 and torch's RNG state, so on CPU `train` for 2N steps and `train` for N, checkpoint, `train(...,
@@ -123,6 +123,8 @@ def train(
                         callbacks.on_sample(step, temperature, text)
                 if due_checkpoint:
                     run.checkpoint(is_final=False)
+        # Outside clock.paused(): what the callbacks do every step (a heartbeat) counts in the throughput.
+        callbacks.on_step(step)
 
     run.clock.stop()
     if run.meter.steps:

@@ -25,9 +25,9 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import func, make_url, select
 
-from app.db import engine_for, migrate, sessionmaker_for
-from app.settings import Settings
-from app.tables import Checkpoint, Dataset, Job, Metric, Sample
+from app.core.db import engine_for, migrate, sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Checkpoint, Dataset, Job, Metric, Sample
 
 REPO = Path(__file__).resolve().parent.parent
 # The role and database .ci/services.sh creates; the tests log in with its password over TCP.

@@ -11,8 +11,8 @@ from typing import Any
 
 from celery import signals
 
-from app.queue import ensure_broker_folders, make_celery
-from app.settings import get_settings
+from app.core.queue import ensure_broker_folders, make_celery
+from app.core.settings import get_settings
 from worker.sweeper import start_sweeper
 
 __all__ = ["celery_app"]
@@ -32,7 +32,7 @@ def _setup_logging(**_: Any) -> None:
 
 
 def _use_thread_share(**_: Any) -> None:
-    from app.threads import use_threads, worker_threads
+    from app.runtime.threads import use_threads, worker_threads
 
     use_threads(worker_threads(get_settings()))
 

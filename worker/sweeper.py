@@ -3,9 +3,9 @@
 Every `RNNLAB_SWEEP_SECONDS` (default: a quarter of the lease) it
 1. writes this worker's heartbeat row (`/ready` and `rnnlab_workers` count those rows);
 2. puts running jobs whose heartbeat is older than `RNNLAB_LEASE_SECONDS` back in the queue, or fails
-   them once their workers died `RNNLAB_MAX_ATTEMPTS` times (`runs.release_orphans`);
+   them once their workers died `RNNLAB_MAX_ATTEMPTS` times (`supervision.release_orphans`);
 3. sends every queued job the broker never received: posted while it was down, or just released
-   (`outbox.dispatch_pending`).
+   (`supervision.dispatch_pending`).
 
 Why a thread in each worker rather than Celery beat: beat is one more process that must run exactly
 once (and whose own death nobody would notice), and it sends its schedule through the broker, which
@@ -23,11 +23,11 @@ from typing import Any
 
 from celery import signals
 
-from app.db import sessionmaker_for
-from app.queue import enqueuer, make_celery
-from app.services import runs, workers
-from app.settings import Settings, get_settings
-from app.tables import utcnow
+from app.core.db import sessionmaker_for
+from app.core.queue import enqueuer, make_celery
+from app.core.settings import Settings, get_settings
+from app.core.tables import utcnow
+from app.services import supervision, workers
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Sweeper:
         with self.sessions() as session:
             workers.beat(session, self.identity, current_job_id=current_job)
             workers.prune(session, lease_seconds=lease)
-            runs.sweep(
+            supervision.sweep(
                 session,
                 enqueue=self.enqueue,
                 queue=self.settings.queue,

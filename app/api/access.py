@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.errors import error_response
 from app.api.rate_limit import RateLimiter, retry_after_header
-from app.errors import error_response
 
 # Methods that change nothing; every other one (POST, PUT, PATCH, DELETE) needs a token.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import SessionDep
+from app.core.db import SessionDep
+from app.core.queue import Enqueue, enqueuer
+from app.core.settings import Settings
 from app.generation.cache import ModelCache
-from app.queue import Enqueue, enqueuer
-from app.settings import Settings
 
 
 # `app.state` is untyped; main.create_app is what puts these objects there. `async def` because FastAPI

@@ -1,7 +1,7 @@
 """The OpenAPI document says what the service really answers.
 
 FastAPI's defaults are replaced in one place: every 422 has the `ErrorBody` the handlers in
-app/errors.py send (FastAPI's HTTPValidationError says `detail` is a list; ours is a string plus
+app/core/errors.py send (FastAPI's HTTPValidationError says `detail` is a list; ours is a string plus
 `errors`); an operation with a body declares FastAPI's 400 for one it cannot parse; operations that
 need a token declare the bearer scheme (so Swagger UI's Authorize button works) and 401; rate-limited
 ones declare 429 with Retry-After. Both follow the same rule as the middleware in app/api/access.py.
@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api.access import is_rate_limited, needs_token
-from app.schemas import ErrorBody
+from app.schemas.errors import ErrorBody
 
 SECURITY_SCHEME = "bearerAuth"
 ERROR_DESCRIPTIONS = {

@@ -93,7 +93,7 @@ class ModelCache:
     def _build(self, checkpoint_id: int, read: Callable[[], dict[str, Any]]) -> LoadedModel:
         from models.char_lstm import CharLSTM
         from models.checkpoint import load_model, load_vocabulary
-        from models.decode import FusedCharLSTM
+        from models.decode.fused import FusedCharLSTM
 
         ckpt = read()
         model, vocab = load_model(ckpt), load_vocabulary(ckpt)

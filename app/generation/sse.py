@@ -17,7 +17,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.generation.engine import Output
+from app.generation.handle import GenerationHandle
 
 MEDIA_TYPE = "text/event-stream"
 
@@ -47,8 +47,8 @@ def event(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def events(output: Output, last: Callable[[], dict[str, Any]]) -> AsyncIterator[bytes]:
-    """The chunks of `output` as events, then `last()`'s fields with `finish_reason` and `index`.
+async def events(handle: GenerationHandle, last: Callable[[], dict[str, Any]]) -> AsyncIterator[bytes]:
+    """The chunks of `handle` as events, then `last()`'s fields with `finish_reason` and `index`.
 
     When the client goes away, Starlette cancels this generator: its slot goes back to the engine
     before the engine's next step. An engine failure mid-stream ends the stream with
@@ -57,12 +57,12 @@ async def events(output: Output, last: Callable[[], dict[str, Any]]) -> AsyncIte
     index = 0
     try:
         try:
-            async for chunk in output.chunks():
+            async for chunk in handle:
                 yield event({"text": chunk, "index": index})
                 index += len(chunk)
         except Exception as exc:
             yield event({"finish_reason": "error", "index": index, "detail": str(exc)})
             return
-        yield event({"finish_reason": output.finish_reason, "index": index} | last())
+        yield event({"finish_reason": handle.finish_reason, "index": index} | last())
     finally:
-        output.cancel()  # a no-op once the stream has finished
+        handle.cancel()  # a no-op once the stream has finished

@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from app.core.settings import Settings, get_settings
 from app.observability.collectors import JobsCollector
 from app.observability.context import log_context
 from app.observability.logs import configure_logging
 from app.observability.metrics import REGISTRY, RequestMetricsMiddleware, observe_generation
 from app.observability.workers_collector import WorkersCollector
-from app.settings import Settings, get_settings
 
 __all__ = ["configure_logging", "install_observability", "log_context", "observe_generation"]
 
@@ -36,7 +36,7 @@ def _settings(app: FastAPI) -> Settings:
 
 def _transport_options(settings: Settings) -> dict[str, Any] | None:
     if settings.resolved_broker_url.startswith("filesystem"):
-        # The same folder app/queue.py gives kombu's filesystem transport.
+        # The same folder app/core/queue.py gives kombu's filesystem transport.
         return {"data_folder_in": str(settings.broker_folder)}
     return None
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
 from app.services import job_stats
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ _log_context: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.
 def log_context(**fields: Any) -> Iterator[None]:
     """Within the block every log record gets these fields (e.g. `job_id`) unless it sets them itself.
 
-    The worker wraps a job in `with log_context(job_id=job_id):`, so Celery's and the loop's own lines
-    can be found by job id too.
+    The worker runs each job inside `log_context(job_id=job_id)` (worker/lifecycle.py: `run_job`), so the
+    lines written while the job runs, by the worker or by a library, can be found by job id too.
     """
     token = _log_context.set(tuple({**dict(_log_context.get()), **fields}.items()))
     try:

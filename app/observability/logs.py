@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from app.core.settings import Settings, get_settings
 from app.observability.context import ContextFilter
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is worth printing.
@@ -59,25 +59,22 @@ class TextFormatter(logging.Formatter):
 _FOREIGN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task", "celery.worker")
 
 
-def configure_logging() -> None:
-    """Configure root, uvicorn and celery loggers from `RNNLAB_LOG_FORMAT` (text|json) and `RNNLAB_LOG_LEVEL`.
+def configure_logging(settings: Settings | None = None) -> None:
+    """Configure root, uvicorn and celery loggers from `settings.log_format` (text|json) and
+    `settings.log_level` (`RNNLAB_LOG_FORMAT`, `RNNLAB_LOG_LEVEL`; default: the process's settings).
 
     Safe to call more than once (the root handler is replaced, not added). In the worker, connect it to
     `celery.signals.setup_logging` so that Celery does not install its own handlers over it.
     """
-    fmt = os.environ.get("RNNLAB_LOG_FORMAT", "text").strip().lower()
-    if fmt not in ("text", "json"):
-        raise ValueError(f"RNNLAB_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
-    level = os.environ.get("RNNLAB_LOG_LEVEL", "INFO").strip().upper()
-
+    settings = settings or get_settings()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(settings.log_level)
     for name in _FOREIGN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers.clear()

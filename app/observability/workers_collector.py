@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
 from app.services import workers
 
 log = logging.getLogger(__name__)

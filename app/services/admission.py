@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import JobTooLarge, QueueFull
-from app.job_status import JobStatus
-from app.settings import Settings
-from app.tables import Job
+from app.core.errors import JobTooLarge, QueueFull
+from app.core.job_status import JobStatus
+from app.core.settings import Settings
+from app.core.tables import Job
 from models.config import PalindromeConfig, TextConfig
 
 # A queued job is taken within seconds to hours; a client told to come back in a minute is not idle long.

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from app.errors import CheckpointNotFound, JobHasNoCheckpoint
-from app.schemas import MetricPage, MetricPoint
+from app.core.errors import CheckpointNotFound, JobHasNoCheckpoint
+from app.core.tables import Checkpoint, Metric, Sample
+from app.schemas.resources import MetricPage, MetricPoint
 from app.services import model_registry
 from app.services.jobs import get_job
-from app.tables import Checkpoint, Metric, Sample
 
 
 def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = False) -> Checkpoint:

@@ -7,10 +7,10 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import DatasetNotFound, DatasetTooLarge, InvalidInput
-from app.schemas import DatasetOut, DatasetSummary
+from app.core.errors import DatasetNotFound, DatasetTooLarge, InvalidInput
+from app.core.tables import Dataset
+from app.schemas.resources import DatasetOut, DatasetSummary
 from app.services.builtin import BUILTIN_NAME, builtin_corpus
-from app.tables import Dataset
 
 PREVIEW_CHARS = 500
 READ_CHUNK = 1024 * 1024
@@ -29,7 +29,7 @@ def read_limited(stream: BinaryIO, limit: int) -> bytes:
 
 
 def create_dataset(session: Session, *, name: str, raw: bytes, strip_gutenberg: bool) -> Dataset:
-    from models.data import CorpusError, decode_corpus  # torch: only on the upload path
+    from models.corpus import CorpusError, decode_corpus  # torch: only on the upload path
 
     try:
         text = decode_corpus(raw, strip_gutenberg=strip_gutenberg)

@@ -12,8 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import ExperimentNotCancellable, ExperimentNotFound, JobNotCancellable
-from app.experiment_schemas import (
+from app.core.errors import ExperimentNotCancellable, ExperimentNotFound, JobNotCancellable
+from app.core.job_status import FINISHED, JobStatus
+from app.core.queue import Enqueue
+from app.core.tables import Experiment, Job, Metric
+from app.schemas.experiments import (
     ExperimentOut,
     ExperimentPage,
     ExperimentRequest,
@@ -21,11 +24,8 @@ from app.experiment_schemas import (
     ExperimentStatus,
     ExperimentSummary,
 )
-from app.job_status import FINISHED, JobStatus
-from app.queue import Enqueue
-from app.schemas import SERVICE_FIELDS
+from app.schemas.training import SERVICE_FIELDS
 from app.services import admission, jobs, sweeps
-from app.tables import Experiment, Job, Metric
 
 
 def create_experiment(

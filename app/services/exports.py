@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.tables import Metric
 from app.services.jobs import get_job
-from app.tables import Metric
 
 CSV_COLUMNS = ("step", "name", "value", "time")
 ROWS_PER_FETCH = 5000  # a long job has hundreds of thousands of rows: fetch them in batches

@@ -1,4 +1,4 @@
-"""The data behind each PNG, gathered and checked here, drawn by `app.plots`."""
+"""The data behind each PNG, gathered and checked here, drawn by `app.services.plots`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.analysis_schemas import GradientFlowAt, TimeGateParams
-from app.errors import InvalidInput
-from app.experiment_schemas import BEST_METRICS
+from app.core.errors import InvalidInput
+from app.core.tables import Metric
+from app.schemas.analysis import GradientFlowAt, TimeGateParams
+from app.schemas.experiments import BEST_METRICS
 from app.services import experiments, gradient_flow, time_gate
 from app.services.jobs import get_job
-from app.tables import Metric
 
 # What the training loop records (models/train.py), per task: the names a plot may ask for.
 RECORDED_METRICS: dict[str, tuple[str, ...]] = {
@@ -44,7 +44,7 @@ def _check_metric(task: str, name: str, field: str, extra: tuple[str, ...] = ())
 def experiment_plot(session: Session, experiment_id: int, *, metric: str, x: str, hue: str | None) -> bytes:
     """`metric` against sweep axis `x`, one line per value of axis `hue`: the mean over the other axes
     (seeds, ...) with a band from their min to their max (with 2 seeds a std would be a guess)."""
-    from app import plots
+    from app.services import plots
 
     experiment = experiments.get_experiment(session, experiment_id)
     axes = list(experiment.sweep)
@@ -89,7 +89,7 @@ def experiment_plot(session: Session, experiment_id: int, *, metric: str, x: str
 
 
 def job_plot(session: Session, job_id: int, *, metrics: list[str]) -> bytes:
-    from app import plots
+    from app.services import plots
 
     job = get_job(session, job_id)
     if not metrics:
@@ -111,7 +111,7 @@ def gradient_flow_plot(
     session: Session, job_id: int, *, at: GradientFlowAt, checkpoint_id: int | None
 ) -> bytes:
     """The measured weights, and for a checkpoint also the job's initial weights: before and after."""
-    from app import plots
+    from app.services import plots
 
     measured = [gradient_flow.gradient_flow(session, job_id, at=at, checkpoint_id=checkpoint_id)]
     if at == "checkpoint":
@@ -131,7 +131,7 @@ def gradient_flow_plot(
 
 
 def time_gate_plot(params: TimeGateParams) -> bytes:
-    from app import plots
+    from app.services import plots
 
     curve = time_gate.time_gate_curve(params)
     title = (

@@ -8,7 +8,6 @@ runs in threads.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -18,12 +17,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import InvalidInput, WrongTask
+from app.core.errors import InvalidInput, WrongTask
 from app.generation import sse
 from app.generation.cache import LoadedModel, ModelCache
-from app.generation.engine import Output
+from app.generation.handle import GenerationHandle, GenerationRequest
 from app.observability import observe_generation
-from app.schemas import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
+from app.schemas.generation import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
 Sessions = sessionmaker[Session]
@@ -33,25 +32,23 @@ Sessions = sessionmaker[Session]
 class Started:
     """A generation the engine accepted: what the response reports besides the text."""
 
-    params: GenerateParams
     checkpoint_id: int
-    output: Output
+    handle: GenerationHandle
     started_at: float
-    submitted_at: float
 
     def timings(self) -> Timings:
         """load_ms: resolving and loading the checkpoint; generate_ms: from the engine's waiting line
         to the last character (time waiting for a slot included)."""
-        finished_at = self.output.finished_at or perf_counter()
+        submitted_at, finished_at = self.handle.submitted_at, self.handle.finished_at or perf_counter()
         return Timings(
-            load_ms=(self.submitted_at - self.started_at) * 1000,
-            generate_ms=(finished_at - self.submitted_at) * 1000,
+            load_ms=(submitted_at - self.started_at) * 1000,
+            generate_ms=(finished_at - submitted_at) * 1000,
             total_ms=(finished_at - self.started_at) * 1000,
         )
 
     def observe(self) -> None:
-        finished_at = self.output.finished_at or perf_counter()
-        observe_generation(self.output.produced, finished_at - self.submitted_at)
+        finished_at = self.handle.finished_at or perf_counter()
+        observe_generation(self.handle.produced, finished_at - self.handle.submitted_at)
 
 
 async def generate(
@@ -60,9 +57,9 @@ async def generate(
     """`source` ("query" or "body") is where the parameters came from, for error locations."""
     started = await start(sessions, cache, params, source=source, streaming=False)
     try:
-        text = await started.output.text()
+        text = await started.handle.text()
     finally:
-        started.output.cancel()  # the request was cancelled while it waited: free the slot
+        started.handle.cancel()  # the request was cancelled while it waited: free the slot
     started.observe()
     return GenerateOut(
         text=text,
@@ -72,7 +69,7 @@ async def generate(
         temperature=params.temperature,
         top_k=params.top_k,
         top_p=params.top_p,
-        random_seed=started.output.stream.random_seed,
+        random_seed=started.handle.stream.random_seed,
         timings=started.timings(),
     )
 
@@ -83,12 +80,12 @@ async def events(started: Started) -> AsyncGenerator[bytes]:
     def last() -> dict[str, Any]:
         return {
             "checkpoint_id": started.checkpoint_id,
-            "random_seed": started.output.stream.random_seed,
+            "random_seed": started.handle.stream.random_seed,
             "timings": started.timings().model_dump(),
         }
 
     try:
-        async for event in sse.events(started.output, last):
+        async for event in sse.events(started.handle, last):
             yield event
     finally:
         started.observe()
@@ -103,7 +100,7 @@ async def start(
     unknown checkpoint (404), palindrome model (409), unknown seed characters (422), full line (429).
     """
     from models.data import UnknownCharacters
-    from models.decode import Stream
+    from models.decode.stream import Stream
 
     started_at = perf_counter()
     loaded = await loaded_model(
@@ -124,10 +121,8 @@ async def start(
         raise InvalidInput((source, "seed"), str(UnknownCharacters(missing)))
     random_seed = secrets.randbits(32) if params.random_seed is None else params.random_seed
     stream = Stream(params.seed, params.length, random_seed, params.temperature, params.top_k, params.top_p)
-    output = Output(stream, asyncio.get_running_loop(), wake_per_chunk=streaming)
-    submitted_at = perf_counter()
-    loaded.engine.submit(output)
-    return Started(params, loaded.checkpoint_id, output, started_at, submitted_at)
+    handle = loaded.engine.submit(GenerationRequest(stream, streaming=streaming))
+    return Started(loaded.checkpoint_id, handle, started_at)
 
 
 async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.analysis_schemas import GradientFlowAt, GradientFlowOut
-from app.errors import InvalidInput, JobHasNoCheckpoint, WrongTask
+from app.core.errors import InvalidInput, JobHasNoCheckpoint, WrongTask
+from app.schemas.analysis import GradientFlowAt, GradientFlowOut
 from app.services.checkpoints import get_checkpoint
 from app.services.jobs import get_job
 

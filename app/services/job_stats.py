@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.job_status import JobStatus
-from app.tables import Job
+from app.core.job_status import JobStatus
+from app.core.tables import Job
 
 
 def job_counts(session: Session) -> dict[JobStatus, int]:

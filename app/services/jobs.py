@@ -8,18 +8,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import (
-    CheckpointIncompatible,
-    CheckpointNotFound,
-    JobNotCancellable,
-    JobNotFound,
-)
-from app.job_status import JobStatus
-from app.queue import Enqueue
-from app.schemas import SERVICE_FIELDS, JobOut, JobPage, PalindromeTrainRequest, TextTrainRequest
-from app.services import admission, datasets, outbox
+from app.core.errors import CheckpointIncompatible, CheckpointNotFound, JobNotCancellable, JobNotFound
+from app.core.job_status import JobStatus
+from app.core.queue import Enqueue
+from app.core.tables import Checkpoint, Job, utcnow
+from app.schemas.resources import JobOut, JobPage
+from app.schemas.training import SERVICE_FIELDS, PalindromeTrainRequest, TextTrainRequest
+from app.services import admission, datasets, supervision
 from app.services.transitions import move, rows_updated
-from app.tables import Checkpoint, Job, utcnow
 from models.config import PalindromeConfig, TextConfig
 
 
@@ -80,7 +76,7 @@ def new_job(
 def enqueue_jobs(session: Session, job_ids: Sequence[int], *, enqueue: Enqueue) -> None:
     """Hand stored jobs to the queue in order. The rows come first (the outbox): jobs the broker does
     not take now stay queued, unsent, and a worker's sweep sends them once it is back."""
-    outbox.dispatch_all(session, job_ids, enqueue=enqueue)
+    supervision.dispatch_all(session, job_ids, enqueue=enqueue)
 
 
 def check_resumable(

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ModelAliasNotFound, ModelHasNoVersions, ModelVersionNotFound
-from app.registry_schemas import LATEST, ModelEventOut
-from app.tables import ModelEvent, RegisteredModel, utcnow
+from app.core.errors import ModelAliasNotFound, ModelHasNoVersions, ModelVersionNotFound
+from app.core.tables import ModelEvent, RegisteredModel, utcnow
+from app.schemas.registry import LATEST, ModelEventOut
 
 
 def record(

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import (
+from app.core.errors import (
     CheckpointNotFound,
     InvalidInput,
     ModelAliasNotFound,
@@ -25,7 +25,8 @@ from app.errors import (
     ModelVersionNotFound,
     VersionAliased,
 )
-from app.registry_schemas import (
+from app.core.tables import Checkpoint, ModelAlias, ModelVersion, RegisteredModel, utcnow
+from app.schemas.registry import (
     ALIAS_PATTERN,
     LATEST,
     MODEL_REF_PATTERN,
@@ -36,7 +37,6 @@ from app.registry_schemas import (
     ModelVersionOut,
 )
 from app.services import model_history
-from app.tables import Checkpoint, ModelAlias, ModelVersion, RegisteredModel, utcnow
 
 _REF = re.compile(MODEL_REF_PATTERN)
 

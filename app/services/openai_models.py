@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.openai_schemas import ModelCard, ModelList
-from app.registry_schemas import LATEST
-from app.tables import Checkpoint, ModelAlias, ModelVersion, RegisteredModel
+from app.core.tables import Checkpoint, ModelAlias, ModelVersion, RegisteredModel
+from app.schemas.openai import ModelCard, ModelList
+from app.schemas.registry import LATEST
 
 
 def model_list(session: Session) -> ModelList:

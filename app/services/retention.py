@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.job_status import JobStatus
-from app.tables import Checkpoint, Job, ModelVersion
+from app.core.job_status import JobStatus
+from app.core.tables import Checkpoint, Job, ModelVersion
 
 
 def prune_checkpoints(session: Session, job_id: int, *, keep_last: int) -> list[int]:

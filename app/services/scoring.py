@@ -6,10 +6,10 @@ from time import perf_counter
 
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import InvalidInput, WrongTask
+from app.core.errors import InvalidInput, WrongTask
 from app.generation.cache import ModelCache
-from app.schemas import Timings
-from app.scoring_schemas import ScoreIn, ScoreOut
+from app.schemas.generation import Timings
+from app.schemas.scoring import ScoreIn, ScoreOut
 from app.services.generation import Sessions, loaded_model
 
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.errors import InvalidInput
-from app.experiment_schemas import (
+from app.core.errors import InvalidInput
+from app.schemas.experiments import (
     EXPERIMENT_FIELDS,
     PalindromeExperimentRequest,
     TextExperimentRequest,
 )
-from app.schemas import PalindromeTrainRequest, TextTrainRequest
+from app.schemas.training import PalindromeTrainRequest, TextTrainRequest
 
 TrainRequestModel = type[PalindromeTrainRequest] | type[TextTrainRequest]
 

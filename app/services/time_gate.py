@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.analysis_schemas import TimeGateOut, TimeGateParams
+from app.schemas.analysis import TimeGateOut, TimeGateParams
 
 
 def time_gate_curve(params: TimeGateParams) -> TimeGateOut:

@@ -8,8 +8,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, Update, update
 from sqlalchemy.orm import Session
 
-from app.job_status import FINISHED, JobStatus, check_transition
-from app.tables import Job, utcnow
+from app.core.job_status import FINISHED, JobStatus, check_transition
+from app.core.tables import Job, utcnow
 
 
 def move(

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.tables import Worker, utcnow
+from app.core.tables import Worker, utcnow
 
 
 @dataclass(frozen=True)

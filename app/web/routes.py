@@ -1,9 +1,9 @@
 """The dashboard's pages and its static files (no CDN: it works offline).
 
-The pages are shells: the server renders their structure, forms and which features this server has;
-their scripts fill in the data from the same JSON API any client uses (sending the token the user
-typed), so the dashboard has no privileged path into the database and shows nothing the API would
-refuse to show. The routes stay out of the OpenAPI document: they are not part of the API.
+The pages are shells: the server renders their structure and forms; their scripts fill in the data
+from the same JSON API any client uses (sending the token the user typed), so the dashboard has no
+privileged path into the database and shows nothing the API would refuse to show. The routes stay
+out of the OpenAPI document: they are not part of the API.
 """
 
 from __future__ import annotations
@@ -18,24 +18,13 @@ from fastapi.templating import Jinja2Templates
 
 HERE = Path(__file__).resolve().parent
 STATIC_PREFIX = "/ui/static"
-# API paths that arrive with other branches of work; a page offers what the running server has.
-FEATURE_PATHS = {
-    "stream": "/generate/stream",
-    "experiments": "/experiments",
-    "job_plot": "/jobs/{job_id}/plot.png",
-}
 
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 
-def _features(app: FastAPI) -> dict[str, bool]:
-    paths = app.openapi().get("paths", {})  # built once, then cached by FastAPI
-    return {name: path in paths for name, path in FEATURE_PATHS.items()}
-
-
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
-    context |= {"features": _features(request.app), "static": STATIC_PREFIX}
+    context |= {"static": STATIC_PREFIX}
     return templates.TemplateResponse(request, template, context)
 
 

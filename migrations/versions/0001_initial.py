@@ -12,14 +12,24 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from app.services.builtin import builtin_corpus
-
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
+
+
+def builtin_corpus() -> tuple[str, str]:
+    """(name, text) of the built-in dataset: the pydoc topic texts joined.
+
+    A copy of app/services/builtin.py as it was when this revision was written, not an import of it: a
+    revision is a frozen snapshot, so a later change to the app's built-in dataset must not change what
+    upgrading an empty database to 0001 inserts (a new dataset would come in a new revision).
+    """
+    from pydoc_data.topics import topics
+
+    return "python-docs (pydoc_data.topics)", "\n\n".join(topics.values())
 
 
 def upgrade() -> None:

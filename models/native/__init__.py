@@ -1,7 +1,8 @@
 """The native (C++) decode step of `DecodeBatch`: building it once per environment, and loading it.
 
-`decode_step.cpp` runs `DecodeBatch._sample` and `_advance` as the same ATen ops from C++ with the GIL
-released (its header says why). It is compiled ahead of time, never on a request's path:
+`decode_step.cpp` runs a decode batch's step (`models.decode.sampler.sample`, then
+`FusedCharLSTM.advance`) as the same ATen ops from C++ with the GIL released (its header says why).
+It is compiled ahead of time, never on a request's path:
 
     build()   compile with torch.utils.cpp_extension (g++ and ninja) unless a current build exists
     load()    the built module, or None: never compiles (DecodeBatch then keeps its PyTorch step)
@@ -26,13 +27,19 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
+
+if TYPE_CHECKING:  # models.decode imports this module
+    from models.decode.buffers import StepBuffers
+    from models.decode.fused import FusedCharLSTM
 
 __all__ = ["ROOT", "SOURCE", "NativeDecode", "Stepper", "build", "load", "module_name"]
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("decode_step.cpp")
+# Headers the source includes: part of what a build is made of, so part of its name.
+HEADERS = (Path(__file__).with_name("checked_fields.h"),)
 # Under the environment, not the checkout: a build belongs to the interpreter and torch it was made for.
 ROOT = Path(sys.prefix) / "rnnlab-native"
 # The extension only calls into libtorch, so these do not change the numbers, only the glue's speed.
@@ -41,7 +48,11 @@ _PREFIX = "decode_step_"
 
 
 class Stepper(Protocol):
-    """decode_step.cpp's Stepper: one step of a DecodeBatch's n active rows (see DecodeBatch.step)."""
+    """decode_step.cpp's Stepper: one step of a DecodeBatch's n active rows (see DecodeBatch.step).
+
+    Made once per n from the batch's StepBuffers and weights, whose fields it checks then (names,
+    dtypes, shapes: ValueError naming the field); `step` returns the chosen ids.
+    """
 
     def step(self, column: int, all_greedy: bool, scaled: bool, top_k: bool, top_p: bool) -> list[int]: ...
 
@@ -49,9 +60,7 @@ class Stepper(Protocol):
 class NativeDecode(Protocol):
     """The built extension module."""
 
-    # views: a models.decode._Views, weights: its batch's FusedCharLSTM (typed loosely here so that
-    # this module does not import models.decode, which imports it).
-    def Stepper(self, views: object, weights: object) -> Stepper: ...
+    def Stepper(self, buffers: StepBuffers, weights: FusedCharLSTM) -> Stepper: ...
 
 
 def _torch_version() -> str:
@@ -67,7 +76,8 @@ def _torch_version() -> str:
 def module_name() -> str:
     """The extension's module name for this source, torch version, flags and Python ABI."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), _torch_version().encode(), " ".join(CFLAGS).encode()):
+    sources = [path.read_bytes() for path in (SOURCE, *HEADERS)]
+    for part in (*sources, _torch_version().encode(), " ".join(CFLAGS).encode()):
         digest.update(part)
         digest.update(b"\0")
     digest.update(str(sysconfig.get_config_var("EXT_SUFFIX")).encode())
@@ -134,7 +144,7 @@ def load(root: Path | None = None) -> NativeDecode | None:
     """The built extension for this source and torch from `root` (default ROOT), or None; never compiles."""
     try:
         name = module_name()
-    except OSError:  # decode_step.cpp not installed with the package: nothing can match a build
+    except OSError:  # decode_step.cpp or its header not installed with the package: no build can match
         return None
     path = _library(ROOT if root is None else root, name)
     if path in _loaded:

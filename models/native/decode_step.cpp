@@ -1,14 +1,20 @@
-// DecodeBatch's step (models/decode.py: `_sample` then `_advance`) in C++, with the GIL released.
+// A decode batch's step in C++, with the GIL released: models/decode/sampler.py's `sample`, then
+// models/decode/fused.py's `FusedCharLSTM.advance`.
 //
 // Why: from Python a step is ~25 small ATen calls, and each pays the interpreter and the Python argument
 // parser (~135 us a step at batch 1, mostly overhead) while holding the GIL, so the API's event loop and
 // the engine thread take turns. Here the same at:: ops run in the same order, with the same out= buffers,
-// on the very tensors the Python step uses (the views `_Views` makes for n active rows and the weights
+// on the very tensors the Python step uses (the batch's `StepBuffers` for n active rows and the weights
 // of `FusedCharLSTM`). Every kernel therefore sees the same inputs in the same layout, and the ids and
-// state are bitwise those of the Python step: change one and you must change the other the same way
-// (tests/models/test_native_step.py compares them bit for bit). Two parts are plain loops instead of
-// ATen calls, because their result is exact by construction: the stable sort (unique), and the
-// inverse-CDF choice (a double-accumulated cumsum, one float product, comparisons).
+// state are bitwise those of the Python step: change one and you must change the other the same way, in
+// the same commit (the rule in sampler.py's docstring; tests/models/test_native_step.py compares them
+// bit for bit). Two parts are plain loops instead of ATen calls, because their result is exact by
+// construction: the stable sort (unique), and the inverse-CDF choice (a double-accumulated cumsum, one
+// float product, comparisons).
+//
+// The Stepper reads the Python structures' fields by name once, when it is made, and checks each one's
+// dtype and shape there (checked_fields.h: ValueError naming the field): a renamed or reshaped buffer fails
+// at once, not inside a step.
 //
 // Build and load: models/native/__init__.py. CPU tensors only; on CUDA DecodeBatch keeps its Python step.
 
@@ -22,87 +28,86 @@
 #include <limits>
 #include <vector>
 
+#include "checked_fields.h"
+
 namespace py = pybind11;
 using at::Tensor;
 
 namespace {
 
-Tensor tensor_attr(const py::handle& owner, const char* name) {
-  return owner.attr(name).cast<Tensor>();
-}
-
-std::vector<Tensor> tensors_attr(const py::handle& owner, const char* name) {
-  std::vector<Tensor> tensors;
-  for (const py::handle item : owner.attr(name)) tensors.push_back(item.cast<Tensor>());
-  return tensors;
-}
-
-// One layer's gate pre-activations, as models/decode.py's `_Gates`: (i, f, o) side by side, then g.
+// One layer's gate pre-activations, as models/decode/fused.py's `Gates`: (i, f, o) side by side, then g.
 struct Gates {
   Tensor all, sigmoid, i, f, o, g;
 };
 
 class Stepper {
  public:
-  // `views`: a models.decode._Views of n rows; `weights`: the batch's models.decode.FusedCharLSTM.
-  Stepper(const py::object& views, const py::object& weights)
-      : logits_(tensor_attr(views, "logits")),
-        keep_k_(tensor_attr(views, "keep_k")),
-        temperature_(tensor_attr(views, "temperature")),
-        top_p_(tensor_attr(views, "top_p")),
-        has_k_(tensor_attr(views, "has_k")),
-        no_k_(tensor_attr(views, "no_k")),
-        uniform_(tensors_attr(views, "uniform")),
-        h_(tensors_attr(views, "h")),
-        c_(tensors_attr(views, "c")),
-        layer_inputs_(tensors_attr(views, "layer_inputs")),
-        tanh_c_(tensor_attr(views, "tanh_c")),
-        sorted_(tensor_attr(views, "sorted")),
-        order_(tensor_attr(views, "order")),
-        scaled_(tensor_attr(views, "scaled")),
-        probs_(tensor_attr(views, "probs")),
-        mass_before_(tensor_attr(views, "mass_before")),
-        outside_top_p_(tensor_attr(views, "outside_top_p")),
-        mass_k_(tensor_attr(views, "mass_k")),
-        ids_(tensor_attr(views, "ids")),
-        ids_flat_(tensor_attr(views, "ids_flat")),
-        input_table_(tensor_attr(weights, "input_table")),
-        recurrent_0_(tensor_attr(weights, "recurrent_0")),
-        head_weight_(tensor_attr(weights, "head_weight")),
-        head_bias_(tensor_attr(weights, "head_bias")) {
-    const std::vector<Tensor> gates = tensors_attr(views, "gates");
-    const py::list gate_views(views.attr("gate_views"));
-    TORCH_CHECK(gates.size() == h_.size() && gate_views.size() == h_.size() && c_.size() == h_.size(),
-                "Stepper: gates, gate_views, h and c must have one entry per layer");
-    for (size_t layer = 0; layer < gates.size(); ++layer) {
-      const py::handle view = gate_views[layer];
-      gates_.push_back({gates[layer], tensor_attr(view, "sigmoid"), tensor_attr(view, "i"),
-                        tensor_attr(view, "f"), tensor_attr(view, "o"), tensor_attr(view, "g")});
+  // `buffers`: a models.decode.buffers.StepBuffers of n rows; `weights`: the batch's FusedCharLSTM.
+  // Reads and checks every field it will use, once: a step then touches no Python object.
+  Stepper(const py::object& buffers_object, const py::object& weights_object) {
+    const Fields weights(weights_object, "FusedCharLSTM");
+    const int64_t V = weights.integer("vocab_size"), H = weights.integer("hidden_size");
+    const int64_t L = weights.integer("num_layers");
+    if (V < 1 || H < 1 || L < 1) weights.fail("vocab_size", "vocab_size, hidden_size and num_layers must be >= 1");
+    input_table_ = weights.tensor("input_table", at::kFloat, {{V, 4 * H}, "(V, 4H)"});
+    recurrent_0_ = weights.tensor("recurrent_0", at::kFloat, {{H, 4 * H}, "(H, 4H)"});
+    head_weight_ = weights.tensor("head_weight", at::kFloat, {{H, V}, "(H, V)"});
+    head_bias_ = weights.tensor("head_bias", at::kFloat, {{V}, "(V,)"});
+    const std::vector<py::object> stacked = weights.sequence("stacked", weights.get("stacked"), L - 1);
+    for (size_t layer = 0; layer < stacked.size(); ++layer) {
+      const std::string name = "stacked[" + std::to_string(layer) + "]";
+      const std::vector<py::object> pair = weights.sequence(name, stacked[layer], 2);
+      stacked_weight_.push_back(weights.check(name + "[0]", pair[0], at::kFloat, {{2 * H, 4 * H}, "(2H, 4H)"}));
+      stacked_bias_.push_back(weights.check(name + "[1]", pair[1], at::kFloat, {{4 * H}, "(4H,)"}));
     }
-    for (const py::handle layer : weights.attr("stacked")) {
-      const auto pair = layer.cast<std::pair<Tensor, Tensor>>();
-      stacked_weight_.push_back(pair.first);
-      stacked_bias_.push_back(pair.second);
+
+    const Fields buffers(buffers_object, "StepBuffers");
+    const int64_t n = buffers.integer("rows");
+    if (n < 0) buffers.fail("rows", "expected an int >= 0, got " + std::to_string(n));
+    h_ = buffers.tensors("h", L, at::kFloat, {{n, H}, "(n, H)"});
+    c_ = buffers.tensors("c", L, at::kFloat, {{n, H}, "(n, H)"});
+    layer_inputs_ = buffers.tensors("layer_inputs", L - 1, at::kFloat, {{n, 2 * H}, "(n, 2H)"});
+    for (const Tensor& all : buffers.tensors("gates", L, at::kFloat, {{n, 4 * H}, "(n, 4H)"})) {
+      gates_.push_back({all, all.narrow(1, 0, 3 * H), all.narrow(1, 0, H), all.narrow(1, H, H),
+                        all.narrow(1, 2 * H, H), all.narrow(1, 3 * H, H)});
     }
-    TORCH_CHECK(stacked_weight_.size() + 1 == gates_.size() && layer_inputs_.size() + 1 == gates_.size(),
-                "Stepper: the views and the weights disagree on the number of layers");
-    TORCH_CHECK(logits_.device().is_cpu() && input_table_.device().is_cpu(),
-                "Stepper: CPU tensors only (on CUDA DecodeBatch steps in Python)");
-    // sort_rows() and choose() walk rows through raw pointers: each row's columns must be adjacent.
-    for (const Tensor* rows : {&logits_, &sorted_, &order_, &probs_}) {
-      TORCH_CHECK(rows->dim() == 2 && rows->stride(1) == 1, "Stepper: rows with adjacent columns only");
-    }
+    tanh_c_ = buffers.tensor("tanh_c", at::kFloat, {{n, H}, "(n, H)"});
+
+    const Fields sampling = buffers.nested("sampling");
+    const Shape rows_v{{n, V}, "(n, V)"}, column{{n, 1}, "(n, 1)"};
+    logits_ = sampling.tensor("logits", at::kFloat, rows_v);
+    // The settings as sampler.settings_row lays them out: keep mask (V), temperature, top_p, has/no top_k.
+    const Tensor settings = sampling.tensor("settings", at::kFloat, {{n, V + 4}, "(n, V + 4)"});
+    keep_k_ = settings.narrow(1, 0, V);
+    temperature_ = settings.narrow(1, V, 1);
+    top_p_ = settings.narrow(1, V + 1, 1);
+    has_k_ = settings.narrow(1, V + 2, 1);
+    no_k_ = settings.narrow(1, V + 3, 1);
+    uniforms_ = sampling.tensor("uniforms", at::kFloat, {{n, -1}, "(n, W)"});
+    sorted_ = sampling.tensor("sorted", at::kFloat, rows_v);
+    order_ = sampling.tensor("order", at::kLong, rows_v);
+    scaled_ = sampling.tensor("scaled", at::kFloat, rows_v);
+    probs_ = sampling.tensor("probs", at::kFloat, rows_v);
+    mass_before_ = sampling.tensor("mass_before", at::kFloat, rows_v);
+    outside_top_p_ = sampling.tensor("outside_top_p", at::kBool, rows_v);
+    mass_k_ = sampling.tensor("mass_k", at::kFloat, column);
+    ids_ = sampling.tensor("ids", at::kLong, column);
     // step() copies the ids straight out of ids_flat's memory.
-    TORCH_CHECK(ids_flat_.scalar_type() == at::kLong && ids_flat_.is_contiguous(),
-                "Stepper: ids_flat must be a contiguous int64 tensor");
+    if (!ids_.is_contiguous()) sampling.fail("ids", "expected a contiguous tensor");
+    ids_flat_ = ids_.select(1, 0);
+    // sort_rows() and choose() walk rows through raw pointers: each row's columns must be adjacent.
+    for (const auto& [name, rows] : {std::pair<const char*, const Tensor*>{"logits", &logits_},
+                                     {"sorted", &sorted_}, {"order", &order_}, {"probs", &probs_}}) {
+      if (rows->stride(1) != 1) sampling.fail(name, "expected adjacent columns (stride 1 along V)");
+    }
   }
 
   // One step of `DecodeBatch.step` for the n rows: the chosen ids, and new state and logits in place.
-  // The flags are DecodeBatch's counters: every row greedy, and whether any row needs temperature
-  // scaling, top-k or top-p (the Python step skips those ops alike when no row needs them).
+  // The flags are sampler.Needs: every row greedy, and whether any row needs temperature scaling,
+  // top-k or top-p (the Python step skips those ops alike when no row needs them).
   std::vector<int64_t> step(int64_t column, bool all_greedy, bool scaled, bool top_k, bool top_p) {
-    TORCH_CHECK(column >= 0 && column < static_cast<int64_t>(uniform_.size()),
-                "Stepper.step: column ", column, " outside the uniform window of ", uniform_.size());
+    TORCH_CHECK(column >= 0 && column < uniforms_.size(1),
+                "Stepper.step: column ", column, " outside the uniform window of ", uniforms_.size(1));
     // Nothing below touches a Python object: the tensors are held here, so the GIL can go.
     py::gil_scoped_release no_gil;
     // Skips the autograd layer of the dispatcher (nothing here requires grad): the same CPU kernels
@@ -121,7 +126,7 @@ class Stepper {
   }
 
  private:
-  // DecodeBatch._sample: the inverse CDF at each row's uniform over its sorted, filtered distribution.
+  // sampler.sample: the inverse CDF at each row's uniform over its sorted, filtered distribution.
   void sample(int64_t column, bool scaled, bool top_k, bool top_p) {
     sort_rows();
     Tensor logits = sorted_;
@@ -194,10 +199,10 @@ class Stepper {
     const int64_t n = probs_.size(0), V = probs_.size(1);
     const float* probs = probs_.const_data_ptr<float>();
     const int64_t* order = order_.const_data_ptr<int64_t>();
-    const float* uniform = uniform_[column].const_data_ptr<float>();
+    const float* uniform = uniforms_.const_data_ptr<float>() + column * uniforms_.stride(1);
     int64_t* ids = ids_flat_.mutable_data_ptr<int64_t>();
     const int64_t probs_stride = probs_.stride(0), order_stride = order_.stride(0);
-    const int64_t uniform_stride = uniform_[column].stride(0);
+    const int64_t uniform_stride = uniforms_.stride(0);
     cdf_buffer_.resize(V);
     for (int64_t r = 0; r < n; ++r) {
       const float* p = probs + r * probs_stride;
@@ -217,7 +222,7 @@ class Stepper {
     }
   }
 
-  // DecodeBatch._advance (with _cell): feed the chosen ids through every layer, then the head.
+  // FusedCharLSTM.advance (with fused.cell): feed the chosen ids through every layer, then the head.
   void advance() {
     for (size_t layer = 0; layer < gates_.size(); ++layer) {
       Gates& gates = gates_[layer];
@@ -237,8 +242,8 @@ class Stepper {
   }
 
   // Views of the batch's rows (n, ...): next logits, sampling settings, uniforms, state.
-  Tensor logits_, keep_k_, temperature_, top_p_, has_k_, no_k_;
-  std::vector<Tensor> uniform_, h_, c_, layer_inputs_;
+  Tensor logits_, keep_k_, temperature_, top_p_, has_k_, no_k_, uniforms_;
+  std::vector<Tensor> h_, c_, layer_inputs_;
   // Scratch, overwritten every step.
   std::vector<Gates> gates_;
   Tensor tanh_c_, sorted_, order_, scaled_, probs_, mass_before_, outside_top_p_, mass_k_, ids_, ids_flat_;
@@ -253,11 +258,11 @@ class Stepper {
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "DecodeBatch's step in C++: the same ATen ops as models/decode.py, with the GIL released";
+  m.doc() = "DecodeBatch's step in C++: the same ATen ops as models/decode/, with the GIL released";
   // module_local: two builds of this file loaded in one process (a test building into a temporary
   // directory) must not clash in pybind11's registry of C++ types.
   py::class_<Stepper>(m, "Stepper", py::module_local())
-      .def(py::init<const py::object&, const py::object&>(), py::arg("views"), py::arg("weights"))
+      .def(py::init<const py::object&, const py::object&>(), py::arg("buffers"), py::arg("weights"))
       .def("step", &Stepper::step, py::arg("column"), py::arg("all_greedy"), py::arg("scaled"),
            py::arg("top_k"), py::arg("top_p"));
 }

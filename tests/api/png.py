@@ -1,10 +1,10 @@
-"""What every figure endpoint must answer: a real PNG of the size app.plots draws."""
+"""What every figure endpoint must answer: a real PNG of the size app.services.plots draws."""
 
 from __future__ import annotations
 
 import struct
 
-from app.plots import DPI, FIGSIZE
+from app.services.plots import DPI, FIGSIZE
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
-from app.settings import Settings
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from tests.api.png import assert_png
 from tests.conftest import TINY_PALINDROME, TINY_TEXT
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 
 @pytest.fixture(scope="module")

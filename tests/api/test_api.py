@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
 from tests.data import LATIN1_EXCERPT
 

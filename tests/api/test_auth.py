@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.api.access import READ_METHODS, matching_token
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, count_rows
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from app.main import create_app
 from app.services.experiments import experiment_status
-from app.settings import Settings
 from tests.api.png import assert_png
 from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 # Two models x two lengths x two seeds, 20 steps each: the course figure's shape, in seconds.
 SWEEP = {"model": ["rnn", "lstm"], "input_length": [3, 6], "seed": [0, 1]}

@@ -20,15 +20,15 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from app.generation.cache import ModelCache
 from app.main import create_app
 from app.observability import metrics
-from app.settings import Settings
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.sample import generate
 from tests.conftest import AUTH, TINY_TEXT, free_port, wait_for
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 pytestmark = pytest.mark.slow  # trains a model and steps thousands of characters
 
@@ -239,7 +239,12 @@ def test_429_with_retry_after_when_the_line_is_full(
         ) as client:
             running = [asyncio.create_task(client.get("/generate", params=long)) for _ in range(2)]
             engine = None
+            deadline = time.monotonic() + 60  # a hang here must fail the test, not the suite
             while engine is None or not (engine.active == 1 and engine.waiting == 1):
+                assert time.monotonic() < deadline, (
+                    "within 60 s the engine never held 1 active and 1 waiting request: "
+                    + ("no engine" if engine is None else f"{engine.active} active, {engine.waiting} waiting")
+                )
                 await asyncio.sleep(0.01)
                 engines = cache_of(app).engines()
                 engine = engines[0] if engines else None
@@ -307,14 +312,13 @@ def test_concurrent_first_requests_load_once_and_eviction_lets_streams_finish(
         assert len(reads) == 1 and all(m is first[0] for m in first)
         engine = first[0].engine
         assert engine is not None
-        from app.generation.engine import Output
-        from models.decode import Stream
+        from app.generation.handle import GenerationRequest
+        from models.decode.stream import Stream
 
-        output = Output(Stream("The ", 3000, 7), asyncio.get_running_loop(), wake_per_chunk=False)
-        engine.submit(output)
+        handle = engine.submit(GenerationRequest(Stream("The ", 3000, 7)))
         await cache.get(2, read)  # evicts checkpoint 1 while its stream runs
         assert 1 not in cache and 2 in cache and len(reads) == 2
-        return await output.text(), output.finish_reason or ""
+        return await handle.text(), handle.finish_reason or ""
 
     text, reason = asyncio.run(scenario())
     assert reason == "length"

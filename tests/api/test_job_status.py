@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import JSON, column, insert, inspect, table
 from sqlalchemy.exc import IntegrityError
 
-from app.db import engine_for
-from app.job_status import FINISHED, TRANSITIONS, IllegalTransition, JobStatus, check_transition, sources
-from app.settings import Settings
+from app.core.db import engine_for
+from app.core.job_status import FINISHED, TRANSITIONS, IllegalTransition, JobStatus, check_transition, sources
+from app.core.settings import Settings
 
 # The jobs table as the migrations made it, without the ORM's enum type in the way: what is
 # checked below is the database's own constraint.

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job
 from app.main import create_app
-from app.settings import Settings
-from app.tables import Job
 from tests.conftest import AUTH, TINY_PALINDROME, TINY_TEXT, count_rows
 
 TOO_BIG = 155523155039060131840  # > 2**64: what a fuzzer sent

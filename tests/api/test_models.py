@@ -10,9 +10,9 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import AUTH, TINY_TEXT
 from worker.tasks import run_job
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import sessionmaker_for
-from app.settings import Settings
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.score import score_text
 from tests.conftest import TINY_PALINDROME, TINY_TEXT

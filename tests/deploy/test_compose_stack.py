@@ -216,6 +216,9 @@ def metric_value(metrics: str, line_start: str) -> float | None:
     return None
 
 
+# The whole stack, two workers and a 1000-step job stopped and resumed: its own deadlines add up to
+# far more than the default per-test timeout, and each of them names what it waited for.
+@pytest.mark.timeout(1500)
 def test_compose_commands_run_the_stack(stack: Stack) -> None:
     stack.run("migrate", local_command("migrate"), timeout=180)
     api = stack.start("api", local_command("api", host="127.0.0.1", port=str(stack.port)))

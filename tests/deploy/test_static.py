@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,12 @@ def test_dockerfile_shape() -> None:
     healthcheck = re.search(r"(?ms)^HEALTHCHECK.*?CMD (\[.*?\])$", text)
     assert healthcheck and "urllib" in healthcheck[1] and "/health" in healthcheck[1]
     assert "curl" not in healthcheck[1]
+
+
+def test_the_image_copies_every_package_that_pyproject_installs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [name.rstrip("*") for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert "client" in packages
+    missing = [name for name in packages if not re.search(rf"(?m)^COPY {name} \./{name}$", text)]
+    assert not missing, f"the image would install without {missing}"

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.api_token import ensure_token_file
-from app.settings import Settings
+from app.api.token import ensure_token_file
+from app.core.settings import Settings
 from tests.conftest import PYTHON, TINY_PALINDROME, free_port, settings_env, start_server, stop_process
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import torch
 
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.conftest import (
     PYTHON,
     TINY_PALINDROME,

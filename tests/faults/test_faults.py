@@ -23,10 +23,10 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db import engine_for, migrate, sessionmaker_for
+from app.core.db import engine_for, migrate, sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job
 from app.main import create_app
-from app.settings import Settings
-from app.tables import Job
 from tests.conftest import (
     API_TOKEN,
     AUTH,

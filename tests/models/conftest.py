@@ -10,7 +10,8 @@ import torch
 
 from models.callbacks import TrainingCallbacks
 from models.config import PalindromeConfig, TextConfig
-from models.data import load_corpus, make_data
+from models.corpus import load_corpus
+from models.data import make_data
 from models.train import TrainResult, train
 from tests.data import GRIMMS_EXCERPT
 
@@ -84,14 +85,17 @@ def make_text_config() -> Callable[..., TextConfig]:
 
 
 class Recorder(TrainingCallbacks):
-    """Keeps everything the loop reports; `stop_after` steps makes should_stop() answer True."""
+    """Keeps everything the loop reports; after `stop_after` steps of this run, should_stop() answers True."""
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.stop_after = stop_after
+        self.steps: list[int] = []
         self.metrics: list[tuple[int, dict[str, float]]] = []
         self.checkpoints: list[tuple[int, dict[str, Any], bool, bool]] = []
         self.samples: list[tuple[int, float, str]] = []
-        self.asked = 0
+
+    def on_step(self, step: int) -> None:
+        self.steps.append(step)
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics.append((step, dict(metrics)))
@@ -103,8 +107,7 @@ class Recorder(TrainingCallbacks):
         self.samples.append((step, temperature, text))
 
     def should_stop(self) -> bool:
-        self.asked += 1
-        return self.stop_after is not None and self.asked > self.stop_after
+        return self.stop_after is not None and len(self.steps) >= self.stop_after
 
 
 @pytest.fixture

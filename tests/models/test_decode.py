@@ -8,11 +8,13 @@ import random
 import pytest
 import torch
 
-import models.decode as decode_module
+import models.decode.slots as slots_module
 from models.char_lstm import CharLSTM
 from models.checkpoint import load_model, load_vocabulary
 from models.data import UnknownCharacters, Vocabulary, make_data
-from models.decode import DecodeBatch, FusedCharLSTM, Stream, decode
+from models.decode.batch import DecodeBatch, decode
+from models.decode.fused import FusedCharLSTM
+from models.decode.stream import Stream
 from models.sample import generate
 from models.train import train
 from tests.models.conftest import text_config
@@ -218,13 +220,13 @@ def test_a_seed_text_primed_from_the_cache_gives_the_same_text(lm, fused) -> Non
             text.append(vocab.chars[batch.step()[slot]])
         texts.append("".join(text))
     assert texts == fresh
-    assert 2 < len(batch._primed) < len(streams)  # hits happened: fewer entries than joins
+    assert 2 < len(batch.prefix_cache) < len(streams)  # hits happened: fewer entries than joins
 
 
 def test_the_primed_cache_keeps_the_latest_seed_texts(lm, fused, monkeypatch) -> None:
     _, vocab = lm
-    monkeypatch.setattr(decode_module, "PRIMED_CACHE_SIZE", 3)
+    monkeypatch.setattr(slots_module, "PRIMED_CACHE_SIZE", 3)
     batch = DecodeBatch(fused, vocab, capacity=1)
     for seed in ("a", "b", "c", "a", "d"):  # "a" used again, so "b" is the least recent
         batch.remove(batch.add(Stream(seed, 1, random_seed=0)))
-    assert list(batch._primed) == ["c", "a", "d"]
+    assert list(batch.prefix_cache) == ["c", "a", "d"]

@@ -7,11 +7,14 @@ uniforms) must be bitwise equal. The models are tiny and random: equality, not q
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,7 +22,10 @@ import torch
 import models.native
 from models.char_lstm import CharLSTM
 from models.data import Vocabulary
-from models.decode import UNIFORM_WINDOW, DecodeBatch, FusedCharLSTM, Stream, decode
+from models.decode.batch import DecodeBatch, decode
+from models.decode.buffers import UNIFORM_WINDOW, StepBuffers
+from models.decode.fused import FusedCharLSTM
+from models.decode.stream import Stream
 
 VOCAB = Vocabulary("abcdefghijklmnopqrstuvwxyz .,")
 
@@ -89,7 +95,7 @@ def drive(weights: FusedCharLSTM, scenario: str, seed: str, steps: int = 3 * UNI
         assert ids == python.step(), f"step {step}"
         compared += len(ids)
         assert len(native) == len(python)
-        same_rows = torch.equal(bits(native._rows[:n]), bits(python._rows[:n]))
+        same_rows = torch.equal(bits(native.buffers.rows[:n]), bits(python.buffers.rows[:n]))
         assert same_rows, f"state rows differ after step {step}"
     return compared
 
@@ -103,7 +109,7 @@ def test_native_step_is_bitwise_the_pytorch_step(num_layers: int, hidden_size: i
 
 
 def test_the_last_nonzero_clamp_is_the_same() -> None:
-    # `_choose` clamps the drawn index to the last non-zero probability, for when uniform * total rounds
+    # The sampler clamps the drawn index to the last non-zero probability, for when uniform * total rounds
     # up to the total: too rare to meet with random uniforms, so these rows get uniforms at the very
     # top (1.0 itself and the largest float below it) written straight into their uniform window.
     weights = random_weights(2, 16, seed=3)
@@ -122,11 +128,13 @@ def test_the_last_nonzero_clamp_is_the_same() -> None:
         UNIFORM_WINDOW // 2
     )
     for batch in (native, python):
-        batch._rows[:, batch._uniforms :] = top
+        batch.buffers.rows[:, batch.buffers.layout.uniforms] = top
     for step in range(100):
         ids = native.step()
         assert ids == python.step(), f"step {step}"
-        assert torch.equal(bits(native._rows), bits(python._rows)), f"state rows differ after step {step}"
+        assert torch.equal(bits(native.buffers.rows), bits(python.buffers.rows)), (
+            f"state rows differ after step {step}"
+        )
 
 
 def test_ties_and_signed_zeros_sort_as_torch_sorts_them() -> None:
@@ -142,8 +150,8 @@ def test_ties_and_signed_zeros_sort_as_torch_sorts_them() -> None:
     for batch in (native, python):
         for i in range(rows):
             batch.add(Stream("a", 5, i))
-        batch._rows[:, batch._logits : batch._logits + V] = logits
-        batch._rows[:, batch._uniforms] = (torch.arange(rows) + 0.5) / rows
+        batch.buffers.rows[:, batch.buffers.layout.logits] = logits
+        batch.buffers.rows[:, batch.buffers.layout.uniforms.start] = (torch.arange(rows) + 0.5) / rows
     ids = native.step()
     assert ids == python.step()
     assert len(set(ids.values())) > len(set(pattern.tolist()))  # ties were told apart, not merged
@@ -157,7 +165,7 @@ def test_a_row_without_a_distribution_fails_the_step_on_both_paths(native: bool)
     batch = DecodeBatch(weights, VOCAB, 2, native=native)
     batch.add(Stream("a", 5, 1))
     batch.add(Stream("b", 5, 2))
-    batch._rows[1, batch._logits : batch._logits + len(VOCAB)] = math.nan
+    batch.buffers.rows[1, batch.buffers.layout.logits] = math.nan
     with pytest.raises(RuntimeError):
         batch.step()
 
@@ -229,3 +237,67 @@ def test_the_environment_build_is_whole_and_current() -> None:
     name = models.native.module_name()
     assert name in [p.name for p in models.native.ROOT.iterdir()]
     assert (models.native.ROOT / name).stat().st_mode & 0o755 == 0o755  # readable by the image's user
+
+
+def _replace_sampling(buffers: StepBuffers, **changes: object) -> StepBuffers:
+    return dataclasses.replace(buffers, sampling=dataclasses.replace(buffers.sampling, **changes))
+
+
+def _without(buffers: StepBuffers, name: str) -> SimpleNamespace:
+    fields = {f.name: getattr(buffers, f.name) for f in dataclasses.fields(buffers) if f.name != name}
+    return SimpleNamespace(**fields)
+
+
+# (how the buffers or weights are broken, the error naming the field). A batch of 2 rows, V = 29, H = 16.
+BROKEN_FIELDS: list[tuple[str, Callable[[StepBuffers, FusedCharLSTM], tuple[object, object]], str]] = [
+    (
+        "dtype",
+        lambda b, w: (_replace_sampling(b, logits=b.sampling.logits.double()), w),
+        r"StepBuffers\.sampling\.logits: expected float32 of shape \(n, V\) = \(2, 29\) on the CPU, "
+        r"got float64 of shape \(2, 29\)",
+    ),
+    (
+        "shape",
+        lambda b, w: (dataclasses.replace(b, h=(b.h[0], torch.zeros(2, 17))), w),
+        r"StepBuffers\.h\[1\]: expected float32 of shape \(n, H\) = \(2, 16\) on the CPU, "
+        r"got float32 of shape \(2, 17\)",
+    ),
+    (
+        "layers",
+        lambda b, w: (dataclasses.replace(b, c=b.c[:1]), w),
+        r"StepBuffers\.c: expected 2 entries \(one per layer\), got 1",
+    ),
+    ("missing", lambda b, w: (_without(b, "tanh_c"), w), r"StepBuffers\.tanh_c: missing"),
+    (
+        "not a tensor",
+        lambda b, w: (
+            dataclasses.replace(b, sampling=SimpleNamespace(**(vars(b.sampling) | {"ids": [0]}))),
+            w,
+        ),
+        r"StepBuffers\.sampling\.ids: expected int64 of shape \(n, 1\) = \(2, 1\) on the CPU, got list",
+    ),
+    (
+        "weights",
+        lambda b, w: (b, SimpleNamespace(**(vars(w) | {"head_bias": w.head_bias.long()}))),
+        r"FusedCharLSTM\.head_bias: expected float32 of shape \(V,\) = \(29,\) on the CPU, got int64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"), [(b, m) for _, b, m in BROKEN_FIELDS], ids=[i for i, _, _ in BROKEN_FIELDS]
+)
+def test_the_native_step_refuses_buffers_it_cannot_read_naming_the_field(
+    broken: Callable[[StepBuffers, FusedCharLSTM], tuple[object, object]], message: str
+) -> None:
+    # The Stepper reads StepBuffers and FusedCharLSTM by field name: a rename, a dtype or a shape that
+    # the C++ step does not expect fails when it is made, with the field's name, not inside a step.
+    native = models.native.load()
+    assert native is not None
+    weights = random_weights(2, 16, seed=8)
+    batch = DecodeBatch(weights, VOCAB, 4, native=True)
+    buffers = batch.buffers.for_rows(2)
+    native.Stepper(buffers, weights)  # the real ones pass
+    bad_buffers, bad_weights = broken(buffers, weights)
+    with pytest.raises(ValueError, match=message):
+        native.Stepper(bad_buffers, bad_weights)  # type: ignore[arg-type]

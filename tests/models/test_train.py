@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from models.__main__ import main as cli
+from models.callbacks import TrainingCallbacks
 from models.checkpoint import CHECKPOINT_KEYS, CheckpointError, from_bytes, load, to_bytes
 from models.config import PalindromeConfig, TextConfig
 from models.data import make_data
@@ -92,6 +94,36 @@ def test_should_stop_cancels_with_a_final_checkpoint(make_palindrome_config, mak
     step, ckpt, _, is_final = recorder.checkpoints[-1]
     assert (step, ckpt["step"], is_final) == (7, 7, True)
     assert "val_loss" in result.metrics  # the stopped model is still evaluated
+
+
+def test_on_step_gets_every_step_and_should_stop_is_asked_before_each(make_palindrome_config) -> None:
+    class Trace(TrainingCallbacks):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def on_step(self, step: int) -> None:
+            self.events.append(f"step {step}")
+
+        def on_checkpoint(
+            self, step: int, checkpoint: dict[str, Any], *, is_best: bool, is_final: bool
+        ) -> None:
+            self.events.append(f"checkpoint {step}")
+
+        def should_stop(self) -> bool:
+            self.events.append("ask")
+            return False
+
+    config = make_palindrome_config(train_steps=6, checkpoint_every=3, eval_every=3, log_every=3)
+    first = Trace()
+    half = train(config.model_copy(update={"train_steps": 3}), make_data(config), first)
+    # A step's reports come before its on_step; the final checkpoint after the last one.
+    assert first.events == ["ask", "step 1", "ask", "step 2", "ask", "step 3", "checkpoint 3"]
+
+    resumed = Trace()
+    train(config, make_data(config), resumed, resume=half.final_checkpoint)
+    # The steps go on from the checkpoint's: the callbacks never count steps themselves.
+    assert [e for e in resumed.events if e.startswith("step")] == ["step 4", "step 5", "step 6"]
+    assert resumed.events.count("ask") == 3
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd"])

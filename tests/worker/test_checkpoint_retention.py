@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db import sessionmaker_for
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job
 from app.services import model_registry
-from app.settings import Settings
-from app.tables import Job
 from tests.conftest import TINY_PALINDROME
-from worker.tasks import run_job
+from worker.lifecycle import run_job
 
 pytestmark = pytest.mark.slow
 

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import migrate, sessionmaker_for
+from app.core.db import migrate, sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job, Worker, utcnow
 from app.main import create_app
-from app.services import runs, workers
-from app.settings import Settings
-from app.supervisor import WorkerSupervisor
-from app.tables import Job, Worker, utcnow
+from app.runtime.supervisor import WorkerSupervisor
+from app.services import lease, supervision, workers
 from tests.conftest import API_TOKEN, AUTH, TINY_PALINDROME, migrated_postgres_database, wait_for
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
@@ -84,12 +84,17 @@ def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: S
         def refuse(_job_id: int) -> None:
             raise ConnectionError("still down")
 
-        assert runs.sweep(session, queue=fresh.queue, enqueue=refuse, lease_seconds=120, max_attempts=3) == []
-        assert runs.sweep(
+        assert (
+            supervision.sweep(session, queue=fresh.queue, enqueue=refuse, lease_seconds=120, max_attempts=3)
+            == []
+        )
+        assert supervision.sweep(
             session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
         ) == [job_id]
         assert (
-            runs.sweep(session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3)
+            supervision.sweep(
+                session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+            )
             == []
         )
         assert session.scalar(select(Job.dispatched_at).where(Job.id == job_id)) is not None
@@ -102,9 +107,9 @@ def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(fresh: Settings
         job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
         for death in (1, 2, 3):
             with sessions() as session:
-                assert runs.claim(session, job_id, lease_seconds=120) is not None
+                assert lease.claim(session, job_id, lease_seconds=120) is not None
                 # The worker died: nothing runs the job; `serve` (lease None) or a sweep finds it.
-                released = runs.release_orphans(
+                released = supervision.release_orphans(
                     session, queue=fresh.queue, lease_seconds=None, max_attempts=3
                 )
             job = client.get(f"/jobs/{job_id}").json()
@@ -120,7 +125,7 @@ def test_concurrent_sweeps_send_a_released_job_once(fresh: Settings) -> None:
     with TestClient(create_app(fresh), headers=AUTH) as client:
         job_id = client.post("/train", json=TINY_PALINDROME).json()["id"]
     with sessions() as session:
-        assert runs.claim(session, job_id, lease_seconds=120) is not None
+        assert lease.claim(session, job_id, lease_seconds=120) is not None
         long_ago = utcnow() - timedelta(seconds=600)
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=long_ago))
         session.commit()
@@ -130,7 +135,9 @@ def test_concurrent_sweeps_send_a_released_job_once(fresh: Settings) -> None:
     def sweeper() -> None:
         start.wait()
         with sessions() as session:
-            runs.sweep(session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3)
+            supervision.sweep(
+                session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+            )
 
     threads = [threading.Thread(target=sweeper) for _ in range(4)]
     for thread in threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import sessionmaker_for
-from app.services import runs
-from app.settings import Settings
-from app.tables import Job, Metric, utcnow
+from app.core.db import sessionmaker_for
+from app.core.settings import Settings
+from app.core.tables import Job, Metric, utcnow
+from app.observability.context import ContextFilter
+from app.services import lease, supervision
 from tests.conftest import (
     AUTH,
     TINY_PALINDROME,
@@ -26,7 +28,7 @@ from tests.conftest import (
     wait_for,
     wait_for_status,
 )
-from worker.tasks import run_job
+from worker.lifecycle import JobOutcome, run_job
 
 # Long enough to be caught mid-run, tiny enough to finish in seconds once resumed.
 LONG_PALINDROME: dict[str, Any] = TINY_PALINDROME | {
@@ -74,9 +76,9 @@ def test_two_workers_never_hold_one_job(client: TestClient, settings: Settings) 
     job = client.post("/train", json=TINY_PALINDROME).json()
     sessions = sessionmaker_for(settings.resolved_database_url)
     with sessions() as session:
-        stale_token = runs.claim(session, job["id"], lease_seconds=120)
+        stale_token = lease.claim(session, job["id"], lease_seconds=120)
         assert stale_token is not None
-        assert runs.claim(session, job["id"], lease_seconds=120) is None  # its lease is fresh
+        assert lease.claim(session, job["id"], lease_seconds=120) is None  # its lease is fresh
         # The first worker went silent for longer than the lease: it is presumed dead.
         session.execute(
             update(Job).where(Job.id == job["id"]).values(heartbeat_at=utcnow() - timedelta(seconds=600))
@@ -85,8 +87,8 @@ def test_two_workers_never_hold_one_job(client: TestClient, settings: Settings) 
     assert run_job(job["id"], sessions=sessions, lease_seconds=120) == "succeeded"
     assert _job(client, job["id"])["attempts"] == 2
     # If the first one was only slow, none of its writes land any more.
-    with sessions() as session, pytest.raises(runs.LeaseLost):
-        runs.record_metrics(session, job["id"], stale_token, step=1, metrics={"loss": 9.0})
+    with sessions() as session, pytest.raises(lease.LeaseLost):
+        lease.record_metrics(session, job["id"], stale_token, step=1, metrics={"loss": 9.0})
 
 
 def _queue(client: TestClient) -> str:
@@ -98,20 +100,20 @@ def test_orphaned_running_jobs_are_released(client: TestClient, settings: Settin
     dead, alive = (client.post("/train", json=TINY_PALINDROME).json()["id"] for _ in range(2))
     sessions = sessionmaker_for(settings.resolved_database_url)
     with sessions() as session:
-        assert runs.claim(session, dead, lease_seconds=120) is not None
-        assert runs.claim(session, alive, lease_seconds=120) is not None
+        assert lease.claim(session, dead, lease_seconds=120) is not None
+        assert lease.claim(session, alive, lease_seconds=120) is not None
         long_ago = utcnow() - timedelta(seconds=600)
         session.execute(update(Job).where(Job.id == dead).values(heartbeat_at=long_ago))
         session.commit()
         # Only the job whose worker stopped heart-beating is given back...
-        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=120, max_attempts=3) == [
-            dead
-        ]
+        assert supervision.release_orphans(
+            session, queue=_queue(client), lease_seconds=120, max_attempts=3
+        ) == [dead]
         assert (_job(client, dead)["status"], _job(client, alive)["status"]) == ("queued", "running")
         # ...unless no worker can be running at all (`rnnlab serve` before it starts its worker).
-        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=None, max_attempts=3) == [
-            alive
-        ]
+        assert supervision.release_orphans(
+            session, queue=_queue(client), lease_seconds=None, max_attempts=3
+        ) == [alive]
     assert run_job(dead, sessions=sessions) == "succeeded"
     assert _job(client, dead)["attempts"] == 2
 
@@ -126,17 +128,17 @@ def test_a_released_job_shows_the_step_it_will_resume_from(client: TestClient, s
     checkpoint = train(config, make_data(config)).final_checkpoint
     sessions = sessionmaker_for(settings.resolved_database_url)
     with sessions() as session:
-        token = runs.claim(session, job_id, lease_seconds=120)
+        token = lease.claim(session, job_id, lease_seconds=120)
         assert token is not None
-        runs.record_checkpoint(
+        lease.record_checkpoint(
             session, job_id, token, step=20, checkpoint=checkpoint, is_best=True, is_final=False
         )
         # The attempt went on past its checkpoint, then died without a word.
-        runs.heartbeat(session, job_id, token, step=37, steps_per_second=5.0)
+        lease.heartbeat(session, job_id, token, step=37, steps_per_second=5.0)
         assert _job(client, job_id)["step"] == 37
-        assert runs.release_orphans(session, queue=_queue(client), lease_seconds=None, max_attempts=3) == [
-            job_id
-        ]
+        assert supervision.release_orphans(
+            session, queue=_queue(client), lease_seconds=None, max_attempts=3
+        ) == [job_id]
     released = _job(client, job_id)
     assert (released["status"], released["step"], released["steps_per_second"]) == ("queued", 20, None)
 
@@ -148,6 +150,29 @@ def test_failure_is_recorded(client: TestClient, settings: Settings) -> None:
     assert run_job(job["id"], sessions=sessionmaker_for(settings.resolved_database_url)) == "failed"
     failed = _job(client, job["id"])
     assert failed["status"] == "failed" and "seq_length" in failed["error"]
+
+
+def test_log_lines_inside_a_job_carry_its_id(
+    client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(ContextFilter())  # as on the handler configure_logging installs
+    caplog.set_level(logging.INFO, logger="worker")
+    dataset = client.post("/datasets", files={"file": ("tiny.txt", b"abcabc", "text/plain")}).json()
+    failing = client.post("/train", json=TINY_TEXT | {"dataset_id": dataset["id"]}).json()["id"]
+    cancelled = client.post("/train", json=TINY_PALINDROME).json()["id"]
+    client.post(f"/jobs/{cancelled}/cancel")
+    sessions = sessionmaker_for(settings.resolved_database_url)
+
+    assert run_job(failing, sessions=sessions) == JobOutcome.FAILED
+    assert run_job(cancelled, sessions=sessions) == JobOutcome.SKIPPED
+    logging.getLogger("worker.test").warning("between jobs")
+
+    # The lines pass no `extra=`: the job id comes from the context the job runs in, and ends with it.
+    lines = {(r.getMessage(), getattr(r, "job_id", None)) for r in caplog.records}
+    assert (f"job {failing} failed", failing) in lines
+    not_claimable = f"job {cancelled} is not claimable (finished, cancelled or running elsewhere)"
+    assert (not_claimable, cancelled) in lines
+    assert ("between jobs", None) in lines
 
 
 @pytest.mark.slow  # a real worker process

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.analysis_schemas import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
 from app.api.deps import SessionDep
 from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
-from app.bounds import DbId
+from app.core.bounds import DbId
+from app.schemas.analysis import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
 from app.services import exports, figures, gradient_flow, time_gate
 
 router = APIRouter(tags=["analysis"])

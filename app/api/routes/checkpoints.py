@@ -7,8 +7,8 @@ from fastapi import APIRouter, Response
 from app.api.deps import SessionDep
 from app.api.media import attachment
 from app.api.openapi import error_responses
-from app.bounds import DbId
-from app.schemas import CheckpointOut
+from app.core.bounds import DbId
+from app.schemas.resources import CheckpointOut
 from app.services import checkpoints
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])

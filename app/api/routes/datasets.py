@@ -12,9 +12,9 @@ from starlette.types import Message
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.openapi import error_responses
-from app.bounds import DbId
-from app.errors import DatasetTooLarge
-from app.schemas import DatasetOut, DatasetSummary
+from app.core.bounds import DbId
+from app.core.errors import DatasetTooLarge
+from app.schemas.resources import DatasetOut, DatasetSummary
 from app.services import datasets
 
 # Room for the multipart framing and the other form fields around the file itself.

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
-from app.bounds import DbId, DbOffset
-from app.experiment_schemas import ExperimentOut, ExperimentPage, ExperimentRequest
+from app.core.bounds import DbId, DbOffset
+from app.schemas.experiments import ExperimentOut, ExperimentPage, ExperimentRequest
 from app.services import admission, experiments, figures
 
 router = APIRouter(tags=["experiments"])

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import CacheDep, SessionsDep
 from app.api.openapi import error_responses
 from app.generation import sse
-from app.schemas import GenerateOut, GenerateParams, GenerateQuery, PredictIn, PredictOut
+from app.schemas.generation import GenerateOut, GenerateParams, GenerateQuery, PredictIn, PredictOut
 from app.services import generation
 
 router = APIRouter(tags=["generate"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.schemas import Health
+from app.schemas.resources import Health
 from app.services.health import check_broker, check_database, check_workers
 
 router = APIRouter(tags=["health"])

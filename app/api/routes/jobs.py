@@ -8,9 +8,10 @@ from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.openapi import error_responses
-from app.bounds import DbId, DbOffset, DbStep
-from app.job_status import JobStatus
-from app.schemas import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut, TrainRequest
+from app.core.bounds import DbId, DbOffset, DbStep
+from app.core.job_status import JobStatus
+from app.schemas.resources import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut
+from app.schemas.training import TrainRequest
 from app.services import admission, checkpoints, jobs
 
 router = APIRouter(tags=["jobs"])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from app.api.deps import SessionDep
 from app.api.openapi import error_responses
-from app.registry_schemas import (
+from app.schemas.registry import (
     AliasName,
     ModelAliasOut,
     ModelEventOut,

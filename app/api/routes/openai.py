@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep
-from app.openai_schemas import ModelList
+from app.schemas.openai import ModelList
 from app.services import openai_models
 
 router = APIRouter(prefix="/v1", tags=["openai"])

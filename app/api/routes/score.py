@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 
 from app.api.deps import CacheDep, SessionsDep
 from app.api.openapi import error_responses
-from app.scoring_schemas import ScoreIn, ScoreOut
+from app.schemas.scoring import ScoreIn, ScoreOut
 from app.services import scoring
 
 router = APIRouter(tags=["generate"])

@@ -1,11 +1,6 @@
 // The one way the dashboard talks to the server: the public JSON API, with the token the user saved.
 const TOKEN_KEY = "rnnlab.token";
 
-export const features = {
-  stream: document.body.dataset.stream === "true",
-  jobPlot: document.body.dataset.jobPlot === "true",
-};
-
 export function getToken() {
   return localStorage.getItem(TOKEN_KEY) || "";
 }

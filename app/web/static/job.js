@@ -1,9 +1,8 @@
 // One job: its status (polled until it ends), curves, samples, checkpoints, and the generate form.
 import {
-  features, formValues, formatEta, formatNumber, formatPercent, getJSON, h, imageURL, poll, postJSON,
+  formValues, formatEta, formatNumber, formatPercent, getJSON, h, imageURL, poll, postJSON,
   showError, statusBadge, streamEvents,
 } from "./api.js";
-import { drawChart } from "./chart.js";
 
 const POLL_MS = 1500;
 const PLOT_EVERY_MS = 5000;  // the server draws the PNG: no need to redraw it at every poll
@@ -14,39 +13,18 @@ const $ = (id) => document.getElementById(id);
 let lastPlot = 0;
 let shownCheckpoints = "";
 
-async function allMetrics(name) {
-  const points = [];
-  let after = -1;
-  for (;;) {
-    const page = await getJSON(`/jobs/${jobId}/metrics?name=${name}&after_step=${after}&limit=10000`);
-    points.push(...page.items.map((m) => [m.step, m.value]));
-    if (page.next_after_step === null) return points;
-    after = page.next_after_step;
-  }
-}
-
 async function refreshCurves() {
   const caption = $("curves-caption");
-  if (features.jobPlot) {
-    const img = $("curves-img");
-    try {
-      const previous = img.src;
-      img.src = await imageURL(`/jobs/${jobId}/plot.png?metrics=loss,val_loss`);
-      if (previous) URL.revokeObjectURL(previous);
-      img.hidden = false;
-      caption.textContent = "Training loss (loss) and validation loss (val_loss) against step.";
-    } catch (error) {
-      caption.textContent = `No curves yet (${error.message}).`;
-    }
-    return;
+  const img = $("curves-img");
+  try {
+    const previous = img.src;
+    img.src = await imageURL(`/jobs/${jobId}/plot.png?metrics=loss,val_loss`);
+    if (previous) URL.revokeObjectURL(previous);
+    img.hidden = false;
+    caption.textContent = "Training loss (loss) and validation loss (val_loss) against step.";
+  } catch (error) {
+    caption.textContent = `No curves yet (${error.message}).`;
   }
-  const series = { loss: await allMetrics("loss"), val_loss: await allMetrics("val_loss") };
-  const svg = $("curves-svg");
-  drawChart(svg, series);
-  svg.hidden = !series.loss.length;
-  caption.textContent = series.loss.length
-    ? "Training loss (loss) and validation loss (val_loss) against step."
-    : "No metrics yet.";
 }
 
 async function refreshSamples() {
@@ -130,11 +108,7 @@ $("generate").addEventListener("submit", async (event) => {
   out.removeAttribute("data-done");
   button.disabled = true;
   try {
-    if (features.stream) {
-      await streamEvents("/generate/stream", body, (e) => { if (e.text) out.append(e.text); });
-    } else {
-      out.append((await postJSON("/generate", body)).text);
-    }
+    await streamEvents("/generate/stream", body, (e) => { if (e.text) out.append(e.text); });
     out.dataset.done = "true";
   } catch (error) {
     showError($("generate-error"), error);

@@ -1,0 +1,138 @@
+"""A generation request and the handle `Engine.submit` gives back for it.
+
+The service builds a `GenerationRequest` and gets a `GenerationHandle`: it awaits the characters on
+the event loop (`async for chunk in handle`, or `await handle.text()`) and calls `cancel()` when its
+reader goes away. The engine thread writes into the same handle (`append`, `finish`, `fail`) and wakes
+its reader with `loop.call_soon_threadsafe`, so no server thread is held while a request waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
+    from models.decode.stream import Stream
+
+FinishReason = Literal["length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What the service asks an engine for."""
+
+    stream: Stream  # the seed text, length, random seed and sampling settings
+    # True: the reader takes each chunk as it comes (server-sent events); False: the whole text at the
+    # end, so it is woken once.
+    streaming: bool = False
+
+
+class GenerationHandle:
+    """One submitted request's characters as the engine produces them (written by the engine thread,
+    read on the event loop). Iterating yields what arrived since the last chunk, so a slow reader gets
+    bigger chunks instead of a growing backlog of tiny ones."""
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        wake_interval_s: float,
+        cancel: Callable[[GenerationHandle], None],
+    ) -> None:
+        self.request = request
+        self.submitted_at = perf_counter()
+        self.finished_at: float | None = None
+        self.finish_reason: FinishReason | None = None
+        self.error: BaseException | None = None
+        self.produced = 0  # characters so far; only the engine thread writes it
+        self._loop = loop
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._woken = asyncio.Event()
+        self._wake_scheduled = False
+        # A streaming reader is woken at most once per interval, and at once for its first characters
+        # and its end: an event per character would cost the event loop more than the step made them.
+        self._wake_interval = wake_interval_s
+        self._last_wake = -math.inf
+
+    @property
+    def stream(self) -> Stream:
+        return self.request.stream
+
+    # -- the engine thread
+
+    def append(self, char: str) -> None:
+        """One character that is not the last: a whole-text reader reads nothing before `finish`,
+        whose lock publishes this append too, so it needs neither the lock nor a wake."""
+        self.produced += 1
+        if self.request.streaming:
+            self._push(char)
+        else:
+            self._pending.append(char)
+
+    def finish(self, reason: FinishReason, last: str = "") -> None:
+        """The end, with the last character (if any)."""
+        self.produced += len(last)
+        self._push(last, reason)
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self._push("", "error")
+
+    def _push(self, chars: str, finish_reason: FinishReason | None = None) -> None:
+        with self._lock:
+            self._pending.append(chars)
+            if finish_reason is not None:
+                self.finish_reason = finish_reason
+                self.finished_at = perf_counter()
+            wake = finish_reason is not None
+            if self.request.streaming and not wake:
+                now = perf_counter()
+                wake = now - self._last_wake >= self._wake_interval
+                if wake:
+                    self._last_wake = now
+            wake = wake and not self._wake_scheduled
+            self._wake_scheduled = self._wake_scheduled or wake
+        if wake:
+            # RuntimeError: its event loop is closed, nobody is left to read; the stream ends as usual.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._woken.set)
+
+    # -- the event loop
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        """The characters as they come, in chunks; raises the engine's error if it failed."""
+        while True:
+            await self._woken.wait()
+            with self._lock:
+                self._woken.clear()
+                self._wake_scheduled = False
+                chunk, finished = "".join(self._pending), self.finish_reason is not None
+                self._pending.clear()
+            if chunk:
+                yield chunk
+            if finished:
+                if self.error is not None:
+                    raise self.error
+                return
+
+    async def text(self) -> str:
+        """The whole text, once it is all there."""
+        return "".join([chunk async for chunk in self])
+
+    def cancel(self) -> None:
+        """Give the slot back (the reader went away); the engine drops the stream before its next step."""
+        if not self.done:
+            self._cancel(self)

@@ -1,0 +1,187 @@
+"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints.
+
+Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
+bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
+prints its `detail` and exits 1; argparse exits 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
+from client.http import ApiClient, ApiError
+from client.progress import follow_experiment, follow_job
+from client.settings import DEFAULT_URL, ClientSettings
+
+Command = Callable[[ApiClient, argparse.Namespace, Console], int]
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+
+
+def _ended(kind: str, id_: int, status: str, detail: str, console: Console) -> int:
+    console.print(f"{kind} {id_} {status}{': ' + detail if detail else ''}")
+    return 0 if status == "succeeded" else 1
+
+
+def train(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    job = client.post("/train", training_body(args))
+    print(job["id"], flush=True)
+    if not args.wait:
+        return 0
+    job = follow_job(client, job["id"], console)
+    detail = job["error"] or f"step {job['step']}  {_metrics_line(job['latest_metrics'])}"
+    return _ended("job", job["id"], job["status"], detail, console)
+
+
+def generate(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    body = {
+        "job_id": args.job,
+        "checkpoint_id": args.checkpoint,
+        "seed": args.seed_text,
+        "length": args.length,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "random_seed": args.random_seed,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    sys.stdout.write(args.seed_text)
+    for event in client.stream_events("/generate/stream", body):
+        sys.stdout.write(event.get("text", ""))
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _results_table(experiment: dict[str, Any]) -> Table:
+    axes = list(experiment["sweep"])
+    rows = experiment["results"]
+    metrics = sorted({name for row in rows for name in row["final_metrics"] if name.startswith("val_")})
+    table = Table(title=f"experiment {experiment['id']} ({experiment['status']})")
+    for column in [*axes, "job", "status", "step", *metrics, "best_val_loss", "best_val_accuracy"]:
+        table.add_column(column, justify="left" if column in ("status", "model") else "right")
+    for row in rows:
+        finals = [row["final_metrics"].get(name) for name in metrics]
+        best = [row["best_val_loss"], row["best_val_accuracy"]]
+        cells = [*(row["params"][axis] for axis in axes), row["job_id"], row["status"], row["step"]]
+        cells += ["-" if v is None else f"{v:.4f}" for v in [*finals, *best]]
+        table.add_row(*(str(cell) for cell in cells))
+    return table
+
+
+def experiment(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    body = training_body(args) | {"sweep": sweep_axes(args.sweep)}
+    if args.name:
+        body["name"] = args.name
+    created = client.post("/experiments", body)
+    print(created["id"], flush=True)
+    if not args.wait:
+        return 0
+    final = follow_experiment(client, created["id"], console)
+    Console(soft_wrap=True).print(_results_table(final))
+    counts = ", ".join(f"{n} {status}" for status, n in final["counts"].items() if n)
+    return _ended("experiment", final["id"], final["status"], counts, console)
+
+
+def jobs(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    page = client.get("/jobs", status=args.status, limit=args.limit)
+    table = Table(title=f"{len(page['items'])} of {page['total']} jobs")
+    for column in ("id", "task", "model", "status", "progress", "step", "loss", "eta"):
+        table.add_column(column)
+    for job in page["items"]:
+        eta = job["eta_seconds"]
+        table.add_row(
+            str(job["id"]),
+            job["task"],
+            job["model"],
+            job["status"],
+            f"{job['progress']:.0%}",
+            f"{job['step']}/{job['total_steps']}",
+            f"{job['latest_metrics']['loss']:.4f}" if "loss" in job["latest_metrics"] else "-",
+            "-" if eta is None else f"{eta:.0f} s",
+        )
+    Console(soft_wrap=True).print(table)
+    return 0
+
+
+def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    job = client.post(f"/jobs/{args.job_id}/cancel")
+    console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
+    return 0
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"server base URL (default: $RNNLAB_URL or {DEFAULT_URL})")
+    parser.add_argument("--token", help="API token (default: $RNNLAB_TOKEN, else <data_dir>/api-token)")
+
+
+def add_client_commands(commands: Any) -> None:
+    """Add the client subcommands to `rnnlab`'s subparsers; each sets `client_command`."""
+
+    def add(name: str, run: Command, help_: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_, allow_abbrev=False)
+        parser.set_defaults(client_command=run)
+        _connection_flags(parser)
+        return parser
+
+    add_training_flags(add("train", train, "queue a training job on a server (POST /train)"))
+
+    p = add("generate", generate, "continue a seed text with a text model, printed as it streams")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--job", type=int, help="the job whose latest checkpoint generates")
+    model.add_argument("--checkpoint", type=int, help="a checkpoint id")
+    p.add_argument("--seed-text", default="", help="text to continue")
+    p.add_argument("--length", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--random-seed", type=int, help="makes the text repeatable")
+
+    p = add("experiment", experiment, "queue a sweep of training jobs (POST /experiments)")
+    add_training_flags(p)
+    p.add_argument(
+        "--sweep",
+        action="append",
+        type=sweep_item,
+        required=True,
+        metavar="AXIS=V1,V2",
+        help="a sweep axis and its values; repeat for more axes (e.g. --sweep model=rnn,lstm)",
+    )
+    p.add_argument("--name", help="a label for the experiment")
+
+    p = add("jobs", jobs, "list jobs, newest first")
+    # No choices here: the server checks the status and names the ones it has (one list, the server's).
+    p.add_argument("--status", metavar="STATUS", help="only jobs in this status (e.g. running)")
+    p.add_argument("--limit", type=int, default=20)
+
+    p = add("cancel", cancel, "cancel a queued or running job")
+    p.add_argument("job_id", type=int)
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    settings = ClientSettings()
+    base_url = args.url or settings.resolved_url
+    token = args.token or settings.resolved_token()
+    # No markup: server details and metric names are printed as they are, brackets included.
+    console = Console(stderr=True, markup=False, highlight=False)
+    client = ApiClient(base_url, token)
+    try:
+        code: int = args.client_command(client, args, console)
+        return code
+    except ApiError as exc:
+        console.print(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("stopped watching; the server carries on (rnnlab cancel ID stops a job)")
+        return 130
+    finally:
+        client.close()

@@ -1,0 +1,187 @@
+"""`DecodeBatch`: up to `capacity` streams stepped together (slots, buffers, sampler and LSTM step
+tied together), and `decode`, which runs a list of streams through one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from models.data import UnknownCharacters, Vocabulary
+from models.decode.buffers import UNIFORM_WINDOW, BatchBuffers
+from models.decode.fused import FusedCharLSTM
+from models.decode.sampler import RowCounts, sample, settings_row
+from models.decode.slots import Active, PrefixCache, SlotTable
+from models.decode.stream import Stream
+from models.native import NativeDecode, Stepper
+from models.native import load as load_native
+
+
+class DecodeBatch:
+    """Up to `capacity` independent streams stepped together: `add`, `step`, `remove`.
+
+    A stream keeps its slot (an int in [0, capacity)) from `add` until it leaves: `step` releases it
+    after its `length`-th character, `remove` earlier (a client went away). Freed slots are reused.
+    Not thread-safe: one engine thread drives a batch.
+
+    `native`: step with the C++ extension (`models.native`) or in PyTorch. None uses it when it is
+    built and the weights are on the CPU; False never; True requires it (ValueError on another
+    device, RuntimeError when it is not built). Both give bitwise the same ids and state.
+    """
+
+    def __init__(
+        self, weights: FusedCharLSTM, vocab: Vocabulary, capacity: int, *, native: bool | None = None
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
+        if len(vocab) != weights.vocab_size:
+            raise ValueError(f"vocabulary has {len(vocab)} characters, the model {weights.vocab_size}")
+        self.weights, self.vocab, self.capacity = weights, vocab, capacity
+        self._native = _native_decode(native, weights.device)
+        self.buffers = BatchBuffers(weights, capacity)
+        self.slots = SlotTable(capacity)
+        self.prefix_cache = PrefixCache()
+        self._counts = RowCounts()  # which optional sampler parts the active rows need
+        self._steppers: dict[int, Stepper] = {}  # the native step of n rows, made once per n
+        self._step = 0
+
+    def __len__(self) -> int:
+        """The number of active streams."""
+        return len(self.slots)
+
+    def __contains__(self, slot: object) -> bool:
+        return slot in self.slots
+
+    @property
+    def is_full(self) -> bool:
+        return self.slots.is_full
+
+    @property
+    def native(self) -> bool:
+        """Whether `step` runs the C++ extension (else the PyTorch ops)."""
+        return self._native is not None
+
+    def add(self, stream: Stream) -> int:
+        """Prime `stream`'s seed text and give it a free slot; its first character comes with `step`."""
+        # Few torch calls on purpose: each one drops and retakes the GIL, and in the API the event loop
+        # thread holds it a quarter of the time, so a join costs what its calls wait, not what they do.
+        if stream.length == 0:
+            raise ValueError("length must be >= 1 to join a batch (a length-0 stream has no characters)")
+        if self.slots.is_full:
+            raise RuntimeError(f"the batch is full ({self.capacity} streams)")
+        missing = self.vocab.missing(stream.seed_text)
+        if missing:
+            raise UnknownCharacters(missing)
+        V, device = self.weights.vocab_size, self.weights.device
+        # The generator's draws, in generate's order: the start character, then all uniforms.
+        generator = torch.Generator().manual_seed(stream.random_seed)
+        # An empty seed text starts from a random character: the same state as that one-character seed.
+        prefix = stream.seed_text or self.vocab.chars[int(torch.randint(V, (1,), generator=generator))]
+        uniforms = None
+        if stream.temperature != 0:  # a greedy row samples at uniform 0
+            uniforms = torch.rand(stream.length, generator=generator)
+            uniforms = uniforms if device.type == "cpu" else uniforms.to(device)
+        # Everything that can fail comes before the slot is taken: a failure must not lose one.
+        state = self.prefix_cache.get(prefix, self._prime)
+        self.buffers.write(
+            len(self.slots), state, settings_row(V, stream.temperature, stream.top_k, stream.top_p)
+        )
+        row, active = self.slots.join(stream, uniforms, self._step)
+        self._load_uniforms(row, active)
+        self._counts.count(stream.temperature, stream.top_k, stream.top_p, +1)
+        return active.slot
+
+    def _prime(self, seed_text: str) -> torch.Tensor:
+        """The state after `seed_text` as a row's first part: h | c | next logits."""
+        logits, h, c = self.weights.prime(self.vocab.encode(seed_text))
+        return torch.cat([h.flatten(), c.flatten(), logits])
+
+    def remove(self, slot: int) -> None:
+        """Drop the stream in `slot` now; the slot is free for the next `add`."""
+        active, row, moved = self.slots.leave(slot)
+        if moved is not None:
+            self.buffers.move(moved, row)
+        stream = active.stream
+        self._counts.count(stream.temperature, stream.top_k, stream.top_p, -1)
+
+    def next_logits(self, slot: int) -> torch.Tensor:
+        """A copy of the logits (V,) that the next character of the stream in `slot` is drawn from."""
+        return self.buffers.rows[self.slots.row_of(slot), self.buffers.layout.logits].clone()
+
+    def step(self) -> dict[int, int]:
+        """The next character id of every active stream, by slot; finished streams leave the batch."""
+        # No inference_mode here: entering it costs several us per call, and nothing it would save
+        # happens anyway (the buffers are plain tensors, nothing requires grad).
+        n = len(self.slots)
+        if n == 0:
+            return {}
+        b = self.buffers.for_rows(n)
+        column = self._step % UNIFORM_WINDOW
+        if column == 0 and self._step > 0:
+            for row, active in enumerate(self.slots.active):
+                self._load_uniforms(row, active)
+        needs = self._counts.needs(n)
+        if self._native is not None:  # the sampler and the LSTM step in C++, the GIL released meanwhile
+            stepper = self._steppers.get(n)
+            if stepper is None:
+                stepper = self._steppers[n] = self._native.Stepper(b, self.weights)
+            ids = stepper.step(column, *needs)
+        else:
+            sample(b.sampling, column, needs)
+            ids = b.sampling.ids_flat.tolist()
+            self.weights.advance(b)
+        next_ids = {active.slot: i for active, i in zip(self.slots.active, ids, strict=True)}
+        self._step += 1
+        for active in self.slots.leaving_after(self._step):
+            self.remove(active.slot)
+        return next_ids
+
+    def _load_uniforms(self, row: int, active: Active) -> None:
+        """Put the stream's uniforms of the steps up to the window's end into its row."""
+        start = self._step % UNIFORM_WINDOW
+        uniforms = active.uniforms
+        if uniforms is not None:
+            t = self._step - active.joined_at
+            uniforms = uniforms[t : t + UNIFORM_WINDOW - start]
+        self.buffers.load_uniforms(row, start, uniforms)
+
+
+def _native_decode(native: bool | None, device: torch.device) -> NativeDecode | None:
+    """The extension a DecodeBatch steps with (see its `native` argument), or None for PyTorch."""
+    if native is False:
+        return None
+    if device.type != "cpu":
+        if native:
+            raise ValueError(f"the native decode step runs on the CPU only; the weights are on {device}")
+        return None
+    module = load_native()
+    if module is None and native:
+        raise RuntimeError(
+            "the native decode step is not built for this source and torch: "
+            "run `python -m models.native` (./run does it)"
+        )
+    return module
+
+
+def decode(
+    weights: FusedCharLSTM,
+    vocab: Vocabulary,
+    streams: Iterable[Stream],
+    capacity: int,
+    *,
+    native: bool | None = None,
+) -> list[str]:
+    """Every stream's text, streams joining a `capacity` batch in order as slots free up."""
+    streams = list(streams)
+    texts: list[list[str]] = [[] for _ in streams]
+    batch = DecodeBatch(weights, vocab, capacity, native=native)
+    owner: dict[int, int] = {}  # slot -> index into streams
+    pending = iter(i for i, s in enumerate(streams) if s.length > 0)
+    next_index = next(pending, None)
+    while next_index is not None or len(batch):
+        while next_index is not None and not batch.is_full:
+            owner[batch.add(streams[next_index])] = next_index
+            next_index = next(pending, None)
+        for slot, i in batch.step().items():
+            texts[owner[slot]].append(vocab.chars[i])
+    return ["".join(t) for t in texts]
