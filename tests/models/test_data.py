@@ -8,17 +8,15 @@ import pytest
 import torch
 
 from models.config import PalindromeConfig, TextConfig
+from models.corpus import CorpusError, decode_corpus, load_corpus
 from models.data import (
     VAL_MAX_CHARS,
     VAL_STREAMS,
-    CorpusError,
     PalindromeData,
     TextData,
     UnknownCharacters,
     Vocabulary,
-    decode_corpus,
     encode_digits,
-    load_corpus,
     make_data,
     random_palindromes,
 )
