@@ -95,27 +95,36 @@ class Engine:
     def submit(self, request: GenerationRequest) -> GenerationHandle:
         """Queue a request (on the event loop); it joins the batch at the next step. GenerationBusy when
         the batch and the line are full."""
-        handle = GenerationHandle(
-            request,
-            asyncio.get_running_loop(),
-            wake_interval_s=self.stream_interval_s,
-            cancel=self._request_cancel,
-        )
-        if request.stream.length == 0:  # nothing to generate: no slot, no step
-            handle.finish("length")
-            return handle
+        return self.submit_all([request])[0]
+
+    def submit_all(self, requests: list[GenerationRequest]) -> list[GenerationHandle]:
+        """Queue several requests (the `n` continuations of one prompt) all or none: GenerationBusy
+        unless the batch and the line have room for every one."""
+        loop = asyncio.get_running_loop()
+        handles = [
+            GenerationHandle(r, loop, wake_interval_s=self.stream_interval_s, cancel=self._request_cancel)
+            for r in requests
+        ]
+        queued = []
+        for handle in handles:
+            if handle.stream.length == 0:  # nothing to generate: no slot, no step
+                handle.finish("length")
+            else:
+                queued.append(handle)
+        if not queued:
+            return handles
         with self._cond:
-            if self._admitted >= self.max_batch + self.max_waiting:
+            if self._admitted + len(queued) > self.max_batch + self.max_waiting:
                 raise GenerationBusy(self.checkpoint_id, RETRY_AFTER_S)
-            self._admitted += 1
-            self._arrived.append(handle)
+            self._admitted += len(queued)
+            self._arrived.extend(queued)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"engine-{self.checkpoint_id}", daemon=True
                 )
                 self._thread.start()
             self._cond.notify()
-        return handle
+        return handles
 
     def close(self) -> None:
         with self._cond:

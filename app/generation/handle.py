@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Literal
 
+from models.decode.stops import StopMatcher
+
 if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
     from models.decode.stream import Stream
 
-FinishReason = Literal["length", "cancelled", "error"]
+FinishReason = Literal["length", "stop", "cancelled", "error"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class GenerationRequest:
     # True: the reader takes each chunk as it comes (server-sent events); False: the whole text at the
     # end, so it is woken once.
     streaming: bool = False
+    # Stop strings (models/decode/stops.py): the text ends before the first match that leaves at least
+    # `min_length` characters (through it with `include_stop`).
+    stops: tuple[str, ...] = ()
+    min_length: int = 0
+    include_stop: bool = False
 
 
 class GenerationHandle:
@@ -51,7 +58,13 @@ class GenerationHandle:
         self.finished_at: float | None = None
         self.finish_reason: FinishReason | None = None
         self.error: BaseException | None = None
+        self.stop_reason: str | None = None  # the stop string that ended the text
         self.produced = 0  # characters so far; only the engine thread writes it
+        self._stops = (
+            StopMatcher(request.stops, min_length=request.min_length, include_stop=request.include_stop)
+            if request.stops
+            else None
+        )
         self._loop = loop
         self._cancel = cancel
         self._lock = threading.Lock()
@@ -69,19 +82,28 @@ class GenerationHandle:
 
     # -- the engine thread
 
-    def append(self, char: str) -> None:
-        """One character that is not the last: a whole-text reader reads nothing before `finish`,
-        whose lock publishes this append too, so it needs neither the lock nor a wake."""
+    def append(self, char: str) -> bool:
+        """One more character; True when a stop string ended the text with it (the handle is finished).
+        Without stops a whole-text reader reads nothing before `finish`, whose lock publishes this
+        append too, so it needs neither the lock nor a wake."""
         self.produced += 1
+        if self._stops is not None:
+            char = self._stops.push(char)
+            if self._stops.fired is not None:
+                self.stop_reason = self._stops.fired
+                self._push(char, "stop")
+                return True
+            if not char:  # held back: it may be the start of a stop
+                return False
         if self.request.streaming:
             self._push(char)
         else:
             self._pending.append(char)
+        return False
 
-    def finish(self, reason: FinishReason, last: str = "") -> None:
-        """The end, with the last character (if any)."""
-        self.produced += len(last)
-        self._push(last, reason)
+    def finish(self, reason: FinishReason) -> None:
+        """The end (all `length` characters, or cancelled): whatever stops still held back goes out."""
+        self._push(self._stops.flush() if self._stops is not None else "", reason)
 
     def fail(self, error: BaseException) -> None:
         self.error = error

@@ -88,17 +88,19 @@ class Scheduler:
         return failed
 
     def update_from_output(self, ids: dict[int, int]) -> list[GenerationHandle]:
-        """Hand each active request its character of the step; the ones that have all theirs (the batch
-        let them go after this step) leave."""
+        """Hand each active request its character of the step; the ones that are over leave: a stop
+        string ended their text, or they have all `length` characters (the batch let them go already)."""
         finished = []
         for slot, next_id in ids.items():
             request = self._active[slot]
-            if request.produced + 1 == request.stream.length:
+            stopped = request.append(self._chars[next_id])
+            if stopped or request.produced == request.stream.length:
+                if slot in self.batch:  # a stop before the last character: the batch still holds it
+                    self.batch.remove(slot)
                 self._leave(slot)
-                request.finish("length", self._chars[next_id])
+                if not stopped:
+                    request.finish("length")
                 finished.append(request)
-            else:
-                request.append(self._chars[next_id])
         return finished
 
     def fail_all(self, error: BaseException) -> list[GenerationHandle]:

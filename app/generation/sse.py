@@ -2,7 +2,8 @@
 
     data: {"text": "Once up", "index": 0}
     data: {"text": "on a", "index": 7}
-    data: {"finish_reason": "length", "index": 11, "checkpoint_id": 3, "random_seed": 42, "timings": {...}}
+    data: {"finish_reason": "length", "index": 11, "stop_reason": null, "checkpoint_id": 3, "random_seed": 42,
+           "timings": {...}}
 
 `index` is the offset of the event's first character in the generated text (in the last event: the
 text's length), so a client can tell that it missed nothing.
@@ -10,6 +11,7 @@ text's length), so a client can tell that it missed nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -47,22 +49,74 @@ def event(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def events(handle: GenerationHandle, last: Callable[[], dict[str, Any]]) -> AsyncIterator[bytes]:
-    """The chunks of `handle` as events, then `last()`'s fields with `finish_reason` and `index`.
+async def events(
+    handles: list[GenerationHandle], last: Callable[[GenerationHandle], dict[str, Any]]
+) -> AsyncIterator[bytes]:
+    """The chunks of every handle as events, then for each its end: `finish_reason` ("length" or
+    "stop"), `stop_reason`, `index`, and `last(handle)`'s fields. With several handles (`n`), every
+    event carries `choice`, the continuation's number, and the stream ends after the last one ends.
 
-    When the client goes away, Starlette cancels this generator: its slot goes back to the engine
-    before the engine's next step. An engine failure mid-stream ends the stream with
+    When the client goes away, Starlette cancels this generator: its slots go back to the engine
+    before the engine's next step. An engine failure mid-stream ends that continuation with
     `finish_reason: "error"` and a `detail` (the status line was sent long ago).
     """
-    index = 0
+    several = len(handles) > 1
     try:
+        async for i, chunk, index in _merged(handles):
+            handle = handles[i]
+            tag = {"choice": i} if several else {}
+            if isinstance(chunk, Exception):
+                yield event({"finish_reason": "error", "index": index, "detail": str(chunk)} | tag)
+            elif chunk is None:
+                end = {
+                    "finish_reason": handle.finish_reason,
+                    "index": index,
+                    "stop_reason": handle.stop_reason,
+                }
+                yield event(end | tag | last(handle))
+            else:
+                yield event({"text": chunk, "index": index} | tag)
+    finally:
+        for handle in handles:
+            handle.cancel()  # a no-op once the stream has finished
+
+
+async def _merged(
+    handles: list[GenerationHandle],
+) -> AsyncIterator[tuple[int, str | Exception | None, int]]:
+    """(handle number, chunk, the chunk's offset) as the chunks come from any handle; the chunk is None
+    for a handle's end (offset: its length) and the exception for its failure."""
+    if len(handles) == 1:  # the common case needs no tasks
+        index = 0
         try:
-            async for chunk in handle:
-                yield event({"text": chunk, "index": index})
+            async for chunk in handles[0]:
+                yield 0, chunk, index
                 index += len(chunk)
         except Exception as exc:
-            yield event({"finish_reason": "error", "index": index, "detail": str(exc)})
+            yield 0, exc, index
             return
-        yield event({"finish_reason": handle.finish_reason, "index": index} | last())
+        yield 0, None, index
+        return
+    queue: asyncio.Queue[tuple[int, str | Exception | None, int]] = asyncio.Queue()
+
+    async def drain(i: int, handle: GenerationHandle) -> None:
+        index = 0
+        try:
+            async for chunk in handle:
+                await queue.put((i, chunk, index))
+                index += len(chunk)
+        except Exception as exc:
+            await queue.put((i, exc, index))
+            return
+        await queue.put((i, None, index))
+
+    tasks = [asyncio.create_task(drain(i, h)) for i, h in enumerate(handles)]
+    try:
+        ended = 0
+        while ended < len(handles):
+            item = await queue.get()
+            ended += not isinstance(item[1], str)
+            yield item
     finally:
-        handle.cancel()  # a no-op once the stream has finished
+        for task in tasks:
+            task.cancel()

@@ -8,6 +8,7 @@ runs in threads.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -22,24 +23,43 @@ from app.generation import sse
 from app.generation.cache import LoadedModel, ModelCache
 from app.generation.handle import GenerationHandle, GenerationRequest
 from app.observability import observe_generation
-from app.schemas.generation import GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
+from app.schemas.generation import Choice, GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
 Sessions = sessionmaker[Session]
 
 
+MAX_RANDOM_SEED = 2**64 - 1
+
+
+def choice_seed(random_seed: int, index: int) -> int:
+    """Continuation `index` of `n` draws from random_seed + index (mod 2**64): the first is what the
+    same request with n = 1 gives, and any one of them can be reproduced alone."""
+    return (random_seed + index) % (MAX_RANDOM_SEED + 1)
+
+
 @dataclass(frozen=True)
 class Started:
-    """A generation the engine accepted: what the response reports besides the text."""
+    """A generation the engine accepted (one handle per continuation): what the response reports
+    besides the text."""
 
     checkpoint_id: int
-    handle: GenerationHandle
+    prompt: str
+    handles: list[GenerationHandle]
     started_at: float
+
+    @property
+    def random_seed(self) -> int:
+        return self.handles[0].stream.random_seed
+
+    def finished_at(self) -> float:
+        ends = [h.finished_at for h in self.handles]
+        return max(e for e in ends if e is not None) if all(e is not None for e in ends) else perf_counter()
 
     def timings(self) -> Timings:
         """load_ms: resolving and loading the checkpoint; generate_ms: from the engine's waiting line
         to the last character (time waiting for a slot included)."""
-        submitted_at, finished_at = self.handle.submitted_at, self.handle.finished_at or perf_counter()
+        submitted_at, finished_at = self.handles[0].submitted_at, self.finished_at()
         return Timings(
             load_ms=(submitted_at - self.started_at) * 1000,
             generate_ms=(finished_at - submitted_at) * 1000,
@@ -47,8 +67,12 @@ class Started:
         )
 
     def observe(self) -> None:
-        finished_at = self.handle.finished_at or perf_counter()
-        observe_generation(self.handle.produced, finished_at - self.handle.submitted_at)
+        produced = sum(h.produced for h in self.handles)
+        observe_generation(produced, self.finished_at() - self.handles[0].submitted_at)
+
+    def cancel(self) -> None:
+        for handle in self.handles:
+            handle.cancel()
 
 
 async def generate(
@@ -57,19 +81,34 @@ async def generate(
     """`source` ("query" or "body") is where the parameters came from, for error locations."""
     started = await start(sessions, cache, params, source=source, streaming=False)
     try:
-        text = await started.handle.text()
+        texts = await asyncio.gather(*(handle.text() for handle in started.handles))
     finally:
-        started.handle.cancel()  # the request was cancelled while it waited: free the slot
+        started.cancel()  # the request was cancelled while it waited: free the slots
     started.observe()
+    choices = [
+        Choice(
+            index=i,
+            text=text,
+            finish_reason="stop" if handle.finish_reason == "stop" else "length",
+            stop_reason=handle.stop_reason,
+            random_seed=handle.stream.random_seed,
+        )
+        for i, (handle, text) in enumerate(zip(started.handles, texts, strict=True))
+    ]
+    first = choices[0]
     return GenerateOut(
-        text=text,
+        text=first.text,
         checkpoint_id=started.checkpoint_id,
-        seed=params.seed,
+        prompt=started.prompt,
+        seed=started.prompt,
         length=params.length,
         temperature=params.temperature,
         top_k=params.top_k,
         top_p=params.top_p,
-        random_seed=started.handle.stream.random_seed,
+        random_seed=first.random_seed,
+        finish_reason=first.finish_reason,
+        stop_reason=first.stop_reason,
+        choices=choices,
         timings=started.timings(),
     )
 
@@ -77,15 +116,15 @@ async def generate(
 async def events(started: Started) -> AsyncGenerator[bytes]:
     """The SSE body of a started generation (see app/generation/sse.py for the events)."""
 
-    def last() -> dict[str, Any]:
+    def last(handle: GenerationHandle) -> dict[str, Any]:
         return {
             "checkpoint_id": started.checkpoint_id,
-            "random_seed": started.handle.stream.random_seed,
+            "random_seed": handle.stream.random_seed,
             "timings": started.timings().model_dump(),
         }
 
     try:
-        async for event in sse.events(started.handle, last):
+        async for event in sse.events(started.handles, last):
             yield event
     finally:
         started.observe()
@@ -97,7 +136,7 @@ async def start(
     """Resolve and load the checkpoint, check the request against it, queue it in its engine.
 
     Everything that can be refused is refused here, before a streamed response has started:
-    unknown checkpoint (404), palindrome model (409), unknown seed characters (422), full line (429).
+    unknown checkpoint (404), palindrome model (409), unknown prompt characters (422), full line (429).
     """
     from models.data import UnknownCharacters
     from models.decode.stream import Stream
@@ -116,13 +155,30 @@ async def start(
             f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model: "
             "this model predicts digits; use POST /predict"
         )
-    missing = loaded.vocab.missing(params.seed)
+    prompt = params.prompt_text
+    missing = loaded.vocab.missing(prompt)
     if missing:
-        raise InvalidInput((source, "seed"), str(UnknownCharacters(missing)))
+        raise InvalidInput((source, params.prompt_field), str(UnknownCharacters(missing)))
     random_seed = secrets.randbits(32) if params.random_seed is None else params.random_seed
-    stream = Stream(params.seed, params.length, random_seed, params.temperature, params.top_k, params.top_p)
-    handle = loaded.engine.submit(GenerationRequest(stream, streaming=streaming))
-    return Started(loaded.checkpoint_id, handle, started_at)
+    requests = [
+        GenerationRequest(
+            Stream(
+                prompt,
+                params.length,
+                choice_seed(random_seed, i),
+                params.temperature,
+                params.top_k,
+                params.top_p,
+            ),
+            streaming=streaming,
+            stops=tuple(params.stop),
+            min_length=params.min_length,
+            include_stop=params.include_stop_str_in_output,
+        )
+        for i in range(params.n)
+    ]
+    handles = loaded.engine.submit_all(requests)
+    return Started(loaded.checkpoint_id, prompt, handles, started_at)
 
 
 async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:
