@@ -83,7 +83,7 @@ class AccessControl:
         if scheme.lower() == b"bearer" and credentials.strip():
             token_index = matching_token(credentials.strip(), self.tokens)
         if token_index is None and needs_token(method, path, protect_reads=self.protect_reads):
-            await self._unauthorized(header, scheme)(scope, receive, send)
+            await self._unauthorized(header, scheme, path)(scope, receive, send)
             return
         if is_rate_limited(method, path):
             # Keyed by which token (never the token itself); anonymous callers by their address.
@@ -95,11 +95,12 @@ class AccessControl:
                     f"rate limit of {self.limiter.rate * 60:g} requests per minute "
                     f"(burst {self.limiter.burst}) reached; retry in {retry} s"
                 )
-                await error_response(429, detail, headers={"Retry-After": retry})(scope, receive, send)
+                response = error_response(429, detail, headers={"Retry-After": retry}, path=path)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _unauthorized(self, header: bytes | None, scheme: bytes) -> ASGIApp:
+    def _unauthorized(self, header: bytes | None, scheme: bytes, path: str) -> ASGIApp:
         challenge = REALM
         if not self.tokens:
             detail = "no API token is configured on this server (RNNLAB_API_TOKENS); it accepts no writes"
@@ -111,7 +112,7 @@ class AccessControl:
         else:
             detail = "the bearer token is not valid"
             challenge += ', error="invalid_token"'
-        return error_response(401, detail, headers={"WWW-Authenticate": challenge})
+        return error_response(401, detail, headers={"WWW-Authenticate": challenge}, path=path)
 
 
 def _address(scope: Scope) -> str:

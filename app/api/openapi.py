@@ -15,7 +15,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api.access import is_rate_limited, needs_token
+from app.api.errors import is_openai
 from app.schemas.errors import ErrorBody
+from app.schemas.openai import OpenAIErrorBody
 
 SECURITY_SCHEME = "bearerAuth"
 ERROR_DESCRIPTIONS = {
@@ -29,6 +31,7 @@ ERROR_DESCRIPTIONS = {
     503: "A backing service (database or broker) is unavailable",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_OPENAI_ERROR_REF = {"$ref": "#/components/schemas/OpenAIErrorBody"}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -36,8 +39,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
-def _error(code: int) -> dict[str, Any]:
-    return {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": _ERROR_REF}}}
+def _error(code: int, *, openai: bool = False) -> dict[str, Any]:
+    schema = _OPENAI_ERROR_REF if openai else _ERROR_REF
+    return {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": schema}}}
 
 
 def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
@@ -47,6 +51,9 @@ def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
     error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(error_schema.pop("$defs", {}))
     schemas["ErrorBody"] = error_schema
+    openai_schema = OpenAIErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(openai_schema.pop("$defs", {}))
+    schemas["OpenAIErrorBody"] = openai_schema
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     components["securitySchemes"] = {
@@ -57,23 +64,27 @@ def document(app: FastAPI, *, protect_reads: bool) -> dict[str, Any]:
         }
     }
     for path, operations in schema.get("paths", {}).items():
+        # Under /v1 every error has OpenAI's body, and what is a 422 elsewhere is a 400 (app/api/errors.py).
+        openai = is_openai(path)
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            if openai:
+                responses.pop("422", None)
             # Every error is the JSON ErrorBody, whatever the route's own media type: FastAPI would
             # document a streaming route's 404 as text/event-stream, and FastAPI's 422 schema is not ours.
             # /ready's 503 is not an error body but its Health report, naming the check that is down.
             errors = [] if path == "/ready" else [c for c in responses if c.isdigit() and int(c) >= 400]
             for code in errors:
-                responses[code] = _error(int(code)) | {
+                responses[code] = _error(int(code), openai=openai) | {
                     k: v for k, v in responses[code].items() if k not in ("content", "description")
                 }
             if "requestBody" in operation:
-                responses["400"] = _error(400)
+                responses["400"] = _error(400, openai=openai)
             if needs_token(method, path, protect_reads=protect_reads):
                 operation["security"] = [{SECURITY_SCHEME: []}]
-                responses["401"] = _error(401)
+                responses["401"] = _error(401, openai=openai)
             if is_rate_limited(method, path):
-                responses["429"] = _error(429) | {
+                responses["429"] = _error(429, openai=openai) | {
                     "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
                 }
     return schema

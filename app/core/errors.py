@@ -46,6 +46,7 @@ class ExperimentNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     def __init__(self, name: str, field: str = "model") -> None:
+        self.name = name
         super().__init__(f"{field}: the model `{name}` does not exist")
 
 

@@ -62,7 +62,7 @@ async def events(
     """
     several = len(handles) > 1
     try:
-        async for i, chunk, index in _merged(handles):
+        async for i, chunk, index in merged(handles):
             handle = handles[i]
             tag = {"choice": i} if several else {}
             if isinstance(chunk, Exception):
@@ -81,7 +81,7 @@ async def events(
             handle.cancel()  # a no-op once the stream has finished
 
 
-async def _merged(
+async def merged(
     handles: list[GenerationHandle],
 ) -> AsyncIterator[tuple[int, str | Exception | None, int]]:
     """(handle number, chunk, the chunk's offset) as the chunks come from any handle; the chunk is None
