@@ -55,6 +55,8 @@ class GenerationHandle:
     ) -> None:
         self.request = request
         self.submitted_at = perf_counter()
+        self.joined_at: float | None = None  # when it took a slot in the batch
+        self.first_char_at: float | None = None
         self.finished_at: float | None = None
         self.finish_reason: FinishReason | None = None
         self.error: BaseException | None = None
@@ -87,6 +89,8 @@ class GenerationHandle:
         Without stops a whole-text reader reads nothing before `finish`, whose lock publishes this
         append too, so it needs neither the lock nor a wake."""
         self.produced += 1
+        if self.produced == 1:
+            self.first_char_at = perf_counter()
         if self._stops is not None:
             char = self._stops.push(char)
             if self._stops.fired is not None:
@@ -100,6 +104,10 @@ class GenerationHandle:
         else:
             self._pending.append(char)
         return False
+
+    def joined(self) -> None:
+        """It took a slot in the batch (the engine thread, at the scheduler's join)."""
+        self.joined_at = perf_counter()
 
     def finish(self, reason: FinishReason) -> None:
         """The end (all `length` characters, or cancelled): whatever stops still held back goes out."""

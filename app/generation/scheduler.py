@@ -84,6 +84,7 @@ class Scheduler:
                 failed.append(request)
                 continue
             self._active[slot] = request
+            request.joined()
             ACTIVE_STREAMS.inc()
         return failed
 

@@ -22,10 +22,16 @@ from app.core.settings import Settings, get_settings
 from app.observability.collectors import JobsCollector
 from app.observability.context import log_context
 from app.observability.logs import configure_logging
-from app.observability.metrics import REGISTRY, RequestMetricsMiddleware, observe_generation
+from app.observability.metrics import REGISTRY, RequestMetricsMiddleware, observe_generation, observe_latency
 from app.observability.workers_collector import WorkersCollector
 
-__all__ = ["configure_logging", "install_observability", "log_context", "observe_generation"]
+__all__ = [
+    "configure_logging",
+    "install_observability",
+    "log_context",
+    "observe_generation",
+    "observe_latency",
+]
 
 
 def _settings(app: FastAPI) -> Settings:

@@ -36,6 +36,24 @@ GENERATION_SPEED = Histogram(
     registry=REGISTRY,
 )
 
+# What vLLM's and TGI's users watch, per named model ("" for a request by checkpoint or job id): the
+# time from a request's arrival to its first character, and the time it waited for a slot in the batch.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf"))
+TIME_TO_FIRST_CHAR = Histogram(
+    "rnnlab_generation_time_to_first_character_seconds",
+    "From a generation request's arrival to its first character, by model name.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "rnnlab_generation_queue_seconds",
+    "Time a generation request waited for a slot in its engine's batch, by model name.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
 # The decode engines (app/generation/engine.py), summed over the loaded checkpoints.
 ACTIVE_STREAMS = Gauge(
     "rnnlab_generation_active_streams", "Streams in the engines' batches now.", registry=REGISTRY
@@ -49,6 +67,14 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, float("inf")),
     registry=REGISTRY,
 )
+
+
+def observe_latency(model: str, *, first_char_s: float | None, queued_s: float | None) -> None:
+    """One request's time to first character and time in the waiting line (None: it never got there)."""
+    if first_char_s is not None:
+        TIME_TO_FIRST_CHAR.labels(model=model).observe(first_char_s)
+    if queued_s is not None:
+        QUEUE_WAIT.labels(model=model).observe(queued_s)
 
 
 def observe_generation(chars: int, seconds: float) -> None:

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 from uuid import uuid4
 
@@ -30,7 +31,7 @@ from app.schemas.openai import (
     CompletionRequest,
     Usage,
 )
-from app.services.generation import Sessions, choice_seed, loaded_model
+from app.services.generation import Sessions, choice_seed, loaded_model, model_name_of, observe_handles
 
 DONE = b"data: [DONE]\n\n"
 
@@ -45,6 +46,10 @@ class StartedCompletion:
     handles: list[GenerationHandle]
     id: str
     created: int
+    started_at: float
+
+    def observe(self) -> None:
+        observe_handles(self.handles, self.started_at, model_name_of(self.request.model))
 
     def prompt_of(self, choice: int) -> str:
         return self.prompts[choice // self.request.n]
@@ -57,6 +62,7 @@ async def start(
     from models.data import UnknownCharacters
     from models.decode.stream import Stream
 
+    started_at = perf_counter()
     if (refused := body.unhonourable()) is not None:
         raise InvalidInput(("body", refused[0]), refused[1])
     loaded = await loaded_model(sessions, cache, checkpoint_id=None, job_id=None, model=body.model)
@@ -86,7 +92,9 @@ async def start(
         for i in range(len(prompts) * body.n)
     ]
     handles = loaded.engine.submit_all(requests)
-    return StartedCompletion(body, loaded, prompts, handles, f"cmpl-{uuid4().hex}", int(time.time()))
+    return StartedCompletion(
+        body, loaded, prompts, handles, f"cmpl-{uuid4().hex}", int(time.time()), started_at
+    )
 
 
 async def complete(started: StartedCompletion) -> Completion:
@@ -98,6 +106,7 @@ async def complete(started: StartedCompletion) -> Completion:
     finally:
         for handle in started.handles:
             handle.cancel()
+    started.observe()
     choices = []
     for i, (handle, text) in enumerate(zip(started.handles, texts, strict=True)):
         prompt = started.prompt_of(i)
@@ -149,6 +158,7 @@ async def events(started: StartedCompletion) -> AsyncGenerator[bytes]:
     finally:
         for handle in started.handles:
             handle.cancel()
+        started.observe()
 
 
 def _frame(started: StartedCompletion, choices: list[dict[str, Any]]) -> dict[str, Any]:

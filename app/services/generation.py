@@ -22,7 +22,7 @@ from app.core.errors import InvalidInput, WrongTask
 from app.generation import sse
 from app.generation.cache import LoadedModel, ModelCache
 from app.generation.handle import GenerationHandle, GenerationRequest
-from app.observability import observe_generation
+from app.observability import observe_generation, observe_latency
 from app.schemas.generation import Choice, GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
 from app.services import checkpoints
 
@@ -47,6 +47,7 @@ class Started:
     prompt: str
     handles: list[GenerationHandle]
     started_at: float
+    model_name: str = ""  # the registered name it came by, for the per-model metrics
 
     @property
     def random_seed(self) -> int:
@@ -67,12 +68,29 @@ class Started:
         )
 
     def observe(self) -> None:
-        produced = sum(h.produced for h in self.handles)
-        observe_generation(produced, self.finished_at() - self.handles[0].submitted_at)
+        observe_handles(self.handles, self.started_at, self.model_name)
 
     def cancel(self) -> None:
         for handle in self.handles:
             handle.cancel()
+
+
+def observe_handles(handles: list[GenerationHandle], started_at: float, model_name: str) -> None:
+    """Record a finished request's characters, speed, time to first character and wait for a slot."""
+    ends = [h.finished_at for h in handles if h.finished_at is not None]
+    seconds = (max(ends) if ends else perf_counter()) - handles[0].submitted_at
+    observe_generation(sum(h.produced for h in handles), seconds)
+    for handle in handles:
+        observe_latency(
+            model_name,
+            first_char_s=None if handle.first_char_at is None else handle.first_char_at - started_at,
+            queued_s=None if handle.joined_at is None else handle.joined_at - handle.submitted_at,
+        )
+
+
+def model_name_of(reference: str | None) -> str:
+    """`tales@champion` -> `tales`: metrics are labelled by name, not by every alias and version."""
+    return "" if reference is None else reference.split("@")[0].split(":")[0]
 
 
 async def generate(
@@ -178,7 +196,7 @@ async def start(
         for i in range(params.n)
     ]
     handles = loaded.engine.submit_all(requests)
-    return Started(loaded.checkpoint_id, prompt, handles, started_at)
+    return Started(loaded.checkpoint_id, prompt, handles, started_at, model_name_of(params.model))
 
 
 async def predict(sessions: Sessions, cache: ModelCache, body: PredictIn) -> PredictOut:

@@ -161,3 +161,31 @@ def test_bad_controls_are_422_naming_the_field(
             response = client.post(path, json=body)
             assert response.status_code == 422, response.text
             assert field in response.json()["detail"]
+
+
+def test_time_to_first_character_and_queue_wait_per_model_name(
+    sqlite_settings: Settings, trained: dict[str, Any]
+) -> None:
+    from app.observability import metrics
+
+    def count(name: str, model: str) -> float:
+        return metrics.REGISTRY.get_sample_value(f"{name}_count", {"model": model}) or 0.0
+
+    with TestClient(app_with(sqlite_settings), headers=AUTH) as client:
+        name = f"metered-{trained['job_id']}"
+        client.post(f"/models/{name}/versions", json={"checkpoint_id": trained["checkpoint_id"]})
+        before = [
+            count(m, name)
+            for m in ("rnnlab_generation_time_to_first_character_seconds", "rnnlab_generation_queue_seconds")
+        ]
+        client.post("/generate", json={"model": f"{name}:1", "length": 5, "n": 2})
+        client.post("/v1/completions", json={"model": name, "prompt": "The", "max_tokens": 5})
+        after = [
+            count(m, name)
+            for m in ("rnnlab_generation_time_to_first_character_seconds", "rnnlab_generation_queue_seconds")
+        ]
+        exposition = client.get("/metrics").text
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 3]
+    assert (
+        f'rnnlab_generation_time_to_first_character_seconds_bucket{{le="0.001",model="{name}"}}' in exposition
+    )
