@@ -47,18 +47,31 @@ class Connection:
 
     async def get_json(self, path: str, params: dict[str, Any]) -> Any:
         """GET `path?params`; the decoded JSON body of a 200, HTTPError for anything else."""
-        status, fields = await self._request(path, params)
+        return await self._json(*await self._request(path, params))
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body; the decoded JSON body of a 200, HTTPError for anything else."""
+        return await self._json(*await self._request(path, body=body))
+
+    async def get_events(self, path: str, params: dict[str, Any]) -> tuple[float, str]:
+        """GET a `text/event-stream` (chunked, as uvicorn sends it): (seconds from the request to the
+        first event with text, the text of all events joined)."""
+        start = time.perf_counter()
+        return await self._events(start, *await self._request(path, params))
+
+    async def post_events(self, path: str, body: dict[str, Any]) -> tuple[float, str]:
+        """As `get_events`, for a POSTed JSON body; reads OpenAI's chunks (`choices[].text`) too."""
+        start = time.perf_counter()
+        return await self._events(start, *await self._request(path, body=body))
+
+    async def _json(self, status: str, fields: dict[str, str]) -> Any:
         length = int(next(v for k, v in fields.items() if k.lower() == "content-length"))
         body = await self._reader.readexactly(length)
         if status != "200":
             raise HTTPError(f"{status}: {body[:500]!r}")
         return json.loads(body)
 
-    async def get_events(self, path: str, params: dict[str, Any]) -> tuple[float, str]:
-        """GET a `text/event-stream` (chunked, as uvicorn sends it): (seconds from the request to the
-        first event with text, the text of all events joined)."""
-        start = time.perf_counter()
-        status, _ = await self._request(path, params)
+    async def _events(self, start: float, status: str, _: dict[str, str]) -> tuple[float, str]:
         if status != "200":
             raise HTTPError(f"{status}: {await self._reader.read(500)!r}")
         first, texts, buffer = 0.0, [], b""
@@ -66,15 +79,27 @@ class Connection:
             buffer += (await self._reader.readexactly(size + 2))[:-2]
             *events, buffer = buffer.split(b"\n\n")
             for event in events:
-                text = json.loads(event.removeprefix(b"data: ")).get("text")
+                data = event.removeprefix(b"data: ")
+                if data == b"[DONE]":
+                    continue
+                decoded = json.loads(data)
+                choices = decoded.get("choices")
+                text = "".join(c["text"] for c in choices) if choices else decoded.get("text")
                 if text:
                     first = first or time.perf_counter() - start
                     texts.append(text)
         await self._reader.readexactly(2)  # the last chunk's CRLF
         return first, "".join(texts)
 
-    async def _request(self, path: str, params: dict[str, Any]) -> tuple[str, dict[str, str]]:
-        self._writer.write(f"GET {path}?{urlencode(params)} HTTP/1.1\r\n{self._head}\r\n".encode())
+    async def _request(
+        self, path: str, params: dict[str, Any] | None = None, *, body: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, str]]:
+        if body is None:
+            self._writer.write(f"GET {path}?{urlencode(params or {})} HTTP/1.1\r\n{self._head}\r\n".encode())
+        else:
+            data = json.dumps(body).encode()
+            head = f"POST {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
+            self._writer.write(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status_line, *lines = head.decode("latin-1").split("\r\n")
         return status_line.split(" ", 2)[1], dict(line.split(":", 1) for line in lines if ":" in line)
