@@ -21,6 +21,7 @@ machine's drift hits both sides alike:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import statistics
