@@ -46,7 +46,8 @@ def generate(client: ApiClient, args: argparse.Namespace, console: Console) -> i
     body = {
         "job_id": args.job,
         "checkpoint_id": args.checkpoint,
-        "seed": args.seed_text,
+        "model": args.model,
+        "prompt": args.prompt,
         "length": args.length,
         "temperature": args.temperature,
         "top_k": args.top_k,
@@ -54,7 +55,7 @@ def generate(client: ApiClient, args: argparse.Namespace, console: Console) -> i
         "random_seed": args.random_seed,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    sys.stdout.write(args.seed_text)
+    sys.stdout.write(args.prompt)
     for event in client.stream_events("/generate/stream", body):
         sys.stdout.write(event.get("text", ""))
         sys.stdout.flush()
@@ -135,11 +136,13 @@ def add_client_commands(commands: Any) -> None:
 
     add_training_flags(add("train", train, "queue a training job on a server (POST /train)"))
 
-    p = add("generate", generate, "continue a seed text with a text model, printed as it streams")
+    p = add("generate", generate, "continue a prompt with a text model, printed as it streams")
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--job", type=int, help="the job whose latest checkpoint generates")
     model.add_argument("--checkpoint", type=int, help="a checkpoint id")
-    p.add_argument("--seed-text", default="", help="text to continue")
+    model.add_argument("--model", help="a named model: name, name@alias or name:version")
+    # --seed-text: the flag's name before `prompt`, kept working.
+    p.add_argument("--prompt", "--seed-text", dest="prompt", default="", help="text to continue")
     p.add_argument("--length", type=int, default=200)
     p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
     p.add_argument("--top-k", type=int)

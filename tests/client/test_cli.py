@@ -62,11 +62,18 @@ def test_generate_prints_the_continuation(server: LiveServer) -> None:
     assert trained.returncode == 0, trained.stderr
     job_id = trained.stdout.strip()
 
-    args = ["generate", "--job", job_id, "--seed-text", "Once ", "--length", "50", "--random-seed", "3"]
+    args = ["generate", "--job", job_id, "--prompt", "Once ", "--length", "50", "--random-seed", "3"]
     first, again = rnnlab(server, *args), rnnlab(server, *args)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("Once ") and len(first.stdout.rstrip("\n")) == len("Once ") + 50
     assert again.stdout == first.stdout  # the same random seed, the same text
+
+    # By a model name, and by the flag's old name, --seed-text: the same text.
+    with server.client() as http:
+        checkpoint_id = http.get(f"/jobs/{job_id}").json()["latest_checkpoint_id"]
+        http.post("/models/cli-tales/versions", json={"checkpoint_id": checkpoint_id}).raise_for_status()
+    named = ["generate", "--model", "cli-tales", "--seed-text", "Once ", "--length", "50", "--random-seed", "3"]
+    assert rnnlab(server, *named).stdout == first.stdout
 
 
 def test_a_cancelled_job_exits_non_zero(server: LiveServer) -> None:

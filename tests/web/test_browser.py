@@ -84,7 +84,7 @@ def test_start_a_job_watch_it_finish_and_generate(server: LiveServer, page: Page
     expect(page.locator("#checkpoints tbody tr")).not_to_have_count(0)
     expect(page.locator("#checkpoints tbody")).to_contain_text("final")
 
-    page.get_by_label("Seed text").fill("Once ")
+    page.get_by_label("Prompt").fill("Once ")
     page.get_by_label("Length (characters)").fill("60")
     page.get_by_label("Random seed (optional)").fill("7")
     page.get_by_role("button", name="Generate").click()

@@ -98,13 +98,13 @@ $("cancel").addEventListener("click", async () => {
 $("generate").addEventListener("submit", async (event) => {
   event.preventDefault();
   const { checkpoint, ...params } = formValues(event.target);
-  const body = { ...params, seed: $("g-seed").value };  // an empty seed is a valid seed
+  const body = { ...params, prompt: $("g-prompt").value };  // an empty prompt is a valid prompt
   if (checkpoint) body.checkpoint_id = Number(checkpoint);
   else body.job_id = jobId;
   const out = $("generated");
   const button = event.target.querySelector("button");
   showError($("generate-error"), null);
-  out.replaceChildren(h("span", { class: "seed" }, body.seed));
+  out.replaceChildren(h("span", { class: "prompt" }, body.prompt));
   out.removeAttribute("data-done");
   button.disabled = true;
   try {
