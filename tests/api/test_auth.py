@@ -49,7 +49,12 @@ def writes(settings: Settings) -> list[tuple[str, str]]:
 def assert_unauthorized(response, why: str) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert why in response.json()["detail"]
+    body = response.json()
+    if response.url.path.startswith("/v1/"):  # OpenAI's error body there (app/api/errors.py)
+        assert body["error"]["type"] == "authentication_error" and body["error"]["code"] == "invalid_api_key"
+        assert why in body["error"]["message"]
+    else:
+        assert why in body["detail"]
 
 
 def test_every_write_needs_a_valid_token(anonymous: TestClient, sqlite_settings: Settings) -> None:
