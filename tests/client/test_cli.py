@@ -72,7 +72,17 @@ def test_generate_prints_the_continuation(server: LiveServer) -> None:
     with server.client() as http:
         checkpoint_id = http.get(f"/jobs/{job_id}").json()["latest_checkpoint_id"]
         http.post("/models/cli-tales/versions", json={"checkpoint_id": checkpoint_id}).raise_for_status()
-    named = ["generate", "--model", "cli-tales", "--seed-text", "Once ", "--length", "50", "--random-seed", "3"]
+    named = [
+        "generate",
+        "--model",
+        "cli-tales",
+        "--seed-text",
+        "Once ",
+        "--length",
+        "50",
+        "--random-seed",
+        "3",
+    ]
     assert rnnlab(server, *named).stdout == first.stdout
 
 
