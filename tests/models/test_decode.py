@@ -172,33 +172,6 @@ def test_a_stream_is_the_same_alone_and_beside_31_others(lm, fused) -> None:
             ]
 
 
-def test_logprobs_are_the_raw_distribution_of_the_rows_that_ask(lm, fused) -> None:
-    # The chosen character's log-probability and the alternatives come from log_softmax of the model's
-    # logits, before the penalties: here a ban (n = 1) moves greedy off the argmax, and the report
-    # still scores the chosen character under the raw distribution.
-    _, vocab = lm
-    batch = DecodeBatch(fused, vocab, capacity=4)
-    asking = batch.add(Stream("The king", 30, 0, temperature=0, logprobs=3, no_repeat_ngram_size=1))
-    plain = batch.add(Stream("The king", 30, 0, temperature=0))
-    off_argmax = 0
-    while asking in batch:
-        raw = batch.next_logits(asking).log_softmax(0)
-        ids = batch.step()
-        entry = batch.last_logprobs[asking]
-        assert set(batch.last_logprobs) == {asking}  # nothing for the row that did not ask
-        assert entry.logprob == pytest.approx(float(raw[ids[asking]]), abs=1e-6)
-        values, order = raw.sort(descending=True, stable=True)
-        assert entry.top == [
-            (i, pytest.approx(v, abs=1e-6))
-            for i, v in zip(order[:3].tolist(), values[:3].tolist(), strict=True)
-        ]
-        off_argmax += ids[asking] != order[0]
-        assert plain in ids
-    assert off_argmax > 0
-    batch.step()
-    assert batch.last_logprobs == {}
-
-
 def test_streams_join_leave_and_reuse_slots_midway(lm, fused) -> None:
     _, vocab = lm
     streams = varied_streams(70, random.Random(2))

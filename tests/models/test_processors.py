@@ -1,5 +1,6 @@
 """The logit processors (penalties, n-gram ban): exact values against a hand-written reference, the
-window and n-gram bookkeeping, and that each one breaks the loop a greedy char-LSTM falls into."""
+window and n-gram bookkeeping, and that each one breaks the loop a greedy char-LSTM falls into; and the
+log-probabilities a batch reports, read from the raw logits before them."""
 
 from __future__ import annotations
 
@@ -203,3 +204,30 @@ def test_the_counts_move_with_their_row(looping) -> None:
         for slot, i in batch.step().items():
             texts[slot] += vocab.chars[i]
     assert list(texts.values()) == alone
+
+
+def test_logprobs_are_the_raw_distribution_of_the_rows_that_ask(looping) -> None:
+    # The chosen character's log-probability and the alternatives come from log_softmax of the model's
+    # logits, before the penalties: here a ban (n = 1) moves greedy off the argmax, and the report
+    # still scores the chosen character under the raw distribution.
+    fused, vocab, _ = looping
+    batch = DecodeBatch(fused, vocab, capacity=4)
+    asking = batch.add(Stream("The king", 30, 0, temperature=0, logprobs=3, no_repeat_ngram_size=1))
+    plain = batch.add(Stream("The king", 30, 0, temperature=0))
+    off_argmax = 0
+    while asking in batch:
+        raw = batch.next_logits(asking).log_softmax(0)
+        ids = batch.step()
+        entry = batch.last_logprobs[asking]
+        assert set(batch.last_logprobs) == {asking}  # nothing for the row that did not ask
+        assert entry.logprob == pytest.approx(float(raw[ids[asking]]), abs=1e-6)
+        values, order = raw.sort(descending=True, stable=True)
+        assert entry.top == [
+            (i, pytest.approx(v, abs=1e-6))
+            for i, v in zip(order[:3].tolist(), values[:3].tolist(), strict=True)
+        ]
+        off_argmax += ids[asking] != order[0]
+        assert plain in ids
+    assert off_argmax > 0
+    batch.step()
+    assert batch.last_logprobs == {}
