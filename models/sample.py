@@ -24,6 +24,17 @@ import torch
 from torch import nn
 
 from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
+from models.decode.logprobs import CharLogprobs, RawLogprobs, check_logprobs
+from models.decode.processors import (
+    DEFAULT_PENALTY_WINDOW,
+    History,
+    Penalties,
+    PenaltyBuffers,
+    PenaltyNeeds,
+    penalty_row,
+    process,
+    record,
+)
 from models.decode.sampler import MAX_RANDOM_SEED, Needs, SamplerBuffers, check_sampling, sample, settings_row
 
 __all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "predict_palindrome"]
@@ -33,14 +44,17 @@ __all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "pre
 class Generation:
     """A continuation of exactly `length` characters (the seed text is not repeated).
 
-    `logprobs[i]` is log p(text[i] | everything before it) under the model itself (temperature 1,
-    no top-k/top-p), whatever sampling settings chose the character: the score of the text, not of
-    the sampler. None unless asked for.
+    `logprobs[i]` is log p(text[i] | everything before it) under the model itself: the raw
+    distribution, before penalties, temperature, top-k and top-p, whatever settings chose the
+    character (models/decode/logprobs.py: the score of the text, not of the sampler). None unless
+    asked for (`return_logprobs`, or `logprobs` > 0). `top_logprobs[i]`: the `logprobs` most likely
+    characters at position i under that same distribution, most likely first; None when logprobs = 0.
     """
 
     text: str
     random_seed: int
     logprobs: list[float] | None = None
+    top_logprobs: list[list[tuple[str, float]]] | None = None
 
 
 def generate(
@@ -53,6 +67,13 @@ def generate(
     top_p: float | None = None,
     random_seed: int | None = None,
     return_logprobs: bool = False,
+    *,
+    logprobs: int = 0,
+    repetition_penalty: float = 1.0,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+    no_repeat_ngram_size: int = 0,
+    penalty_window: int = DEFAULT_PENALTY_WINDOW,
 ) -> Generation:
     """Continue `seed_text` by `length` characters.
 
@@ -61,12 +82,20 @@ def generate(
     `top_p`. The seed text primes the state in one forward call; an empty seed text starts from a
     character drawn uniformly from the vocabulary by the seeded generator (it is not part of the
     output). `random_seed=None` draws a fresh seed; it is returned so the text can be reproduced.
+
+    The penalties and `no_repeat_ngram_size` change the logits before temperature, top-k and top-p
+    (definitions and bounds: models/decode/processors.py); `logprobs` (0..5) reports, see
+    `Generation`. This is the one-stream reference of `models.decode.Stream`: the same settings give
+    the same text there.
     """
     if not isinstance(seed_text, str):
         raise TypeError(f"seed_text must be a string, got {type(seed_text).__name__}")
     (generation,) = generate_batch(
-        model, vocab, [seed_text], length, temperature, top_k, top_p, random_seed, return_logprobs
-    )
+        model, vocab, [seed_text], length, temperature, top_k, top_p, random_seed, return_logprobs,
+        logprobs=logprobs, repetition_penalty=repetition_penalty, presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+        penalty_window=penalty_window,
+    )  # fmt: skip
     return generation
 
 
@@ -80,6 +109,13 @@ def generate_batch(
     top_p: float | None = None,
     random_seed: int | Sequence[int | None] | None = None,
     return_logprobs: bool = False,
+    *,
+    logprobs: int = 0,
+    repetition_penalty: float = 1.0,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+    no_repeat_ngram_size: int = 0,
+    penalty_window: int = DEFAULT_PENALTY_WINDOW,
 ) -> list[Generation]:
     """`generate` for many seed texts at once, one forward call per character for the whole batch.
 
@@ -96,19 +132,39 @@ def generate_batch(
     if any(not isinstance(s, str) for s in seed_texts):
         raise TypeError("seed_texts must all be strings")
     check_sampling(length, temperature, top_k, top_p)
+    check_logprobs(logprobs)
+    penalties = Penalties(
+        repetition_penalty, presence_penalty, frequency_penalty, no_repeat_ngram_size, penalty_window
+    )
     random_seeds = _row_seeds(random_seed, len(seed_texts))
     missing = sorted(set().union(*(vocab.missing(s) for s in seed_texts)))
     if missing:
         raise UnknownCharacters(missing)
     if not seed_texts:
         return []
-    texts, logprobs = _sample(
-        model, vocab, seed_texts, length, temperature, top_k, top_p, random_seeds, return_logprobs
-    )
-    return [
-        Generation(text, row_seed, logprobs[i] if logprobs is not None else None)
-        for i, (text, row_seed) in enumerate(zip(texts, random_seeds, strict=True))
-    ]
+    options = _Options(temperature, top_k, top_p, penalties, logprobs, return_logprobs or logprobs > 0)
+    texts, scores = _sample(model, vocab, seed_texts, length, options, random_seeds)
+    generations = []
+    for i, (text, row_seed) in enumerate(zip(texts, random_seeds, strict=True)):
+        chosen = top = None
+        if scores is not None:
+            chosen = [entry.logprob for entry in scores[i]]
+            if logprobs:
+                top = [[(vocab.chars[c], lp) for c, lp in entry.top] for entry in scores[i]]
+        generations.append(Generation(text, row_seed, chosen, top))
+    return generations
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The settings every row of `_sample` shares."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    penalties: Penalties
+    top_logprobs: int
+    scores: bool  # whether to take the log-probabilities at all
 
 
 @torch.inference_mode()
@@ -117,53 +173,65 @@ def _sample(
     vocab: Vocabulary,
     seed_texts: list[str],
     length: int,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
+    options: _Options,
     random_seeds: list[int],
-    return_logprobs: bool,
-) -> tuple[list[str], list[list[float]] | None]:
+) -> tuple[list[str], list[list[CharLogprobs]] | None]:
     device = next(model.parameters()).device
     generators = [torch.Generator().manual_seed(s) for s in random_seeds]
     with _eval_mode(model):
-        last_logits, states = [], []
+        last_logits, states, contexts = [], [], []
         primed: dict[
             str, tuple[torch.Tensor, tuple[torch.Tensor, ...]]
         ] = {}  # a repeated seed text runs once
         for text, generator in zip(seed_texts, generators, strict=True):
+            ids = vocab.encode(text) if text else torch.randint(len(vocab), (1,), generator=generator)
             if text in primed:
                 last, state = primed[text]
             else:
-                ids = vocab.encode(text) if text else torch.randint(len(vocab), (1,), generator=generator)
                 logits, state = model(ids.to(device)[None])  # (1, n, V), (h, c) each (L, 1, H)
                 last = logits[:, -1]  # (1, V)
                 if text:
                     primed[text] = last, state
             last_logits.append(last)
             states.append(state)
+            contexts.append(ids.tolist())  # what the penalties count from: the primed characters
         logits = torch.cat(last_logits).float()  # (B, V)
         # char_lstm's state is (h, c), each (L, B, H): the batch is dimension 1.
         state = tuple(torch.cat(parts, dim=1) for parts in zip(*states, strict=True))
         uniforms = torch.stack([torch.rand(length, generator=g) for g in generators]).to(device)  # (B, N)
 
-        (B, V), needs = logits.shape, Needs.of(temperature, top_k, top_p)
-        settings = torch.tensor([settings_row(V, temperature, top_k, top_p)] * B, device=device)
+        (B, V) = logits.shape
+        o = options
+        needs = Needs.of(o.temperature, o.top_k, o.top_p)
+        settings = torch.tensor([settings_row(V, o.temperature, o.top_k, o.top_p)] * B, device=device)
         # The uniforms as the sampler's window: column t holds every row's uniform of character t.
         sampler = SamplerBuffers.over(torch.empty(B, V, device=device), settings, uniforms)
+        histories = [History(o.penalties, c) if o.penalties.active else None for c in contexts]
+        penalty_needs = PenaltyNeeds.of(o.penalties)
+        rows = torch.tensor([penalty_row(V, h) for h in histories], device=device)  # (B, V + 3)
+        penalty_buffers = PenaltyBuffers.over(rows[:, :V], rows[:, V:])
         out = torch.empty(B, length, dtype=torch.long, device=device)  # (B, N)
-        logprobs = torch.empty(B, length, device=device) if return_logprobs else None  # (B, N)
+        scores: list[list[CharLogprobs]] | None = [[] for _ in range(B)] if o.scores else None
         for t in range(length):
             sampler.logits.copy_(logits)
+            # The same order as DecodeBatch.step: raw log-probabilities, penalties, the sampler.
+            raw = RawLogprobs(sampler.logits, range(B), [o.top_logprobs] * B) if scores is not None else None
+            if penalty_needs.any:
+                process(sampler.logits, penalty_buffers, penalty_needs, histories)
             sample(sampler, t, needs)
-            ids = sampler.ids  # (B, 1), overwritten by the next sample()
-            out[:, t] = ids[:, 0]
-            if logprobs is not None:
-                logprobs[:, t] = logits.log_softmax(-1).gather(1, ids).squeeze(1)
+            out[:, t] = sampler.ids[:, 0]
+            if raw is not None or penalty_needs.any:
+                chosen = sampler.ids_flat.tolist()
+                if penalty_needs.any:
+                    record(penalty_buffers, chosen, histories)
+                if raw is not None and scores is not None:
+                    for row_scores, entry in zip(scores, raw.take(chosen), strict=True):
+                        row_scores.append(entry)
             if t + 1 < length:
-                step_logits, state = model(ids, state)  # (B, 1, V)
+                step_logits, state = model(sampler.ids, state)  # (B, 1, V)
                 logits = step_logits[:, -1].float()
     texts = [vocab.decode(row) for row in out.tolist()]
-    return texts, (logprobs.tolist() if logprobs is not None else None)
+    return texts, scores
 
 
 def predict_palindrome(

@@ -12,13 +12,17 @@ batch capacity:
 
 One job per module, in the order a step meets them:
 
-    stream.py    `Stream`: one request (seed text, length, random seed, sampling settings), validated
-    fused.py     `FusedCharLSTM`: the rearranged weights, priming a seed text, `advance` (the LSTM step)
-    sampler.py   `sample`: the next ids from the logits, the one sampler of the project (its rule is there)
-    buffers.py   `BatchBuffers`: the row table and scratch; `StepBuffers`: the views one step of n rows
-                 touches, the typed structure the native step reads
-    slots.py     `SlotTable`: which stream holds which slot and row; `PrefixCache`: primed seed texts
-    batch.py     `DecodeBatch` (add, step, remove) tying them together, and `decode` (a list of streams)
+    stream.py      `Stream`: one request (seed text, length, random seed, sampling settings, penalties,
+                   logprobs), validated
+    fused.py       `FusedCharLSTM`: the rearranged weights, priming a seed text, `advance` (the LSTM step)
+    logprobs.py    `RawLogprobs`: the raw log-probabilities of the rows that ask, read before the step
+    processors.py  `process`: the penalties and n-gram ban on the logits, before the sampler (shared by
+                   both steps); `History`/`record`: each row's window and n-grams
+    sampler.py     `sample`: the next ids from the logits, the one sampler of the project (its rule is there)
+    buffers.py     `BatchBuffers`: the row table and scratch; `StepBuffers`: the views one step of n rows
+                   touches, the typed structure the native step reads
+    slots.py       `SlotTable`: which stream holds which slot and row; `PrefixCache`: primed seed texts
+    batch.py       `DecodeBatch` (add, step, remove) tying them together, and `decode` (a list of streams)
 
 On CPU the step runs natively when `models.native` has been built (`python -m models.native`; `./run`
 does it): `decode_step.cpp` calls the same ATen ops in the same order on the same buffers, with the GIL

@@ -10,6 +10,8 @@ import torch
 from models.data import UnknownCharacters, Vocabulary
 from models.decode.buffers import UNIFORM_WINDOW, BatchBuffers
 from models.decode.fused import FusedCharLSTM
+from models.decode.logprobs import CharLogprobs, RawLogprobs
+from models.decode.processors import History, PenaltyCounts, penalty_row, process, record
 from models.decode.sampler import RowCounts, sample, settings_row
 from models.decode.slots import Active, PrefixCache, SlotTable
 from models.decode.stream import Stream
@@ -27,6 +29,11 @@ class DecodeBatch:
     `native`: step with the C++ extension (`models.native`) or in PyTorch. None uses it when it is
     built and the weights are on the CPU; False never; True requires it (ValueError on another
     device, RuntimeError when it is not built). Both give bitwise the same ids and state.
+
+    Each step first takes the raw log-probabilities of the rows that ask for them (`last_logprobs`),
+    then applies the penalties of the rows that have them to the logits in place
+    (models/decode/processors.py), then runs the sampler and the LSTM step, native or not: both read
+    the same processed logits, so they stay bitwise equal.
     """
 
     def __init__(
@@ -42,6 +49,11 @@ class DecodeBatch:
         self.slots = SlotTable(capacity)
         self.prefix_cache = PrefixCache()
         self._counts = RowCounts()  # which optional sampler parts the active rows need
+        self._penalty_counts = PenaltyCounts()  # which penalties the active rows need
+        self._logprob_rows = 0  # how many active rows ask for log-probabilities
+        # After each step: by slot, the chosen character's raw log-probability and the most likely
+        # alternatives, for the rows whose stream asked (`Stream.logprobs`); empty when none did.
+        self.last_logprobs: dict[int, CharLogprobs] = {}
         self._steppers: dict[int, Stepper] = {}  # the native step of n rows, made once per n
         self._step = 0
 
@@ -81,15 +93,24 @@ class DecodeBatch:
         if stream.temperature != 0:  # a greedy row samples at uniform 0
             uniforms = torch.rand(stream.length, generator=generator)
             uniforms = uniforms if device.type == "cpu" else uniforms.to(device)
+        penalties = stream.penalties
+        # The penalties' context starts with the primed prefix, a drawn start character included.
+        history = History(penalties, self.vocab.encode(prefix).tolist()) if penalties.active else None
         # Everything that can fail comes before the slot is taken: a failure must not lose one.
         state = self.prefix_cache.get(prefix, self._prime)
-        self.buffers.write(
-            len(self.slots), state, settings_row(V, stream.temperature, stream.top_k, stream.top_p)
-        )
-        row, active = self.slots.join(stream, uniforms, self._step)
+        settings = settings_row(V, stream.temperature, stream.top_k, stream.top_p) + penalty_row(V, history)
+        self.buffers.write(len(self.slots), state, settings)
+        row, active = self.slots.join(stream, uniforms, self._step, history)
         self._load_uniforms(row, active)
-        self._counts.count(stream.temperature, stream.top_k, stream.top_p, +1)
+        self._count(active, +1)
         return active.slot
+
+    def _count(self, active: Active, sign: int) -> None:
+        stream = active.stream
+        self._counts.count(stream.temperature, stream.top_k, stream.top_p, sign)
+        if active.history is not None:
+            self._penalty_counts.count(active.history.penalties, sign)
+        self._logprob_rows += sign * (stream.logprobs > 0)
 
     def _prime(self, seed_text: str) -> torch.Tensor:
         """The state after `seed_text` as a row's first part: h | c | next logits."""
@@ -101,11 +122,11 @@ class DecodeBatch:
         active, row, moved = self.slots.leave(slot)
         if moved is not None:
             self.buffers.move(moved, row)
-        stream = active.stream
-        self._counts.count(stream.temperature, stream.top_k, stream.top_p, -1)
+        self._count(active, -1)
 
     def next_logits(self, slot: int) -> torch.Tensor:
-        """A copy of the logits (V,) that the next character of the stream in `slot` is drawn from."""
+        """A copy of the model's logits (V,) for the next character of the stream in `slot` (before the
+        step applies its penalties)."""
         return self.buffers.rows[self.slots.row_of(slot), self.buffers.layout.logits].clone()
 
     def step(self) -> dict[int, int]:
@@ -113,6 +134,8 @@ class DecodeBatch:
         # No inference_mode here: entering it costs several us per call, and nothing it would save
         # happens anyway (the buffers are plain tensors, nothing requires grad).
         n = len(self.slots)
+        if self.last_logprobs:
+            self.last_logprobs = {}
         if n == 0:
             return {}
         b = self.buffers.for_rows(n)
@@ -120,6 +143,16 @@ class DecodeBatch:
         if column == 0 and self._step > 0:
             for row, active in enumerate(self.slots.active):
                 self._load_uniforms(row, active)
+        raw = None
+        if self._logprob_rows:  # from the model's logits, before the penalties change them
+            asking = [(row, a.stream.logprobs) for row, a in enumerate(self.slots.active)]
+            rows, top = zip(*[(row, k) for row, k in asking if k], strict=True)
+            raw = RawLogprobs(b.sampling.logits, rows, top)
+        penalty_needs = self._penalty_counts.needs()
+        histories = None
+        if penalty_needs.any:  # shared by both steps: they read the processed logits
+            histories = [active.history for active in self.slots.active]
+            process(b.sampling.logits, b.penalties, penalty_needs, histories)
         needs = self._counts.needs(n)
         if self._native is not None:  # the sampler and the LSTM step in C++, the GIL released meanwhile
             stepper = self._steppers.get(n)
@@ -130,7 +163,13 @@ class DecodeBatch:
             sample(b.sampling, column, needs)
             ids = b.sampling.ids_flat.tolist()
             self.weights.advance(b)
-        next_ids = {active.slot: i for active, i in zip(self.slots.active, ids, strict=True)}
+        rows_now = self.slots.active
+        next_ids = {a.slot: i for a, i in zip(rows_now, ids, strict=True)}
+        if histories is not None:
+            record(b.penalties, ids, histories)
+        if raw is not None:
+            taken = zip(raw.rows, raw.take(ids), strict=True)
+            self.last_logprobs = {rows_now[row].slot: lp for row, lp in taken}
         self._step += 1
         for active in self.slots.leaving_after(self._step):
             self.remove(active.slot)

@@ -3,8 +3,9 @@
 
 Streams join and leave between steps (continuous batching): the active rows are kept compact, rows
 0..n-1, so a step costs what n streams cost whatever the capacity; a leaving row is replaced by the
-last one. Every per-row quantity (state, next logits, sampling settings, uniforms) lives in one float
-row, so that move is a single copy. Scratch is allocated once per capacity and overwritten every step.
+last one. Every per-row quantity (state, next logits, sampling settings, penalty counts, uniforms)
+lives in one float row, so that move is a single copy. Scratch is allocated once per capacity and
+overwritten every step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from models.decode.fused import FusedCharLSTM, Gates
+from models.decode.processors import PENALTY_SETTINGS, PenaltyBuffers
 from models.decode.sampler import SETTINGS_AFTER_KEEP_K, SamplerBuffers
 
 # How many uniforms of each stream sit in its row at a time: refilling costs one copy per stream
@@ -24,10 +26,12 @@ UNIFORM_WINDOW = 128
 class RowLayout:
     """Where each quantity sits in a stream's row:
 
-        h (L*H) | c (L*H) | next logits (V) | settings (V + 4, see sampler.settings_row) | uniforms (W)
+        h (L*H) | c (L*H) | next logits (V) | settings (V + 4, see sampler.settings_row)
+        | penalty counts (V) | penalty settings (3, see processors.penalty_row) | uniforms (W)
 
     h of all layers side by side makes [h_{l-1}, h_l], layer l's matmul input, a plain slice; h, c and
-    the logits side by side are what priming gives (`state`).
+    the logits side by side are what priming gives (`state`). The penalties' window counts live here,
+    not beside the stream, so that the one copy that moves a row moves them too.
     """
 
     def __init__(self, weights: FusedCharLSTM) -> None:
@@ -38,13 +42,16 @@ class RowLayout:
         self.logits = slice(2 * L * H, 2 * L * H + V)
         self.state = slice(0, self.logits.stop)  # h | c | next logits
         self.settings = slice(self.logits.stop, self.logits.stop + V + SETTINGS_AFTER_KEEP_K)
-        self.uniforms = slice(self.settings.stop, self.settings.stop + UNIFORM_WINDOW)
+        self.penalty_counts = slice(self.settings.stop, self.settings.stop + V)
+        self.penalty_settings = slice(self.penalty_counts.stop, self.penalty_counts.stop + PENALTY_SETTINGS)
+        self.all_settings = slice(self.settings.start, self.penalty_settings.stop)  # what a join writes
+        self.uniforms = slice(self.penalty_settings.stop, self.penalty_settings.stop + UNIFORM_WINDOW)
         self.width = self.uniforms.stop
 
 
 @dataclass(eq=False)
 class StepBuffers:
-    """Every tensor one step of `rows` active rows touches: the sampler's, then the LSTM's.
+    """Every tensor one step of `rows` active rows touches: the penalties', the sampler's, the LSTM's.
 
     Both steps run on these same tensors (the PyTorch one in sampler.sample and FusedCharLSTM.advance,
     the native one in decode_step.cpp), which is why their results are bitwise the same. The native
@@ -53,6 +60,7 @@ class StepBuffers:
     """
 
     rows: int  # n
+    penalties: PenaltyBuffers  # window counts, penalty settings and scratch (Python only, before the step)
     sampling: SamplerBuffers  # logits, settings, uniforms, sampler scratch and the chosen ids
     h: tuple[torch.Tensor, ...]  # L x (n, H) float32, views of the row table
     c: tuple[torch.Tensor, ...]  # L x (n, H) float32, views of the row table
@@ -68,6 +76,7 @@ class StepBuffers:
         """The same buffers for their first n rows (views: the same memory)."""
         return StepBuffers(
             rows=n,
+            penalties=self.penalties.head(n),
             sampling=self.sampling.head(n),
             h=tuple(t[:n] for t in self.h),
             c=tuple(t[:n] for t in self.c),
@@ -87,6 +96,7 @@ class BatchBuffers:
         rows = self.rows
         self._full = StepBuffers(
             rows=capacity,
+            penalties=PenaltyBuffers.over(rows[:, layout.penalty_counts], rows[:, layout.penalty_settings]),
             sampling=SamplerBuffers.over(
                 rows[:, layout.logits], rows[:, layout.settings], rows[:, layout.uniforms]
             ),
@@ -106,9 +116,10 @@ class BatchBuffers:
         return buffers
 
     def write(self, row: int, state: torch.Tensor, settings: list[float]) -> None:
-        """A joining stream's row: its primed state (h | c | next logits) and its sampling settings."""
+        """A joining stream's row: its primed state (h | c | next logits), then its sampling settings
+        and its penalty part, one list (`settings_row` + `penalty_row`)."""
         self.rows[row, self.layout.state] = state
-        self.rows[row, self.layout.settings] = torch.tensor(settings)
+        self.rows[row, self.layout.all_settings] = torch.tensor(settings)
 
     def move(self, source: int, destination: int) -> None:
         self.rows[destination] = self.rows[source]

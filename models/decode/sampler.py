@@ -4,10 +4,17 @@ THE RULE. This module is the specification of sampling, and the only sampler in 
 reference `models.sample.generate` and the decode batch's PyTorch step both call `sample`, so their
 texts are bitwise the same by construction. `models/native/decode_step.cpp` is its C++ twin (the same
 ATen ops in the same order on the same buffers; the stable sort and the inverse-CDF choice as plain
-loops whose result is exact). A new sampling parameter (stop strings, penalties, ...) therefore lands
-in `sample` here and in decode_step.cpp in the same commit, with a case in
-tests/models/test_native_step.py that compares the two steps bit for bit across mixed batches (rows
-with and without the parameter side by side, joining and leaving).
+loops whose result is exact). A new sampling parameter therefore lands in `sample` here and in
+decode_step.cpp in the same commit, with a case in tests/models/test_native_step.py that compares the
+two steps bit for bit across mixed batches (rows with and without the parameter side by side, joining
+and leaving).
+
+Logit processors are not sampling parameters: the penalties and the n-gram ban
+(models/decode/processors.py) rewrite a row's logits BEFORE the sampler, in one shared Python function
+that the batch runs on its logits rows before either step and that `generate` runs too; both steps then
+read the same processed logits, so they need no C++. The raw log-probabilities
+(models/decode/logprobs.py) are read before the processors, from the same buffer. A parameter that can
+be written as a change of the logits belongs there, not here.
 
 What `sample` computes, row by row (temperature 0 is greedy, the argmax):
 

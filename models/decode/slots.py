@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from models.decode.processors import History
 from models.decode.stream import Stream
 
 # Primed seed texts a batch remembers (vLLM's prefix caching, for whole seed texts): priming costs a
@@ -25,6 +26,7 @@ class Active:
     stream: Stream
     uniforms: torch.Tensor | None  # (length,) on the device; None for greedy (its uniforms stay 0)
     joined_at: int  # the batch step that draws its first character
+    history: History | None = None  # what its penalties read; None without penalties
 
     @property
     def leaves_after(self) -> int:
@@ -61,12 +63,14 @@ class SlotTable:
     def row_of(self, slot: int) -> int:
         return self._row_of_slot[slot]
 
-    def join(self, stream: Stream, uniforms: torch.Tensor | None, step: int) -> tuple[int, Active]:
+    def join(
+        self, stream: Stream, uniforms: torch.Tensor | None, step: int, history: History | None = None
+    ) -> tuple[int, Active]:
         """Give `stream` the lowest free slot and the next row: (row, its entry)."""
         if not self._free_slots:
             raise RuntimeError(f"the batch is full ({self.capacity} streams)")
         row, slot = len(self.active), self._free_slots.pop()
-        active = Active(slot, stream, uniforms, joined_at=step)
+        active = Active(slot, stream, uniforms, joined_at=step, history=history)
         self.active.append(active)
         self._row_of_slot[slot] = row
         self._leaving.setdefault(active.leaves_after, []).append(active)

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from models.callbacks import TrainingCallbacks
+from models.char_lstm import CharLSTM
+from models.checkpoint import load_model, load_vocabulary
 from models.config import PalindromeConfig, TextConfig
 from models.corpus import load_corpus
-from models.data import make_data
+from models.data import Vocabulary, make_data
 from models.train import TrainResult, train
 from tests.data import GRIMMS_EXCERPT
 
@@ -132,3 +134,22 @@ def palindrome_run() -> TrainResult:
     """An LSTM that solves palindromes of length 5+1 (100% held-out accuracy)."""
     config = palindrome_config(hidden_size=64, batch_size=128, train_steps=150, eval_every=150)
     return train(config, make_data(config))
+
+
+# Short enough to live here (tests read nothing outside the repository), repetitive enough that a
+# few dozen steps give the model preferences, so distributions are not flat.
+TALE = (
+    "Once upon a time there lived a king and a queen who had no children. The king said to the queen: "
+    "we shall have a child, and the queen said to the king: that would be a fine thing. Then one day "
+    "a frog crept out of the water and said to the queen: your wish shall be fulfilled. "
+) * 6
+
+
+@pytest.fixture(scope="session")
+def tale_lm() -> tuple[CharLSTM, Vocabulary]:
+    """A two-layer CharLSTM trained for a few dozen steps on TALE (its greedy text falls into a loop)."""
+    config = text_config(num_layers=2, train_steps=40, log_every=20, eval_every=40)
+    result = train(config, make_data(config, TALE))
+    model, vocab = load_model(result.final_checkpoint), load_vocabulary(result.final_checkpoint)
+    assert isinstance(model, CharLSTM) and vocab is not None
+    return model, vocab

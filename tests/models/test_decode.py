@@ -10,32 +10,18 @@ import torch
 
 import models.decode.slots as slots_module
 from models.char_lstm import CharLSTM
-from models.checkpoint import load_model, load_vocabulary
-from models.data import UnknownCharacters, Vocabulary, make_data
+from models.data import UnknownCharacters, Vocabulary
 from models.decode.batch import DecodeBatch, decode
 from models.decode.fused import FusedCharLSTM
+from models.decode.logprobs import CharLogprobs
 from models.decode.stream import Stream
-from models.sample import generate
-from models.train import train
-from tests.models.conftest import text_config
-
-# Short enough to live here (tests read nothing outside the repository), repetitive enough that a
-# few dozen steps give the model preferences, so distributions are not flat.
-TEXT = (
-    "Once upon a time there lived a king and a queen who had no children. The king said to the queen: "
-    "we shall have a child, and the queen said to the king: that would be a fine thing. Then one day "
-    "a frog crept out of the water and said to the queen: your wish shall be fulfilled. "
-) * 6
+from models.sample import Generation, generate
+from tests.models.conftest import TALE as TEXT
 
 
 @pytest.fixture(scope="module")
-def lm() -> tuple[CharLSTM, Vocabulary]:
-    """A two-layer CharLSTM trained for a few dozen steps on TEXT."""
-    config = text_config(num_layers=2, train_steps=40, log_every=20, eval_every=40)
-    result = train(config, make_data(config, TEXT))
-    model, vocab = load_model(result.final_checkpoint), load_vocabulary(result.final_checkpoint)
-    assert isinstance(model, CharLSTM) and vocab is not None
-    return model, vocab
+def lm(tale_lm: tuple[CharLSTM, Vocabulary]) -> tuple[CharLSTM, Vocabulary]:
+    return tale_lm
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +29,29 @@ def fused(lm: tuple[CharLSTM, Vocabulary]) -> FusedCharLSTM:
     return FusedCharLSTM(lm[0])
 
 
-def expected_text(lm: tuple[CharLSTM, Vocabulary], s: Stream) -> str:
+# The per-stream penalties and logprobs a varied stream draws from, each neutral about half the time,
+# so penalised, reporting and plain rows meet in one batch.
+EXTRAS: dict[str, list[object]] = {
+    "logprobs": [0, 0, 1, 5],
+    "repetition_penalty": [1.0, 1.0, 1.4, 0.7],
+    "presence_penalty": [0.0, 0.0, 0.8, -0.5],
+    "frequency_penalty": [0.0, 0.0, 0.3, -0.2],
+    "no_repeat_ngram_size": [0, 0, 0, 1, 3, 6],
+    "penalty_window": [64, 1, 12, 500],
+}
+
+
+def reference(lm: tuple[CharLSTM, Vocabulary], s: Stream) -> Generation:
+    """What the one-stream reference, `generate`, gives for the stream."""
     model, vocab = lm
-    return generate(model, vocab, s.seed_text, s.length, s.temperature, s.top_k, s.top_p, s.random_seed).text
+    extras = {name: getattr(s, name) for name in EXTRAS}
+    return generate(
+        model, vocab, s.seed_text, s.length, s.temperature, s.top_k, s.top_p, s.random_seed, **extras
+    )
+
+
+def expected_text(lm: tuple[CharLSTM, Vocabulary], s: Stream) -> str:
+    return reference(lm, s).text
 
 
 def varied_streams(count: int, rng: random.Random) -> list[Stream]:
@@ -58,9 +64,42 @@ def varied_streams(count: int, rng: random.Random) -> list[Stream]:
             temperature=rng.choice([0, 0.3, 0.8, 1.0, 1.6]),
             top_k=rng.choice([None, None, 1, 4, 40]),
             top_p=rng.choice([None, None, 0.3, 0.9, 1.0]),
+            **{name: rng.choice(values) for name, values in EXTRAS.items()},  # type: ignore[arg-type]
         )
         for _ in range(count)
     ]
+
+
+Scores = list[CharLogprobs]
+
+
+def decode_scored(
+    fused: FusedCharLSTM, vocab: Vocabulary, streams: list[Stream], capacity: int
+) -> list[tuple[str, Scores]]:
+    """`decode`, with every stream's `last_logprobs` entries beside its text."""
+    batch = DecodeBatch(fused, vocab, capacity)
+    out: list[tuple[list[str], Scores]] = [([], []) for _ in streams]
+    owner: dict[int, int] = {}
+    pending = iter(range(len(streams)))
+    index = next(pending, None)
+    while index is not None or len(batch):
+        while index is not None and not batch.is_full:
+            owner[batch.add(streams[index])] = index
+            index = next(pending, None)
+        for slot, i in batch.step().items():
+            out[owner[slot]][0].append(vocab.chars[i])
+        for slot, entry in batch.last_logprobs.items():
+            out[owner[slot]][1].append(entry)
+    return [("".join(text), scores) for text, scores in out]
+
+
+def assert_same_scores(got: Scores, expected: Scores, k: int) -> None:
+    """The same characters' log-probabilities and alternatives, up to float rounding of the logits."""
+    assert len(got) == len(expected) if k else got == []
+    for a, b in zip(got, expected, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        assert len(a.top) == len(b.top) == k
+        assert [lp for _, lp in a.top] == pytest.approx([lp for _, lp in b.top], abs=1e-4)
 
 
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
@@ -109,21 +148,39 @@ def test_same_random_seed_same_text_as_generate(lm, fused) -> None:
 
 
 def test_a_stream_is_the_same_alone_and_beside_31_others(lm, fused) -> None:
+    # Every setting, penalties and logprobs included, mixed in one batch of 32, 48 streams joining as
+    # others finish: each stream's text is its text alone and generate's, its log-probabilities too.
     _, vocab = lm
     streams = varied_streams(48, random.Random(1))
-    alone = [decode(fused, vocab, [s], capacity=1)[0] for s in streams]
-    assert decode(fused, vocab, streams, capacity=32) == alone
-    assert alone == [expected_text(lm, s) for s in streams]
+    assert {s.no_repeat_ngram_size for s in streams} == {0, 1, 3, 6} and {s.logprobs for s in streams} == {
+        0,
+        1,
+        5,
+    }
+    alone = [decode_scored(fused, vocab, [s], capacity=1)[0] for s in streams]
+    together = decode_scored(fused, vocab, streams, capacity=32)
+    assert [text for text, _ in together] == [text for text, _ in alone]
+    for s, (text, scores), (_, scores_together) in zip(streams, alone, together, strict=True):
+        assert_same_scores(scores_together, scores, s.logprobs)
+        expected = reference(lm, s)
+        assert text == expected.text, s
+        if s.logprobs:
+            assert expected.logprobs is not None and expected.top_logprobs is not None
+            assert [e.logprob for e in scores] == pytest.approx(expected.logprobs, abs=1e-4)
+            assert [[lp for _, lp in e.top] for e in scores] == [
+                pytest.approx([lp for _, lp in top], abs=1e-4) for top in expected.top_logprobs
+            ]
 
 
 def test_streams_join_leave_and_reuse_slots_midway(lm, fused) -> None:
     _, vocab = lm
     streams = varied_streams(70, random.Random(2))
-    alone = [decode(fused, vocab, [s], capacity=1)[0] for s in streams]
+    alone = decode_scored(fused, vocab, streams, capacity=1)
     batch = DecodeBatch(fused, vocab, capacity=32)
     waiting = list(enumerate(streams))
     owner: dict[int, int] = {}
     texts = [""] * len(streams)
+    scores: list[Scores] = [[] for _ in streams]
     cancelled: set[int] = set()
     slots_used: list[int] = []
     step = 0
@@ -140,14 +197,18 @@ def test_streams_join_leave_and_reuse_slots_midway(lm, fused) -> None:
                 cancelled.add(owner.pop(slot))
         for slot, i in batch.step().items():
             texts[owner[slot]] += vocab.chars[i]
+        for slot, entry in batch.last_logprobs.items():
+            scores[owner[slot]].append(entry)
         step += 1
     assert len(cancelled) == 4
     assert len(slots_used) == len(streams) and set(slots_used) == set(range(32))
-    for index, (text, expected) in enumerate(zip(texts, alone, strict=True)):
+    for index, (text, (expected, expected_scores)) in enumerate(zip(texts, alone, strict=True)):
         if index in cancelled:
             assert expected.startswith(text) and len(text) < len(expected)
+            expected_scores = expected_scores[: len(text)] if expected_scores else []
         else:
             assert text == expected
+        assert_same_scores(scores[index], expected_scores, streams[index].logprobs)
 
 
 def test_greedy_is_the_argmax_of_each_step(lm, fused) -> None:
@@ -176,6 +237,20 @@ def test_greedy_is_the_argmax_of_each_step(lm, fused) -> None:
         (dict(random_seed=-1), ValueError, "random_seed"),
         (dict(random_seed=2**64), ValueError, "random_seed"),
         (dict(seed_text=b"The"), TypeError, "seed_text"),
+        (dict(logprobs=6), ValueError, "logprobs"),
+        (dict(logprobs=-1), ValueError, "logprobs"),
+        (dict(logprobs=True), ValueError, "logprobs"),
+        (dict(repetition_penalty=0.0), ValueError, "repetition_penalty"),
+        (dict(repetition_penalty=2.01), ValueError, "repetition_penalty"),
+        (dict(repetition_penalty=float("nan")), ValueError, "repetition_penalty"),
+        (dict(presence_penalty=-2.5), ValueError, "presence_penalty"),
+        (dict(presence_penalty=float("inf")), ValueError, "presence_penalty"),
+        (dict(frequency_penalty=2.5), ValueError, "frequency_penalty"),
+        (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size"),
+        (dict(no_repeat_ngram_size=65), ValueError, "no_repeat_ngram_size"),
+        (dict(no_repeat_ngram_size=2.0), ValueError, "no_repeat_ngram_size"),
+        (dict(penalty_window=0), ValueError, "penalty_window"),
+        (dict(penalty_window=1025), ValueError, "penalty_window"),
     ],
 )
 def test_invalid_stream_parameters_are_named(arguments, error, name) -> None:

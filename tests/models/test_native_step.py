@@ -39,7 +39,45 @@ SCENARIOS: dict[str, dict[str, list[object]]] = {
     "top_k": {"temperature": [1.0, 0.7], "top_k": [None, 1, 3, 40], "top_p": [None]},
     "top_p": {"temperature": [1.0, 1.3], "top_k": [None], "top_p": [None, 0.3, 0.9, 1.0]},
     "everything": {"temperature": [0.0, 0.5, 1.0, 2.5], "top_k": [None, 2, 7], "top_p": [None, 0.5, 0.95]},
+    # The penalties and logprobs, each beside rows without it (they run before either step, in shared
+    # Python: these check that both steps read the same processed logits and report the same numbers).
+    "penalties": {
+        "temperature": [0.0, 1.0, 0.7],
+        "top_k": [None, 5],
+        "top_p": [None, 0.9],
+        "repetition_penalty": [1.0, 1.5, 0.6],
+        "presence_penalty": [0.0, 1.2, -0.7],
+        "frequency_penalty": [0.0, 0.4, -0.3],
+        "penalty_window": [64, 1, 9, 1024],
+    },
+    "ngram_and_logprobs": {
+        "temperature": [0.0, 1.0, 1.6],
+        "top_k": [None, 3],
+        "top_p": [None],
+        "no_repeat_ngram_size": [0, 1, 2, 5],
+        "logprobs": [0, 1, 5],
+    },
+    "all_new": {
+        "temperature": [0.0, 0.5, 1.0],
+        "top_k": [None, 2],
+        "top_p": [None, 0.8],
+        "repetition_penalty": [1.0, 1.3],
+        "presence_penalty": [0.0, 0.5],
+        "frequency_penalty": [0.0, -0.4],
+        "no_repeat_ngram_size": [0, 0, 3],
+        "penalty_window": [64, 5],
+        "logprobs": [0, 0, 2, 5],
+    },
 }
+# The Stream fields a scenario may leave out (the defaults are neutral).
+EXTRA_FIELDS = (
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "no_repeat_ngram_size",
+    "penalty_window",
+    "logprobs",
+)
 
 
 def random_weights(num_layers: int, hidden_size: int, seed: int) -> FusedCharLSTM:
@@ -63,6 +101,7 @@ def random_stream(rng: random.Random, choices: dict[str, list[object]]) -> Strea
         temperature=rng.choice(choices["temperature"]),  # type: ignore[arg-type]
         top_k=rng.choice(choices["top_k"]),  # type: ignore[arg-type]
         top_p=rng.choice(choices["top_p"]),  # type: ignore[arg-type]
+        **{name: rng.choice(choices[name]) for name in EXTRA_FIELDS if name in choices},  # type: ignore[arg-type]
     )
 
 
@@ -93,6 +132,8 @@ def drive(weights: FusedCharLSTM, scenario: str, seed: str, steps: int = 3 * UNI
         n = len(native)
         ids = native.step()
         assert ids == python.step(), f"step {step}"
+        # The same reports, bit for bit (floats compared with ==: the same computation on the same logits).
+        assert native.last_logprobs == python.last_logprobs, f"step {step}"
         compared += len(ids)
         assert len(native) == len(python)
         same_rows = torch.equal(bits(native.buffers.rows[:n]), bits(python.buffers.rows[:n]))
@@ -170,10 +211,11 @@ def test_a_row_without_a_distribution_fails_the_step_on_both_paths(native: bool)
         batch.step()
 
 
-def test_decode_gives_the_same_texts_natively() -> None:
+@pytest.mark.parametrize("scenario", ["everything", "all_new"])
+def test_decode_gives_the_same_texts_natively(scenario: str) -> None:
     weights = random_weights(2, 16, seed=7)
     rng = random.Random(7)
-    streams = [random_stream(rng, SCENARIOS["everything"]) for _ in range(40)]
+    streams = [random_stream(rng, SCENARIOS[scenario]) for _ in range(40)]
     texts = decode(weights, VOCAB, streams, capacity=8, native=False)
     assert decode(weights, VOCAB, streams, capacity=8, native=True) == texts
     assert decode(weights, VOCAB, streams, capacity=8) == texts  # None: native where built

@@ -98,6 +98,46 @@ def test_logprobs_score_the_text_under_the_model(lm) -> None:
     assert generate(model, vocab, "Once", 5).logprobs is None
 
 
+def test_top_logprobs_are_the_raw_distribution_whatever_the_settings(lm) -> None:
+    # Penalties, temperature and top-k choose the characters; the report scores them under the model.
+    model, vocab = lm
+    result = generate(
+        model, vocab, "Once", 40, temperature=1.5, top_k=5, random_seed=4, logprobs=3,
+        repetition_penalty=1.6, frequency_penalty=0.5, no_repeat_ngram_size=3,
+    )  # fmt: skip
+    assert result.logprobs is not None and result.top_logprobs is not None
+    ids = vocab.encode("Once" + result.text)
+    with torch.no_grad():
+        logits, _ = model(ids[None, :-1])
+    raw = logits[0, 3:].log_softmax(-1)  # (40, V)
+    assert result.logprobs == pytest.approx(raw.gather(1, ids[4:, None])[:, 0].tolist(), abs=1e-4)
+    values, order = raw.sort(dim=-1, descending=True, stable=True)
+    assert [[c for c, _ in top] for top in result.top_logprobs] == [
+        [vocab.chars[i] for i in row] for row in order[:, :3].tolist()
+    ]
+    assert [[lp for _, lp in top] for top in result.top_logprobs] == [
+        pytest.approx(row, abs=1e-4) for row in values[:, :3].tolist()
+    ]
+    plain = generate(model, vocab, "Once", 40, temperature=1.5, top_k=5, random_seed=4, return_logprobs=True)
+    assert plain.top_logprobs is None and plain.text != result.text  # the penalties changed the text
+
+
+def test_a_batch_with_penalties_equals_each_row_alone(lm) -> None:
+    model, vocab = lm
+    seed_texts = ["Once upon a time", "", "The", "And the king said: "]
+    settings = dict(
+        temperature=0.7, presence_penalty=0.6, no_repeat_ngram_size=4, penalty_window=20, logprobs=2
+    )
+    batch = generate_batch(model, vocab, seed_texts, 90, random_seed=[1, 2, 3, 4], **settings)
+    alone = [
+        generate(model, vocab, s, 90, random_seed=r, **settings)
+        for s, r in zip(seed_texts, [1, 2, 3, 4], strict=True)
+    ]
+    assert [g.text for g in batch] == [g.text for g in alone]
+    for a, b in zip(batch, alone, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
 def test_samples_follow_the_model_distribution(lm) -> None:
     model, vocab = lm
     with torch.no_grad():
@@ -168,6 +208,12 @@ def test_unknown_characters_are_named(lm) -> None:
         ({"top_p": 0.0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
         ({"random_seed": -1}, "random_seed"),
+        ({"logprobs": 6}, "logprobs"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+        ({"frequency_penalty": -3}, "frequency_penalty"),
+        ({"no_repeat_ngram_size": 65}, "no_repeat_ngram_size"),
+        ({"penalty_window": 0}, "penalty_window"),
     ],
 )
 def test_parameters_are_validated(lm, kwargs: dict, name: str) -> None:
