@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
+from models.decode.limits import DEFAULT_PENALTY_WINDOW
 from models.decode.logprobs import CharLogprobs, RawLogprobs, check_logprobs
 from models.decode.processors import (
-    DEFAULT_PENALTY_WINDOW,
     History,
     Penalties,
     PenaltyBuffers,

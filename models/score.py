@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from models.data import Vocabulary
-
-MAX_TOP_LOGPROBS = 5
+from models.decode.limits import MAX_LOGPROBS
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,8 @@ def score_text(model: nn.Module, vocab: Vocabulary, text: str, *, top: int = 0) 
     """Score `text` (non-empty) with a char-LSTM in eval mode; `UnknownCharacters` for foreign characters."""
     if not text:
         raise ValueError("text must not be empty")
-    if not 0 <= top <= MAX_TOP_LOGPROBS:
-        raise ValueError(f"top must be between 0 and {MAX_TOP_LOGPROBS}, got {top}")
+    if not 0 <= top <= MAX_LOGPROBS:
+        raise ValueError(f"top must be between 0 and {MAX_LOGPROBS}, got {top}")
     ids = vocab.encode(text)
     tokens = list(text)
     if len(ids) == 1:

@@ -61,6 +61,9 @@ class GenerationHandle:
         self.finish_reason: FinishReason | None = None
         self.error: BaseException | None = None
         self.stop_reason: str | None = None  # the stop string that ended the text
+        # With `stream.logprobs`: per produced character, (its log-probability, the likeliest
+        # characters'); appended by the engine thread before the character itself is released.
+        self.logprobs: list[tuple[float, dict[str, float]]] = []
         self.produced = 0  # characters so far; only the engine thread writes it
         self._stops = (
             StopMatcher(request.stops, min_length=request.min_length, include_stop=request.include_stop)
@@ -84,10 +87,13 @@ class GenerationHandle:
 
     # -- the engine thread
 
-    def append(self, char: str) -> bool:
-        """One more character; True when a stop string ended the text with it (the handle is finished).
-        Without stops a whole-text reader reads nothing before `finish`, whose lock publishes this
-        append too, so it needs neither the lock nor a wake."""
+    def append(self, char: str, logprobs: tuple[float, dict[str, float]] | None = None) -> bool:
+        """One more character (with its log-probabilities when the stream asked); True when a stop
+        string ended the text with it (the handle is finished). Without stops a whole-text reader reads
+        nothing before `finish`, whose lock publishes this append too, so it needs neither the lock nor
+        a wake."""
+        if logprobs is not None:
+            self.logprobs.append(logprobs)
         self.produced += 1
         if self.produced == 1:
             self.first_char_at = perf_counter()

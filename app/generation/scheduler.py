@@ -92,9 +92,12 @@ class Scheduler:
         """Hand each active request its character of the step; the ones that are over leave: a stop
         string ended their text, or they have all `length` characters (the batch let them go already)."""
         finished = []
+        chars, logprobs = self._chars, self.batch.last_logprobs  # rows that asked for them, this step
         for slot, next_id in ids.items():
             request = self._active[slot]
-            stopped = request.append(self._chars[next_id])
+            asked = logprobs.get(slot)
+            reported = None if asked is None else (asked.logprob, {chars[i]: lp for i, lp in asked.top})
+            stopped = request.append(chars[next_id], reported)
             if stopped or request.produced == request.stream.length:
                 if slot in self.batch:  # a stop before the last character: the batch still holds it
                     self.batch.remove(slot)

@@ -75,7 +75,14 @@ async def events(
                 }
                 yield event(end | tag | last(handle))
             else:
-                yield event({"text": chunk, "index": index} | tag)
+                chunk_event = {"text": chunk, "index": index} | tag
+                if handle.stream.logprobs:  # the chunk's characters', appended before they were released
+                    taken = handle.logprobs[index : index + len(chunk)]
+                    chunk_event["logprobs"] = {
+                        "token_logprobs": [lp for lp, _ in taken],
+                        "top_logprobs": [top for _, top in taken],
+                    }
+                yield event(chunk_event)
     finally:
         for handle in handles:
             handle.cancel()  # a no-op once the stream has finished

@@ -9,7 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from app.core.bounds import DbId
 from app.schemas.registry import ModelRefStr
 from models.config import MIN_TEMPERATURE
-from models.decode.stops import MAX_STOP_LENGTH, MAX_STOPS
+from models.decode.limits import (
+    DEFAULT_PENALTY_WINDOW,
+    MAX_ADDITIVE_PENALTY,
+    MAX_LOGPROBS,
+    MAX_NO_REPEAT_NGRAM_SIZE,
+    MAX_PENALTY_WINDOW,
+    MAX_REPETITION_PENALTY,
+    MAX_STOP_LENGTH,
+    MAX_STOPS,
+)
 
 
 class ModelRef(BaseModel):
@@ -64,6 +73,45 @@ class GenerateParams(ModelRef):
     )
     include_stop_str_in_output: bool = Field(False, description="keep the stop string that ended the text")
     n: int = Field(1, ge=1, le=MAX_N, description="continuations of the prompt, each its own stream")
+    logprobs: int = Field(
+        0,
+        ge=0,
+        le=MAX_LOGPROBS,
+        description="0 is off; k reports each generated character's log-probability and the k likeliest "
+        "alternatives, from the model's raw distribution (before penalties and sampling settings)",
+    )
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0,
+        le=MAX_REPETITION_PENALTY,
+        description="CTRL / transformers: a character in the window has its logit divided by this when "
+        "positive, multiplied when negative; 1 is off",
+    )
+    presence_penalty: float = Field(
+        0.0,
+        ge=-MAX_ADDITIVE_PENALTY,
+        le=MAX_ADDITIVE_PENALTY,
+        description="OpenAI: subtracted from the logit of every character in the window",
+    )
+    frequency_penalty: float = Field(
+        0.0,
+        ge=-MAX_ADDITIVE_PENALTY,
+        le=MAX_ADDITIVE_PENALTY,
+        description="OpenAI: times its count in the window, subtracted from a character's logit",
+    )
+    penalty_window: int = Field(
+        DEFAULT_PENALTY_WINDOW,
+        ge=1,
+        le=MAX_PENALTY_WINDOW,
+        description="the last characters (prompt and text) the three penalties count: a character model "
+        "sees most of its vocabulary within a few hundred, so an unbounded window would bend spelling",
+    )
+    no_repeat_ngram_size: int = Field(
+        0,
+        ge=0,
+        le=MAX_NO_REPEAT_NGRAM_SIZE,
+        description="transformers: no n-gram of this size occurs twice in prompt and text; 0 is off",
+    )
 
     @field_validator("temperature")
     @classmethod
@@ -111,6 +159,14 @@ class Timings(BaseModel):
 FinishReason = Literal["length", "stop"]
 
 
+class TextLogprobs(BaseModel):
+    """Lists over a text's characters, as OpenAI's legacy `logprobs` object lays them out (natural logs)."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+
+
 class Choice(BaseModel):
     """One continuation of `n`."""
 
@@ -119,6 +175,7 @@ class Choice(BaseModel):
     finish_reason: FinishReason
     stop_reason: str | None = Field(description="the stop string that ended the text; null otherwise")
     random_seed: int
+    logprobs: TextLogprobs | None = Field(None, description="with `logprobs`: the generated characters'")
 
 
 class GenerateOut(BaseModel):

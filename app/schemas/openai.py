@@ -9,15 +9,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.generation import MAX_N
 from models.config import MIN_TEMPERATURE
+from models.decode.limits import (
+    DEFAULT_PENALTY_WINDOW,
+    MAX_ADDITIVE_PENALTY,
+    MAX_LOGPROBS,
+    MAX_NO_REPEAT_NGRAM_SIZE,
+    MAX_PENALTY_WINDOW,
+    MAX_REPETITION_PENALTY,
+    MAX_STOP_LENGTH,
+    MAX_STOPS,
+)
 
 MAX_PROMPTS = 8
 MAX_CHARS = 10_000
-MAX_STOPS = 4
-MAX_N = 8
-MAX_LOGPROBS = 5
 
-StopString = Annotated[str, Field(min_length=1, max_length=100)]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
 
 
 class ModelCard(BaseModel):
@@ -80,8 +88,8 @@ class CompletionRequest(BaseModel):
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     echo: bool = False
     stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
-    presence_penalty: float = Field(0.0, ge=-2, le=2)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-MAX_ADDITIVE_PENALTY, le=MAX_ADDITIVE_PENALTY)
+    frequency_penalty: float = Field(0.0, ge=-MAX_ADDITIVE_PENALTY, le=MAX_ADDITIVE_PENALTY)
     seed: int | None = Field(None, ge=0, le=2**64 - 1, description="the random seed")
     user: str | None = Field(None, max_length=256)
     # Fields OpenAI defines that rnnlab cannot honour: accepted only at their neutral values.
@@ -90,9 +98,12 @@ class CompletionRequest(BaseModel):
     best_of: int | None = Field(None, ge=1, le=MAX_N)
     # vLLM and TGI extras.
     top_k: int | None = Field(None, ge=-1, description="-1 or 0: no top-k")
-    repetition_penalty: float = Field(1.0, gt=0, le=2)
+    repetition_penalty: float = Field(1.0, gt=0, le=MAX_REPETITION_PENALTY)
     min_tokens: int = Field(0, ge=0, le=MAX_CHARS)
     include_stop_str_in_output: bool = False
+    # rnnlab's own, as on /generate.
+    penalty_window: int = Field(DEFAULT_PENALTY_WINDOW, ge=1, le=MAX_PENALTY_WINDOW)
+    no_repeat_ngram_size: int = Field(0, ge=0, le=MAX_NO_REPEAT_NGRAM_SIZE)
 
     def unhonourable(self) -> tuple[str, str] | None:
         """(field, why) for the first field set to a value rnnlab cannot honour: refused, never ignored."""

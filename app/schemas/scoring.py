@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.generation import ModelRef, Timings
-from models.score import MAX_TOP_LOGPROBS
+from models.decode.limits import MAX_LOGPROBS
 
 # As long as the longest text generation writes or reads (GenerateParams' seed and length).
 MAX_SCORE_CHARS = 10_000
@@ -18,7 +18,7 @@ class ScoreIn(ModelRef):
     top_logprobs: int = Field(
         0,
         ge=0,
-        le=MAX_TOP_LOGPROBS,
+        le=MAX_LOGPROBS,
         description="how many of the likeliest characters to list at each position",
     )
 

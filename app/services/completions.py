@@ -31,7 +31,14 @@ from app.schemas.openai import (
     CompletionRequest,
     Usage,
 )
-from app.services.generation import Sessions, choice_seed, loaded_model, model_name_of, observe_handles
+from app.services.generation import (
+    Sessions,
+    choice_seed,
+    loaded_model,
+    model_name_of,
+    observe_handles,
+    text_logprobs,
+)
 
 DONE = b"data: [DONE]\n\n"
 
@@ -83,6 +90,13 @@ async def start(
                 # vLLM's and OpenAI's neutral values: no filter at all.
                 top_k=body.top_k if body.top_k is not None and body.top_k > 0 else None,
                 top_p=body.top_p if body.top_p < 1 else None,
+                # OpenAI's logprobs 0 is the chosen character's alone: ask for one alternative, report none.
+                logprobs=0 if body.logprobs is None else max(body.logprobs, 1),
+                repetition_penalty=body.repetition_penalty,
+                presence_penalty=body.presence_penalty,
+                frequency_penalty=body.frequency_penalty,
+                no_repeat_ngram_size=body.no_repeat_ngram_size,
+                penalty_window=body.penalty_window,
             ),
             streaming=streaming,
             stops=tuple(body.stops()),
@@ -115,7 +129,7 @@ async def complete(started: StartedCompletion) -> Completion:
             CompletionChoice(
                 text=shown,
                 index=i,
-                logprobs=await _logprobs(started, prompt, text),
+                logprobs=await _logprobs(started, i, text),
                 finish_reason=_finish_reason(handle),
                 stop_reason=handle.stop_reason,
             )
@@ -149,8 +163,11 @@ async def events(started: StartedCompletion) -> AsyncGenerator[bytes]:
             if chunk is None:
                 yield _chunk(started, i, "", handle, include_usage)
             else:
+                logprobs = None
+                if started.request.logprobs is not None:
+                    logprobs = _slice(started, i, produced[i], chunk).model_dump()
                 produced[i] += len(chunk)
-                yield _chunk(started, i, chunk, None, include_usage)
+                yield _chunk(started, i, chunk, None, include_usage, logprobs)
         if include_usage:
             usage = _usage(started, produced)
             yield sse.event(_frame(started, []) | {"usage": usage.model_dump()})
@@ -172,9 +189,14 @@ def _frame(started: StartedCompletion, choices: list[dict[str, Any]]) -> dict[st
 
 
 def _chunk(
-    started: StartedCompletion, index: int, text: str, finished: GenerationHandle | None, include_usage: bool
+    started: StartedCompletion,
+    index: int,
+    text: str,
+    finished: GenerationHandle | None,
+    include_usage: bool,
+    logprobs: dict[str, Any] | None = None,
 ) -> bytes:
-    choice: dict[str, Any] = {"index": index, "text": text, "logprobs": None, "finish_reason": None}
+    choice: dict[str, Any] = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
     if finished is not None:
         choice |= {"finish_reason": _finish_reason(finished), "stop_reason": finished.stop_reason}
     frame = _frame(started, [choice])
@@ -197,29 +219,48 @@ def _usage(started: StartedCompletion, completion_lengths: list[int]) -> Usage:
     )
 
 
-async def _logprobs(started: StartedCompletion, prompt: str, text: str) -> CompletionLogprobs | None:
-    """The legacy logprobs object over the choice's characters (the prompt's first, with `echo`)."""
+async def _logprobs(started: StartedCompletion, choice: int, text: str) -> CompletionLogprobs | None:
+    """The legacy logprobs object over the choice's characters: the generated ones' as the engine
+    reported them, and with `echo` the prompt's before them, scored in one forward pass (its first
+    character has no context: null)."""
     from models.score import score_text
 
     k = started.request.logprobs
     if k is None:
         return None
-    shown = prompt + text if started.request.echo else text
-    if not shown:
-        return CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
-    # The raw model distribution at each character given every one before it: one forward pass over
-    # prompt + completion. The prompt's positions are reported only with `echo`.
-    context = prompt + text
-    scored = await run_in_threadpool(score_text, started.loaded.model, started.loaded.vocab, context, top=k)
-    skip = 0 if started.request.echo else len(prompt)
-    top = (
-        scored.top_logprobs[skip:]
-        if k > 0
-        else [None if lp is None else {} for lp in scored.token_logprobs[skip:]]
-    )
+    generated = _slice(started, choice, 0, text)
+    if not started.request.echo:
+        return generated
+    prompt = started.prompt_of(choice)
+    head = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
+    if prompt:
+        scored = await run_in_threadpool(
+            score_text, started.loaded.model, started.loaded.vocab, prompt, top=k
+        )
+        head = CompletionLogprobs(
+            tokens=scored.tokens,
+            token_logprobs=scored.token_logprobs,
+            top_logprobs=scored.top_logprobs
+            if k
+            else [None if lp is None else {} for lp in scored.token_logprobs],
+            text_offset=list(range(len(prompt))),
+        )
     return CompletionLogprobs(
-        tokens=scored.tokens[skip:],
-        token_logprobs=scored.token_logprobs[skip:],
-        top_logprobs=top,
-        text_offset=list(range(len(shown))),
+        tokens=head.tokens + generated.tokens,
+        token_logprobs=head.token_logprobs + generated.token_logprobs,
+        top_logprobs=head.top_logprobs + generated.top_logprobs,
+        text_offset=head.text_offset + [len(prompt) + o for o in generated.text_offset],
+    )
+
+
+def _slice(started: StartedCompletion, choice: int, start: int, text: str) -> CompletionLogprobs:
+    """The engine's log-probabilities of `text`, choice `choice`'s characters from `start` on."""
+    k = started.request.logprobs or 0
+    taken = text_logprobs(started.handles[choice], text, start)
+    tops = taken.top_logprobs if k else [{} for _ in taken.tokens]  # logprobs 0: the chosen one's alone
+    return CompletionLogprobs(
+        tokens=taken.tokens,
+        token_logprobs=taken.token_logprobs,
+        top_logprobs=tops,
+        text_offset=list(range(start, start + len(text))),
     )

@@ -23,7 +23,15 @@ from app.generation import sse
 from app.generation.cache import LoadedModel, ModelCache
 from app.generation.handle import GenerationHandle, GenerationRequest
 from app.observability import observe_generation, observe_latency
-from app.schemas.generation import Choice, GenerateOut, GenerateParams, PredictIn, PredictOut, Timings
+from app.schemas.generation import (
+    Choice,
+    GenerateOut,
+    GenerateParams,
+    PredictIn,
+    PredictOut,
+    TextLogprobs,
+    Timings,
+)
 from app.services import checkpoints
 
 Sessions = sessionmaker[Session]
@@ -88,6 +96,15 @@ def observe_handles(handles: list[GenerationHandle], started_at: float, model_na
         )
 
 
+def text_logprobs(handle: GenerationHandle, text: str, start: int = 0) -> TextLogprobs:
+    """The log-probabilities of `text`, the handle's characters from `start` on (a stop string may have
+    cut the text short of what was produced: the text is always a prefix)."""
+    taken = handle.logprobs[start : start + len(text)]
+    return TextLogprobs(
+        tokens=list(text), token_logprobs=[lp for lp, _ in taken], top_logprobs=[top for _, top in taken]
+    )
+
+
 def model_name_of(reference: str | None) -> str:
     """`tales@champion` -> `tales`: metrics are labelled by name, not by every alias and version."""
     return "" if reference is None else reference.split("@")[0].split(":")[0]
@@ -110,6 +127,7 @@ async def generate(
             finish_reason="stop" if handle.finish_reason == "stop" else "length",
             stop_reason=handle.stop_reason,
             random_seed=handle.stream.random_seed,
+            logprobs=text_logprobs(handle, text) if params.logprobs else None,
         )
         for i, (handle, text) in enumerate(zip(started.handles, texts, strict=True))
     ]
@@ -187,6 +205,12 @@ async def start(
                 params.temperature,
                 params.top_k,
                 params.top_p,
+                logprobs=params.logprobs,
+                repetition_penalty=params.repetition_penalty,
+                presence_penalty=params.presence_penalty,
+                frequency_penalty=params.frequency_penalty,
+                no_repeat_ngram_size=params.no_repeat_ngram_size,
+                penalty_window=params.penalty_window,
             ),
             streaming=streaming,
             stops=tuple(params.stop),

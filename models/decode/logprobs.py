@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-MAX_LOGPROBS = 5  # alternatives per character, as OpenAI's completions API allows
+from models.decode.limits import MAX_LOGPROBS
 
 
 def check_logprobs(logprobs: int) -> None:

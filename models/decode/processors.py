@@ -42,11 +42,14 @@ from typing import NamedTuple
 
 import torch
 
-DEFAULT_PENALTY_WINDOW = 64
-MAX_PENALTY_WINDOW = 1024
-MAX_NO_REPEAT_NGRAM_SIZE = 64
-MAX_REPETITION_PENALTY = 2.0
-MAX_ADDITIVE_PENALTY = 2.0  # presence and frequency, either sign
+from models.decode.limits import (
+    DEFAULT_PENALTY_WINDOW,
+    MAX_ADDITIVE_PENALTY,
+    MAX_NO_REPEAT_NGRAM_SIZE,
+    MAX_PENALTY_WINDOW,
+    MAX_REPETITION_PENALTY,
+)
+
 # A row's penalty settings after its window counts (V floats): repetition, presence, frequency.
 PENALTY_SETTINGS = 3
 

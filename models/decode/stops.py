@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-MAX_STOPS = 4
-MAX_STOP_LENGTH = 100
+from models.decode.limits import MAX_STOP_LENGTH, MAX_STOPS
 
 
 def check_stops(stops: Sequence[str], min_length: int) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.decode.limits import DEFAULT_PENALTY_WINDOW
 from models.decode.logprobs import check_logprobs
-from models.decode.processors import DEFAULT_PENALTY_WINDOW, Penalties
+from models.decode.processors import Penalties
 from models.decode.sampler import MAX_RANDOM_SEED, check_sampling
 
 

@@ -189,3 +189,121 @@ def test_time_to_first_character_and_queue_wait_per_model_name(
     assert (
         f'rnnlab_generation_time_to_first_character_seconds_bucket{{le="0.001",model="{name}"}}' in exposition
     )
+
+
+def test_penalties_and_logprobs_alone_and_in_a_batch_of_32(
+    sqlite_settings: Settings, trained: dict[str, Any]
+) -> None:
+    from models.sample import generate
+
+    app = app_with(sqlite_settings)
+    controls: list[dict[str, Any]] = [
+        {},
+        {"repetition_penalty": 1.3},
+        {"presence_penalty": 0.8, "penalty_window": 16},
+        {"frequency_penalty": 0.5},
+        {"no_repeat_ngram_size": 4},
+        {"logprobs": 3},
+        {"logprobs": 1, "repetition_penalty": 1.5, "no_repeat_ngram_size": 6, "temperature": 0.7},
+        {"presence_penalty": -0.5, "frequency_penalty": 0.3, "top_k": 5},
+    ]
+    requests = [
+        {"checkpoint_id": trained["checkpoint_id"], "prompt": "The ", "length": 40 + i, "temperature": 0}
+        | controls[i % len(controls)]
+        | {"random_seed": 50 + i}
+        for i in range(32)
+    ]
+    alone = [asyncio.run(_generate_all(app, [p], "/generate"))[0].json() for p in requests[: len(controls)]]
+    together = [r.json() for r in asyncio.run(_generate_all(app, requests, "/generate"))]
+    assert [r["text"] for r in together[: len(controls)]] == [r["text"] for r in alone]
+    for params, answer in zip(requests, together, strict=True):
+        settings = {k: v for k, v in params.items() if k not in ("checkpoint_id", "prompt", "length")}
+        reference = generate(
+            trained["model"], trained["vocab"], "The ", params["length"], **settings, return_logprobs=True
+        )
+        assert answer["text"] == reference.text, params
+        logprobs = answer["choices"][0]["logprobs"]
+        if params.get("logprobs"):
+            assert logprobs["tokens"] == list(answer["text"])
+            assert logprobs["token_logprobs"] == pytest.approx(reference.logprobs, abs=1e-4)
+            assert all(len(top) == params["logprobs"] for top in logprobs["top_logprobs"])
+        else:
+            assert logprobs is None
+    # Greedy without a control loops; each control changes the text it gives.
+    plain = together[0]["text"]
+    assert all(together[i]["text"] != plain[: len(together[i]["text"])] for i in (1, 2, 3, 4))
+
+
+def test_logprobs_stream_with_their_characters(sqlite_settings: Settings, trained: dict[str, Any]) -> None:
+    body = {"checkpoint_id": trained["checkpoint_id"], "prompt": "The ", "length": 60, "random_seed": 8}
+    with TestClient(app_with(sqlite_settings, generation_stream_interval_ms=0), headers=AUTH) as client:
+        whole = client.post("/generate", json=body | {"logprobs": 2}).json()["choices"][0]
+        *chunks, _ = parse_events(
+            client.post("/generate/stream", json=body | {"logprobs": 2, "stop": ["zq"]}).text
+        )
+        v1 = client.post(
+            "/v1/completions",
+            json={"model": "x", "prompt": "The ", "max_tokens": 60, "seed": 8, "logprobs": 0},
+        )
+    assert "".join(c["text"] for c in chunks) == whole["text"]
+    streamed = [lp for c in chunks for lp in c["logprobs"]["token_logprobs"]]
+    assert streamed == whole["logprobs"]["token_logprobs"]
+    assert v1.status_code == 404  # no model named x: /v1 takes names only
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"logprobs": 6}, "logprobs"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"repetition_penalty": 2.5}, "repetition_penalty"),
+        ({"presence_penalty": -2.1}, "presence_penalty"),
+        ({"frequency_penalty": 2.1}, "frequency_penalty"),
+        ({"penalty_window": 0}, "penalty_window"),
+        ({"penalty_window": 1025}, "penalty_window"),
+        ({"no_repeat_ngram_size": 65}, "no_repeat_ngram_size"),
+    ],
+)
+def test_penalties_out_of_bounds_are_422_naming_them(
+    sqlite_settings: Settings, trained: dict[str, Any], changes: dict[str, Any], field: str
+) -> None:
+    with TestClient(app_with(sqlite_settings), headers=AUTH) as client:
+        response = client.post("/generate", json={"checkpoint_id": trained["checkpoint_id"]} | changes)
+    assert response.status_code == 422 and field in response.json()["detail"]
+
+
+def test_the_schema_bounds_are_the_engines() -> None:
+    from app.schemas.generation import GenerateParams
+    from models.decode.processors import Penalties
+
+    fields = GenerateParams.model_fields
+    for name, inside, outside in [
+        ("repetition_penalty", 2.0, 2.0001),
+        ("presence_penalty", -2.0, -2.0001),
+        ("frequency_penalty", 2.0, 2.0001),
+        ("no_repeat_ngram_size", 64, 65),
+        ("penalty_window", 1024, 1025),
+    ]:
+        assert name in fields
+        defaults = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+        defaults |= {"no_repeat_ngram_size": 0, "penalty_window": 64}
+        arguments = defaults | {name: inside}
+        Penalties(
+            arguments["repetition_penalty"],
+            arguments["presence_penalty"],
+            arguments["frequency_penalty"],
+            arguments["no_repeat_ngram_size"],
+            arguments["penalty_window"],
+        )
+        GenerateParams(checkpoint_id=1, **{name: inside})
+        with pytest.raises(ValueError, match=name):
+            arguments[name] = outside
+            Penalties(
+                arguments["repetition_penalty"],
+                arguments["presence_penalty"],
+                arguments["frequency_penalty"],
+                arguments["no_repeat_ngram_size"],
+                arguments["penalty_window"],
+            )
+        with pytest.raises(ValueError, match=name):
+            GenerateParams(checkpoint_id=1, **{name: outside})

@@ -239,3 +239,33 @@ def test_a_palindrome_model_a_bad_token_and_a_full_engine(server: dict[str, Any]
     missing = httpx.post(f"{server['url']}/v1/completions", json={"model": server["model"]}, headers=AUTH)
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "prompt"
     assert httpx.get(f"{server['url']}/v1/nothing").json()["error"]["message"] == "Not Found"
+
+
+def test_penalties_and_streamed_logprobs_through_the_client(server: dict[str, Any]) -> None:
+    client = client_for(server)
+    params: dict[str, Any] = {"model": server["model"], "prompt": "The ", "max_tokens": 40, "temperature": 0}
+    penalised = client.completions.create(
+        **params, frequency_penalty=0.5, presence_penalty=0.2, extra_body={"repetition_penalty": 1.2}
+    )
+    same = native(
+        server,
+        model=server["model"],
+        prompt="The ",
+        length=40,
+        temperature=0,
+        frequency_penalty=0.5,
+        presence_penalty=0.2,
+        repetition_penalty=1.2,
+    )
+    assert penalised.choices[0].text == same["text"] != client.completions.create(**params).choices[0].text
+
+    whole = client.completions.create(**params, logprobs=2).choices[0]
+    chunks = list(client.completions.create(**params, logprobs=2, stream=True))
+    streamed = [
+        lp for c in chunks if c.choices[0].logprobs for lp in c.choices[0].logprobs.token_logprobs or []
+    ]
+    assert whole.logprobs is not None and streamed == whole.logprobs.token_logprobs
+    assert len(streamed) == 40 and all(lp is not None and lp <= 0 for lp in streamed)
+    chosen_only = client.completions.create(**params, logprobs=0).choices[0].logprobs
+    assert chosen_only is not None and chosen_only.token_logprobs == whole.logprobs.token_logprobs
+    assert chosen_only.top_logprobs == [{}] * 40

@@ -1,0 +1,11 @@
+"""The bounds of every per-stream generation setting, in one torch-free module: the decode engine
+checks them (processors.py, logprobs.py, stops.py) and the API's schemas declare them, from here."""
+
+MAX_LOGPROBS = 5  # alternatives per character, as OpenAI's completions API allows
+DEFAULT_PENALTY_WINDOW = 64
+MAX_PENALTY_WINDOW = 1024
+MAX_NO_REPEAT_NGRAM_SIZE = 64
+MAX_REPETITION_PENALTY = 2.0
+MAX_ADDITIVE_PENALTY = 2.0  # presence and frequency, either sign
+MAX_STOPS = 4
+MAX_STOP_LENGTH = 100
