@@ -274,9 +274,15 @@ def test_penalties_out_of_bounds_are_422_naming_them(
 
 def test_the_schema_bounds_are_the_engines() -> None:
     from app.schemas.generation import GenerateParams
-    from models.decode.processors import Penalties
+    from models.decode.stream import Stream
 
-    fields = GenerateParams.model_fields
+    neutral = {
+        "repetition_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "no_repeat_ngram_size": 0,
+        "penalty_window": 64,
+    }
     for name, inside, outside in [
         ("repetition_penalty", 2.0, 2.0001),
         ("presence_penalty", -2.0, -2.0001),
@@ -284,26 +290,9 @@ def test_the_schema_bounds_are_the_engines() -> None:
         ("no_repeat_ngram_size", 64, 65),
         ("penalty_window", 1024, 1025),
     ]:
-        assert name in fields
-        defaults = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
-        defaults |= {"no_repeat_ngram_size": 0, "penalty_window": 64}
-        arguments = defaults | {name: inside}
-        Penalties(
-            arguments["repetition_penalty"],
-            arguments["presence_penalty"],
-            arguments["frequency_penalty"],
-            arguments["no_repeat_ngram_size"],
-            arguments["penalty_window"],
-        )
+        Stream("", 1, 0, **neutral | {name: inside})  # type: ignore[arg-type]
         GenerateParams(checkpoint_id=1, **{name: inside})
         with pytest.raises(ValueError, match=name):
-            arguments[name] = outside
-            Penalties(
-                arguments["repetition_penalty"],
-                arguments["presence_penalty"],
-                arguments["frequency_penalty"],
-                arguments["no_repeat_ngram_size"],
-                arguments["penalty_window"],
-            )
+            Stream("", 1, 0, **neutral | {name: outside})  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=name):
             GenerateParams(checkpoint_id=1, **{name: outside})
