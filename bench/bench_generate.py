@@ -175,7 +175,7 @@ async def clients(
 
     async def request(index: int, r: int, connection: Connection) -> None:
         seed = f"{SEED_TEXT}{index * 1000 + r} " if unique_seeds else SEED_TEXT
-        params = {"checkpoint_id": checkpoint_id, "seed": seed, "length": length}
+        params = {"checkpoint_id": checkpoint_id, "prompt": seed, "length": length}
         params["random_seed"] = index * 1000 + r
         start = time.perf_counter()
         body = await connection.get_json("/generate", params)
@@ -193,7 +193,7 @@ async def streaming_clients(
     firsts: list[float] = []
 
     async def request(index: int, r: int, connection: Connection) -> None:
-        params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length}
+        params = {"checkpoint_id": checkpoint_id, "prompt": SEED_TEXT, "length": length}
         first, text = await connection.get_events("/generate/stream", params | {"random_seed": index + r})
         assert len(text) == length, f"a stream gave {len(text)} characters, not {length}"
         firsts.append(first)
@@ -205,7 +205,7 @@ async def streaming_clients(
 def single_latencies(api: httpx.Client, checkpoint_id: int, samples: int, length: int) -> list[float]:
     latencies = []
     for i in range(samples):
-        params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": length, "random_seed": i}
+        params = {"checkpoint_id": checkpoint_id, "prompt": SEED_TEXT, "length": length, "random_seed": i}
         start = time.perf_counter()
         api.get("/generate", params=params).raise_for_status()
         latencies.append(time.perf_counter() - start)
@@ -233,7 +233,7 @@ def fmt(values: list[float]) -> str:
 def single_stream(api: httpx.Client, checkpoint_id: int, ckpt: dict[str, Any]) -> None:
     """Naive loop vs one stream over HTTP, 2,000 characters, interleaved."""
     # Interleaved, medians of three: drift in the machine's load hits both alike.
-    params = {"checkpoint_id": checkpoint_id, "seed": SEED_TEXT, "length": 2000, "random_seed": 1}
+    params = {"checkpoint_id": checkpoint_id, "prompt": SEED_TEXT, "length": 2000, "random_seed": 1}
     naives, singles = [], []
     for _ in range(3):
         naives.append(naive_chars_per_s(ckpt, 2000))

@@ -3,7 +3,8 @@
 A greedy character model falls into an exact loop of a few dozen to a few hundred characters. This
 trains a 2 x 128 char-LSTM for `--train-seconds` on the benchmark corpus (bench/corpus.py: Grimms' Fairy
 Tales beside the repository, else the built-in CPython documentation), then generates 2,000 greedy
-characters after one prompt with each control in turn, in one decode batch, and prints for each:
+characters after one prompt with each control in turn (temperature 0 unless the row says otherwise), in
+one decode batch, and prints for each:
 
     period     the length of the exact cycle the text ends in (none: no cycle within the last 1,000)
     distinct   distinct 8-grams / all 8-grams of the text (1.0: no 8 characters ever repeat)
@@ -91,7 +92,9 @@ def main() -> None:
     model.load_state_dict(result.final_checkpoint["model"])
     model.eval()
     weights = FusedCharLSTM(model)
-    streams = [Stream(PROMPT, LENGTH, random_seed=1, **params) for _, params in CONTROLS]
+    streams = [
+        Stream(PROMPT, LENGTH, random_seed=1, **({"temperature": 0.0} | params)) for _, params in CONTROLS
+    ]
     texts = decode(weights, data.vocab, streams, capacity=len(streams))
     print(f"\nprompt {PROMPT!r}, {LENGTH} characters each\n")
     print(f"{'control':28s} {'period':>7s} {'distinct':>9s}   excerpt (characters 1,000 to 1,100)")
