@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ from app.schemas.registry import (
     ModelSummary,
     ModelVersionOut,
 )
-from app.services import model_history
+from app.services import model_history, model_views
 
 _REF = re.compile(MODEL_REF_PATTERN)
 
@@ -101,7 +101,7 @@ def register_version(
     session.add(version)
     model_history.record(session, model, "version_created", version=version.version, new=checkpoint.id)
     session.commit()
-    return _version_out(session, model, version)
+    return model_views.version_out(session, model, version)
 
 
 def set_alias(session: Session, name: str, alias: str, *, version: int) -> ModelAliasOut:
@@ -194,23 +194,18 @@ def delete_version(session: Session, name: str, version: int) -> None:
 
 def get_version(session: Session, name: str, version: int) -> ModelVersionOut:
     model = get_model(session, name)
-    return _version_out(session, model, _version(session, model, version, "version", loc=("path", "version")))
+    return model_views.version_out(
+        session, model, _version(session, model, version, "version", loc=("path", "version"))
+    )
 
 
 def list_models(session: Session) -> list[ModelSummary]:
     models = session.scalars(select(RegisteredModel).order_by(RegisteredModel.name)).all()
-    return [_summary(session, model) for model in models]
+    return [model_views.summary(session, model) for model in models]
 
 
 def model_out(session: Session, name: str) -> ModelOut:
-    model = get_model(session, name)
-    versions = session.scalars(
-        select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)
-    ).all()
-    return ModelOut(
-        **_summary(session, model).model_dump(),
-        versions=[_version_out(session, model, v) for v in versions],
-    )
+    return model_views.model_out(session, get_model(session, name))
 
 
 def history(session: Session, name: str) -> list[ModelEventOut]:
@@ -271,50 +266,4 @@ def _checkpoint_of(session: Session, model: RegisteredModel, version: int) -> in
         select(ModelVersion.checkpoint_id).where(
             ModelVersion.model_id == model.id, ModelVersion.version == version
         )
-    )
-
-
-def _summary(session: Session, model: RegisteredModel) -> ModelSummary:
-    numbers = list(session.scalars(select(ModelVersion.version).where(ModelVersion.model_id == model.id)))
-    rows = session.execute(
-        select(ModelAlias.alias, ModelAlias.version).where(ModelAlias.model_id == model.id)
-    )
-    aliases = {alias: version for alias, version in rows}
-    latest = max(numbers) if numbers else None
-    if latest is not None:
-        aliases[LATEST] = latest
-    return ModelSummary(
-        name=model.name,
-        latest_version=latest,
-        version_count=len(numbers),
-        aliases=dict(sorted(aliases.items())),
-        created_at=model.created_at,
-        updated_at=model.updated_at,
-    )
-
-
-def _version_out(session: Session, model: RegisteredModel, version: ModelVersion) -> ModelVersionOut:
-    checkpoint = session.get(Checkpoint, version.checkpoint_id)
-    assert checkpoint is not None  # the foreign key keeps it
-    aliases = sorted(
-        session.scalars(
-            select(ModelAlias.alias).where(
-                ModelAlias.model_id == model.id, ModelAlias.version == version.version
-            )
-        )
-    )
-    latest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
-    if latest == version.version:
-        aliases.append(LATEST)
-    return ModelVersionOut(
-        name=model.name,
-        version=version.version,
-        checkpoint_id=version.checkpoint_id,
-        job_id=checkpoint.job_id,
-        step=checkpoint.step,
-        task=checkpoint.task,
-        model_type=checkpoint.model_type,
-        description=version.description,
-        aliases=aliases,
-        created_at=version.created_at,
     )
