@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -69,7 +69,9 @@ def resolve(
     """The checkpoint id a model reference names now, or at the moment `at` (replaying the history)."""
     name, selector = parse_ref(ref, loc)
     field = loc[-1]
-    model = get_model(session, name, field=field)
+    if at is None and (found := session.scalar(_resolution(name, selector))) is not None:
+        return found  # every generation request by name comes here: one query
+    model = get_model(session, name, field=field)  # not found: which part is missing, for the error
     if at is not None:
         return model_history.resolve_at(session, model, selector, at, field)
     if isinstance(selector, int):
@@ -81,6 +83,23 @@ def resolve(
         return latest.checkpoint_id
     alias = _alias(session, model, selector, field)
     return _version(session, model, alias.version, field).checkpoint_id
+
+
+def _resolution(name: str, selector: str | int) -> Select[int]:
+    """The checkpoint of `name` at a version, its newest, or an alias's, in one query (None: none)."""
+    query = (
+        select(ModelVersion.checkpoint_id)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(RegisteredModel.name == name)
+    )
+    if isinstance(selector, int):
+        return query.where(ModelVersion.version == selector)
+    if selector == LATEST:
+        return query.order_by(ModelVersion.version.desc()).limit(1)
+    return query.join(
+        ModelAlias,
+        (ModelAlias.model_id == ModelVersion.model_id) & (ModelAlias.version == ModelVersion.version),
+    ).where(ModelAlias.alias == selector)
 
 
 def register_version(
