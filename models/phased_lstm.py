@@ -74,12 +74,15 @@ class PhasedLSTM(LSTM):
         tau_range: tuple[float, float] = (1.0, 100.0),
         r_on: float = 0.05,
         alpha: float = 1e-3,
+        init: str = "default",
+        chrono_t_max: int | None = None,
     ) -> None:
         if not (0 < tau_range[0] <= tau_range[1]):
             raise ValueError(f"tau_range must satisfy 0 < low <= high, got {tau_range}")
         if not 0 < r_on < 1:
             raise ValueError(f"r_on must be in (0, 1), got {r_on}")
-        super().__init__(input_size, hidden_size, num_classes, forget_bias)  # LSTM weights
+        # LSTM weights, `init` applied (models/init.py), before the time parameters are drawn.
+        super().__init__(input_size, hidden_size, num_classes, forget_bias, init, chrono_t_max)
         self.tau_range = tau_range
         self.r_on_init = r_on
         self.alpha = alpha
