@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.init import check_init, init_lstm_
 from models.lstm import LSTM, LSTMState, lstm_cell
 
 
@@ -81,8 +82,8 @@ class PhasedLSTM(LSTM):
             raise ValueError(f"tau_range must satisfy 0 < low <= high, got {tau_range}")
         if not 0 < r_on < 1:
             raise ValueError(f"r_on must be in (0, 1), got {r_on}")
-        # LSTM weights, `init` applied (models/init.py), before the time parameters are drawn.
-        super().__init__(input_size, hidden_size, num_classes, forget_bias, init, chrono_t_max)
+        check_init("phased_lstm", init, chrono_t_max)
+        super().__init__(input_size, hidden_size, num_classes, forget_bias)  # LSTM weights, default init
         self.tau_range = tau_range
         self.r_on_init = r_on
         self.alpha = alpha
@@ -90,6 +91,11 @@ class PhasedLSTM(LSTM):
         self.raw_shift = nn.Parameter(torch.empty(hidden_size))
         self.logit_r_on = nn.Parameter(torch.empty(hidden_size))
         self.reset_time_parameters()
+        # `init` (models/init.py) last, so the time parameters are those of the default init for the
+        # same seed: runs that differ in init differ only in the LSTM weights init changes.
+        self.init = init
+        self.chrono_t_max = chrono_t_max
+        init_lstm_(init, self.W_h, self.b, hidden_size, chrono_t_max)
 
     def reset_time_parameters(self) -> None:
         low, high = (math.log(v) for v in self.tau_range)
