@@ -4,7 +4,7 @@ Every model builds its own `default` weights first (unchanged, so seeds and chec
 give bitwise the same weights); the functions here then overwrite the recurrent matrix and gate
 biases in place, drawing from torch's global RNG (which the training loop seeds with config.seed):
 
-- `chrono` (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?", eq. 12):
+- `chrono` (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?", ICLR):
   forget-gate bias b_f ~ log(U(1, T_max - 1)) and input-gate bias b_i = -b_f. A unit whose
   forget gate is sigmoid(b_f) forgets in about 1 / (1 - f) = 1 + exp(b_f) steps, so the units'
   memory spans start spread uniformly over 2..T_max, the range of dependencies the task has, where
@@ -29,8 +29,6 @@ import torch
 from torch import nn
 
 from models.config import INITS
-
-GATES = ("i", "f", "g", "o")  # the order of the four gates' blocks in every LSTM here
 
 
 def check_init(model_type: str, init: str, chrono_t_max: int | None) -> None:
