@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.init import check_init, init_lstm_
+
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -22,7 +24,11 @@ class CharLSTM(nn.Module):
         hidden_size: int = 128,
         num_layers: int = 2,
         dropout: float = 0.0,
+        init: str = "default",
+        chrono_t_max: int | None = None,
     ) -> None:
+        """`init` and `chrono_t_max` (models/init.py) apply to every LSTM layer."""
+        check_init("char_lstm", init, chrono_t_max)
         super().__init__()
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -43,6 +49,16 @@ class CharLSTM(nn.Module):
         with torch.no_grad():
             for layer in range(num_layers):
                 getattr(self.lstm, f"bias_ih_l{layer}")[hidden_size : 2 * hidden_size].fill_(1.0)
+        # After the default draws (which stay as they were), layer by layer.
+        for layer in range(num_layers):
+            init_lstm_(
+                init,
+                getattr(self.lstm, f"weight_hh_l{layer}"),
+                getattr(self.lstm, f"bias_ih_l{layer}"),
+                hidden_size,
+                chrono_t_max,
+                bias_hh=getattr(self.lstm, f"bias_hh_l{layer}"),
+            )
 
     def forward(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """inputs: long (B, T) character ids; state: (h, c) each (L, B, H) or None for zeros."""

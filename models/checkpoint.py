@@ -1,11 +1,13 @@
 """Checkpoints: plain dicts of tensors and builtins, never a pickled module (nanoGPT's layout).
 
-    {"format": 2, "task", "architecture", "train_config", "vocab", "step", "model", "optimizer",
-     "scheduler", "rng", "best_val_loss", "metrics"}
+    {"format": 3, "task", "architecture", "train_config", "vocab", "step", "model", "optimizer",
+     "scheduler", "rng", "best_val_loss", "metrics", "task_state"}
 
-Format 1 stored the architecture under "model_config"; `check_checkpoint` (and so `from_bytes`,
-`load` and everything that reads a checkpoint) upgrades it, so checkpoints stored before still load
-and resume.
+`task_state` is the task's own training state: {"curriculum": {...}} for a palindrome run with a
+curriculum (models/curriculum.py), else None. Format 2 had no `task_state`; format 1 also stored
+the architecture under "model_config". `check_checkpoint` (and so `from_bytes`, `load` and
+everything that reads a checkpoint) upgrades both, so checkpoints stored before still load and
+resume.
 
 Everything in it is a tensor, dict, list, tuple, str, int, float, bool or None, so it loads with
 `torch.load(..., weights_only=True)`: a checkpoint uploaded by a user cannot run code when read.
@@ -27,7 +29,7 @@ from models.config import PalindromeConfig, TextConfig
 from models.data import Vocabulary
 from models.registry import build_model
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CHECKPOINT_KEYS = (
     "format",
     "task",
@@ -41,6 +43,7 @@ CHECKPOINT_KEYS = (
     "rng",
     "best_val_loss",
     "metrics",
+    "task_state",
 )
 
 
@@ -51,19 +54,21 @@ class CheckpointError(ValueError):
 def check_checkpoint(ckpt: object) -> dict[str, Any]:
     """`ckpt` in the layout of this format version, or `CheckpointError`.
 
-    A format-1 checkpoint comes back as a new, upgraded dict (the caller's is left as it was); use
-    the returned dict, not the argument.
+    A format-1 or format-2 checkpoint comes back as a new, upgraded dict (the caller's is left as
+    it was); use the returned dict, not the argument.
     """
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"a checkpoint is a dict, got {type(ckpt).__name__}")
     if ckpt.get("format") == 1:
         ckpt = _upgrade_from_format_1(ckpt)
+    if ckpt.get("format") == 2:
+        ckpt = _upgrade_from_format_2(ckpt)
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint is missing {', '.join(missing)}")
     if ckpt["format"] != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint format {ckpt['format']!r} is not supported (expected 1 or {FORMAT_VERSION})"
+            f"checkpoint format {ckpt['format']!r} is not supported (expected 1 to {FORMAT_VERSION})"
         )
     return ckpt
 
@@ -73,6 +78,11 @@ def _upgrade_from_format_1(ckpt: dict[str, Any]) -> dict[str, Any]:
     upgraded = {("architecture" if key == "model_config" else key): value for key, value in ckpt.items()}
     upgraded["format"] = 2
     return upgraded
+
+
+def _upgrade_from_format_2(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 had no `task_state`: no run before it had a curriculum."""
+    return {**ckpt, "format": 3, "task_state": None}
 
 
 # Dropout shapes no parameter: a run may resume a checkpoint with more or less of it.

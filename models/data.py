@@ -223,10 +223,18 @@ class PalindromeData:
         return encode_digits(digits[:, :-1], self.encoding), digits[:, -1]
 
     def train_batch(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        length: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs (B, T, 10 or 1) float and targets (B,) long."""
-        return self._split(random_palindromes(batch_size, self.input_length + 1, generator), device)
+        """Inputs (B, T, 10 or 1) float and targets (B,) long;
+        T is `length` (a curriculum's), else input_length."""
+        length = self.input_length if length is None else length
+        if not 1 <= length <= self.input_length:
+            raise ValueError(f"a training length must be in 1..{self.input_length}, got {length}")
+        return self._split(random_palindromes(batch_size, length + 1, generator), device)
 
     def eval_batches(self, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The held-out set in chunks: inputs (b, T, 10 or 1) and targets (b,)."""

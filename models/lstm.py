@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from models.init import check_init, init_lstm_
+
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -180,13 +182,23 @@ class LSTM(nn.Module):
     """LSTM (Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000): c = g*i + c*f, h = tanh(c)*o."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_classes: int = 10, forget_bias: float = 1.0
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int = 10,
+        forget_bias: float = 1.0,
+        init: str = "default",
+        chrono_t_max: int | None = None,
     ) -> None:
+        """`init` and `chrono_t_max`: see models/init.py (default: the initialisation below)."""
+        check_init("lstm", init, chrono_t_max)
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_classes = num_classes
         self.forget_bias = forget_bias
+        self.init = init
+        self.chrono_t_max = chrono_t_max
         self.W_x = nn.Parameter(torch.empty(4 * hidden_size, input_size))  # [W_ix; W_fx; W_gx; W_ox]
         self.W_h = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))  # [W_ih; W_fh; W_gh; W_oh]
         self.b = nn.Parameter(torch.empty(4 * hidden_size))  # [b_i; b_f; b_g; b_o]
@@ -208,6 +220,8 @@ class LSTM(nn.Module):
             # sits at chance for T ~ 20 (as nn.LSTM with its default init does). b_f = 1 gives
             # f ~ 0.73 at the start, and a signal that survives long enough to be learned.
             self.b[H : 2 * H].fill_(self.forget_bias)
+        # After the default draws, so that "default" draws exactly what it always did.
+        init_lstm_(self.init, self.W_h, self.b, H, self.chrono_t_max)
 
     def forward(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """inputs (B, T, D), state (h, c) each (B, H) or None for zeros -> logits (B, T, C), (h(T), c(T))."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.init import check_init, init_lstm_
 from models.lstm import LSTM, LSTMState, lstm_cell
 
 
@@ -74,12 +75,15 @@ class PhasedLSTM(LSTM):
         tau_range: tuple[float, float] = (1.0, 100.0),
         r_on: float = 0.05,
         alpha: float = 1e-3,
+        init: str = "default",
+        chrono_t_max: int | None = None,
     ) -> None:
         if not (0 < tau_range[0] <= tau_range[1]):
             raise ValueError(f"tau_range must satisfy 0 < low <= high, got {tau_range}")
         if not 0 < r_on < 1:
             raise ValueError(f"r_on must be in (0, 1), got {r_on}")
-        super().__init__(input_size, hidden_size, num_classes, forget_bias)  # LSTM weights
+        check_init("phased_lstm", init, chrono_t_max)
+        super().__init__(input_size, hidden_size, num_classes, forget_bias)  # LSTM weights, default init
         self.tau_range = tau_range
         self.r_on_init = r_on
         self.alpha = alpha
@@ -87,6 +91,11 @@ class PhasedLSTM(LSTM):
         self.raw_shift = nn.Parameter(torch.empty(hidden_size))
         self.logit_r_on = nn.Parameter(torch.empty(hidden_size))
         self.reset_time_parameters()
+        # `init` (models/init.py) last, so the time parameters are those of the default init for the
+        # same seed: runs that differ in init differ only in the LSTM weights init changes.
+        self.init = init
+        self.chrono_t_max = chrono_t_max
+        init_lstm_(init, self.W_h, self.b, hidden_size, chrono_t_max)
 
     def reset_time_parameters(self) -> None:
         low, high = (math.log(v) for v in self.tau_range)

@@ -4,6 +4,11 @@ The architecture dict from `architecture_for` is what a checkpoint stores, so
 `build_model(ckpt["architecture"])` rebuilds the network without the training config or any pickled
 code. `build_model` checks the dict strictly (unknown type, missing or extra keys, bad values)
 because checkpoints come from outside.
+
+The initialisation (`init`, models/init.py) is not part of the architecture: it shapes no
+parameter and matters only before the first step, so a checkpoint's weights load whatever it was.
+The training config holds it (and so does every checkpoint's `train_config`);
+`build_model(architecture, **initialisation_for(config))` builds a run's starting weights.
 """
 
 from __future__ import annotations
@@ -52,21 +57,37 @@ def architecture_for(config: PalindromeConfig | TextConfig, vocab_size: int | No
     raise ValueError(f"expected a PalindromeConfig or TextConfig, got {type(config).__name__}")
 
 
-def build_model(architecture: Mapping[str, Any]) -> nn.Module:
-    """A freshly initialised model for an architecture dict from `architecture_for`."""
+def initialisation_for(config: PalindromeConfig | TextConfig) -> dict[str, Any]:
+    """`build_model`'s init arguments for a config: the scheme and chrono's T_max.
+
+    T_max defaults to the longest dependency the task trains on: the input length (palindromes,
+    the target length even under a curriculum) or seq_length (text).
+    """
+    default_t_max = config.input_length if isinstance(config, PalindromeConfig) else config.seq_length
+    t_max = config.chrono_t_max if config.chrono_t_max is not None else default_t_max
+    return {"init": config.init, "chrono_t_max": t_max}
+
+
+def build_model(
+    architecture: Mapping[str, Any], *, init: str = "default", chrono_t_max: int | None = None
+) -> nn.Module:
+    """A freshly initialised model for an architecture dict from `architecture_for`.
+
+    `init` (models/init.py) must be one the model type accepts; chrono needs `chrono_t_max`.
+    """
     if not isinstance(architecture, Mapping):
         raise ValueError(f"architecture must be a dict, got {type(architecture).__name__}")
     if "type" not in architecture:
         raise ValueError(f"architecture has no 'type'; expected one of {', '.join(MODEL_TYPES)}")
     model_type = architecture["type"]
     if model_type == "rnn":
-        return RNN(**_arguments(architecture, _PALINDROME_KEYS))
+        return RNN(**_arguments(architecture, _PALINDROME_KEYS), init=init)
     elif model_type == "lstm":
-        return LSTM(**_arguments(architecture, _PALINDROME_KEYS))
+        return LSTM(**_arguments(architecture, _PALINDROME_KEYS), init=init, chrono_t_max=chrono_t_max)
     elif model_type == "phased_lstm":
-        return PhasedLSTM(**_arguments(architecture, _PALINDROME_KEYS))
+        return PhasedLSTM(**_arguments(architecture, _PALINDROME_KEYS), init=init, chrono_t_max=chrono_t_max)
     elif model_type == "char_lstm":
-        return CharLSTM(**_arguments(architecture, _TEXT_KEYS))
+        return CharLSTM(**_arguments(architecture, _TEXT_KEYS), init=init, chrono_t_max=chrono_t_max)
     raise ValueError(f"model type {model_type!r} is not recognized; expected one of {', '.join(MODEL_TYPES)}")
 
 

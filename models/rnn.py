@@ -16,15 +16,22 @@ import math
 import torch
 from torch import nn
 
+from models.init import check_init, init_rnn_
+
 
 class RNN(nn.Module):
     """Elman RNN: h(t) = tanh(W_hx x(t) + W_hh h(t-1) + b_h); logits p(t) = W_ph h(t) + b_p."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_classes: int = 10) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, num_classes: int = 10, init: str = "default"
+    ) -> None:
+        """`init`: default, identity or orthogonal recurrent weights (models/init.py)."""
+        check_init("rnn", init, None)
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_classes = num_classes
+        self.init = init
         self.W_hx = nn.Parameter(torch.empty(hidden_size, input_size))
         self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
         self.b_h = nn.Parameter(torch.empty(hidden_size))
@@ -38,6 +45,7 @@ class RNN(nn.Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        init_rnn_(self.init, self.W_hh, self.b_h)  # after the default draws, which stay as they were
 
     def forward(
         self, inputs: torch.Tensor, state: torch.Tensor | None = None

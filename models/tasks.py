@@ -15,6 +15,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError
 from models.config import PalindromeConfig, TextConfig
+from models.curriculum import Curriculum
 from models.data import PalindromeData, TextData, Vocabulary
 from models.registry import architecture_for
 from models.sample import generate
@@ -38,6 +39,20 @@ class Task(ABC):
     @abstractmethod
     def eval_batches(self, device: torch.device) -> Iterator[Batch]:
         """The held-out data, the same at every evaluation."""
+
+    def observe(self, correct: torch.Tensor, examples: int) -> None:  # noqa: B027 (a hook, no-op by default)
+        """Called after every training step with its correct predictions (on the device) and their number."""
+
+    def training_metrics(self) -> dict[str, float]:
+        """Metrics of the task's own to record beside the training ones."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The task's own training state (a curriculum's), stored in checkpoints as `task_state`."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:  # noqa: B027 (a hook)
+        """Continue from a checkpoint's `task_state` (None: the checkpoint had none)."""
 
     def samples_due(self, step: int) -> bool:
         """Whether `samples` has anything to say after `step`."""
@@ -65,9 +80,39 @@ class PalindromeTask(Task):
         self.config = config
         self.data = data
         self.architecture = architecture_for(config)
+        self.curriculum = (
+            None
+            if config.curriculum_start is None
+            else Curriculum(
+                config.curriculum_start,
+                config.input_length,
+                config.curriculum_step,
+                config.curriculum_threshold,
+                config.curriculum_window,
+            )
+        )
+        self.batch_length = config.input_length  # the length of the latest training batch
 
     def train_batch(self, generator: torch.Generator, device: torch.device) -> Batch:
-        return self.data.train_batch(self.config.batch_size, generator, device)
+        # Evaluation is not affected: eval_batches is always the held-out set at input_length.
+        self.batch_length = self.config.input_length if self.curriculum is None else self.curriculum.length
+        return self.data.train_batch(self.config.batch_size, generator, device, self.batch_length)
+
+    def observe(self, correct: torch.Tensor, examples: int) -> None:
+        if self.curriculum is not None:
+            self.curriculum.observe(correct, examples)
+
+    def training_metrics(self) -> dict[str, float]:
+        # train_length: the length the latest step trained at, so the curves show the curriculum.
+        return {} if self.curriculum is None else {"train_length": float(self.batch_length)}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None if self.curriculum is None else {"curriculum": self.curriculum.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        # A checkpoint without a curriculum (or a run resumed without one) starts where the config says.
+        if self.curriculum is not None and state is not None and "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
 
     def eval_batches(self, device: torch.device) -> Iterator[Batch]:
         return self.data.eval_batches(device)

@@ -6,9 +6,10 @@ leaves the loop (metrics, checkpoints, samples, the step just done) goes through
 and `should_stop()` cancels it cooperatively, so the loop runs unchanged in tests, the benchmarks,
 the CLI and the worker.
 
-Resuming: a checkpoint holds the model, optimizer and scheduler state, the data generator's state
-and torch's RNG state, so on CPU `train` for 2N steps and `train` for N, checkpoint, `train(...,
-resume=ckpt)` for N more give bitwise-identical weights.
+Resuming: a checkpoint holds the model, optimizer and scheduler state, the data generator's state,
+torch's RNG state and the task's own state (a palindrome curriculum's length and window), so on
+CPU `train` for 2N steps and `train` for N, checkpoint, `train(..., resume=ckpt)` for N more give
+bitwise-identical weights.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from models.checkpoint import FORMAT_VERSION, CheckpointError, check_checkpoint,
 from models.config import PalindromeConfig, TextConfig
 from models.data import PalindromeData, TextData
 from models.meters import Stopwatch, TrainingMeter
-from models.registry import architecture_mismatch, build_model
+from models.registry import architecture_mismatch, build_model, initialisation_for
 from models.tasks import Batch, Task, make_task
 
 
@@ -88,7 +89,7 @@ def train(
 
     torch.manual_seed(config.seed)  # initial weights (when built here) and dropout masks
     if model is None:
-        model = build_model(task.architecture)
+        model = build_model(task.architecture, **initialisation_for(config))
     else:
         problem = architecture_mismatch(model, task.architecture)
         if problem is not None:
@@ -165,13 +166,16 @@ class _Run:
         """Continue from checkpoint `ckpt`, which `resume_mismatch` accepted for this run."""
         try:
             self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            # A copy: load_state_dict keeps the given state tensors (Adam's moments) when their dtype
+            # and device already fit, and the steps would then update the caller's checkpoint in place.
+            self.optimizer.load_state_dict(copy.deepcopy(ckpt["optimizer"]))
             self.scheduler.load_state_dict(ckpt["scheduler"])
             rng = ckpt["rng"]
             torch.set_rng_state(rng["torch"])
             self.generator.set_state(rng["data"])
             if self.device.type == "cuda" and rng.get("cuda") is not None:
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
+            self.task.load_state_dict(ckpt["task_state"])
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"cannot resume from this checkpoint: {e}") from e
         self.step, self.best_val_loss, self.metrics = (
@@ -188,6 +192,7 @@ class _Run:
             self.model, self.optimizer, inputs, targets, self.config.max_norm, self.task.last_step_only
         )
         self.meter.add(loss, correct, targets.numel(), grad_norm, lr)
+        self.task.observe(correct, targets.numel())
         self.scheduler.step()
         self.step += 1
 
@@ -196,7 +201,8 @@ class _Run:
         self.callbacks.on_metrics(self.step, values)
 
     def record_training(self) -> None:
-        self.record(self.meter.summary(self.clock.lap(), self.config.batch_size, self.task.chars_per_step))
+        values = self.meter.summary(self.clock.lap(), self.config.batch_size, self.task.chars_per_step)
+        self.record(values | self.task.training_metrics())
 
     def evaluate(self) -> None:
         batches = self.task.eval_batches(self.device)
@@ -238,6 +244,7 @@ class _Run:
             },
             "best_val_loss": self.best_val_loss,
             "metrics": dict(self.metrics),
+            "task_state": copy.deepcopy(self.task.state_dict()),
         }
         self.callbacks.on_checkpoint(self.step, ckpt, is_best=is_best, is_final=is_final)
         return ckpt

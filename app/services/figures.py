@@ -18,7 +18,17 @@ from app.services.jobs import get_job
 
 # What the training loop records (models/train.py), per task: the names a plot may ask for.
 RECORDED_METRICS: dict[str, tuple[str, ...]] = {
-    "palindrome": ("loss", "accuracy", "grad_norm", "lr", "examples_per_s", "val_loss", "val_accuracy"),
+    # train_length: only runs with a curriculum record it (models/curriculum.py).
+    "palindrome": (
+        "loss",
+        "accuracy",
+        "grad_norm",
+        "lr",
+        "examples_per_s",
+        "train_length",
+        "val_loss",
+        "val_accuracy",
+    ),
     "text": (
         "loss",
         "accuracy",

@@ -24,7 +24,7 @@ def gradient_flow(
     from models.config import PalindromeConfig
     from models.data import encode_digits, random_palindromes
     from models.gradient_flow import hidden_gradient_norms
-    from models.registry import architecture_for, build_model
+    from models.registry import architecture_for, build_model, initialisation_for
 
     job = get_job(session, job_id)
     if job.task != "palindrome":
@@ -41,7 +41,7 @@ def gradient_flow(
         # builds the model. fork_rng keeps this request from moving the server's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            model = build_model(architecture_for(config))
+            model = build_model(architecture_for(config), **initialisation_for(config))
         model.eval()
     else:
         checkpoint_id = checkpoint_id or job.latest_checkpoint_id

@@ -43,6 +43,12 @@ def test_text_job_defaults_to_the_builtin_dataset(client: TestClient) -> None:
         ({"task": "palindrome", "learning_rate": -1}, "learning_rate"),
         ({"task": "palindrome", "bogus": 1}, "bogus"),
         ({"task": "sudoku"}, "task"),
+        ({"task": "palindrome", "init": "xavier"}, "init"),
+        ({"task": "palindrome", "model": "rnn", "init": "chrono"}, "init"),
+        ({"task": "palindrome", "input_length": 10, "curriculum_start": 20}, "curriculum_start"),
+        ({"task": "palindrome", "curriculum_threshold": 0}, "curriculum_threshold"),
+        ({"task": "palindrome", "curriculum_threshold": 1.5}, "curriculum_threshold"),
+        ({"task": "text", "curriculum_start": 5}, "curriculum_start"),
     ],
 )
 def test_invalid_training_requests_are_422_naming_the_field(
@@ -54,6 +60,29 @@ def test_invalid_training_requests_are_422_naming_the_field(
     assert field in response.json()["detail"]
     assert response.json()["errors"][0]["loc"][0] == "body"
     assert count_rows(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            {"task": "palindrome", "init": "xavier"},
+            "'default', 'chrono', 'orthogonal', 'chrono_orthogonal' or 'identity'",
+        ),
+        ({"task": "text", "init": "identity"}, "'default', 'chrono', 'orthogonal' or 'chrono_orthogonal'"),
+        (
+            {"task": "palindrome", "model": "rnn", "init": "chrono"},
+            "it accepts default, identity, orthogonal",
+        ),
+        ({"task": "text", "curriculum_start": 5}, "the curriculum applies to palindrome jobs only"),
+    ],
+)
+def test_a_bad_init_lists_the_known_ones_and_a_text_curriculum_says_why(
+    client: TestClient, body: dict[str, Any], says: str
+) -> None:
+    response = client.post("/train", json=body)
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"]
 
 
 def test_references_that_do_not_exist(client: TestClient, settings: Settings) -> None:

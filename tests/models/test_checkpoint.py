@@ -103,8 +103,8 @@ def test_a_pickled_module_is_refused_not_executed() -> None:
 
 def test_wrong_format_and_mismatched_weights(palindrome_run) -> None:
     ckpt = palindrome_run.final_checkpoint
-    with pytest.raises(CheckpointError, match="format 3 is not supported"):
-        from_bytes(to_bytes({**ckpt, "format": 3}))
+    with pytest.raises(CheckpointError, match="format 4 is not supported"):
+        from_bytes(to_bytes({**ckpt, "format": 4}))
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_model({**ckpt, "architecture": {**ckpt["architecture"], "hidden_size": 8}})
     with pytest.raises(CheckpointError, match="model type 'gru' is not recognized"):
