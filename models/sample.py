@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models.data import NUM_DIGITS, Encoding, UnknownCharacters, Vocabulary, digits_from, encode_digits
-from models.decode.limits import DEFAULT_PENALTY_WINDOW
+from models.decode.limits import DEFAULT_PENALTY_WINDOW, MAX_RANDOM_SEED
 from models.decode.logprobs import CharLogprobs, RawLogprobs, check_logprobs
 from models.decode.processors import (
     History,
@@ -35,7 +35,7 @@ from models.decode.processors import (
     process,
     record,
 )
-from models.decode.sampler import MAX_RANDOM_SEED, Needs, SamplerBuffers, check_sampling, sample, settings_row
+from models.decode.sampler import Needs, SamplerBuffers, check_sampling, sample, settings_row
 
 __all__ = ["Generation", "UnknownCharacters", "generate", "generate_batch", "predict_palindrome"]
 

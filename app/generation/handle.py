@@ -111,6 +111,19 @@ class GenerationHandle:
             self._pending.append(char)
         return False
 
+    def logprobs_of(self, start: int, count: int) -> tuple[list[float], list[dict[str, float]]]:
+        """(log-probabilities, likeliest alternatives) of `count` characters from `start` on. The text
+        shown is always a prefix of what was produced (a stop only cuts), so offsets into it are offsets
+        here; each entry is appended before its character is released, so a released one has its entry."""
+        taken = self.logprobs[start : start + count]
+        return [lp for lp, _ in taken], [top for _, top in taken]
+
+    @property
+    def ended_by(self) -> Literal["length", "stop"]:
+        """The finish reason a response reports: a stop string, or else the length (a cancelled or
+        failed request has no response to report it in)."""
+        return "stop" if self.finish_reason == "stop" else "length"
+
     def joined(self) -> None:
         """It took a slot in the batch (the engine thread, at the scheduler's join)."""
         self.joined_at = perf_counter()

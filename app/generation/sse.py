@@ -76,46 +76,30 @@ async def events(
                 yield event(end | tag | last(handle))
             else:
                 chunk_event = {"text": chunk, "index": index} | tag
-                if handle.stream.logprobs:  # the chunk's characters', appended before they were released
-                    taken = handle.logprobs[index : index + len(chunk)]
-                    chunk_event["logprobs"] = {
-                        "token_logprobs": [lp for lp, _ in taken],
-                        "top_logprobs": [top for _, top in taken],
-                    }
+                if handle.stream.logprobs:
+                    token_logprobs, top_logprobs = handle.logprobs_of(index, len(chunk))
+                    chunk_event["logprobs"] = {"token_logprobs": token_logprobs, "top_logprobs": top_logprobs}
                 yield event(chunk_event)
     finally:
         for handle in handles:
             handle.cancel()  # a no-op once the stream has finished
 
 
-async def merged(
-    handles: list[GenerationHandle],
-) -> AsyncIterator[tuple[int, str | Exception | None, int]]:
+Item = tuple[int, str | Exception | None, int]
+
+
+async def merged(handles: list[GenerationHandle]) -> AsyncIterator[Item]:
     """(handle number, chunk, the chunk's offset) as the chunks come from any handle; the chunk is None
     for a handle's end (offset: its length) and the exception for its failure."""
     if len(handles) == 1:  # the common case needs no tasks
-        index = 0
-        try:
-            async for chunk in handles[0]:
-                yield 0, chunk, index
-                index += len(chunk)
-        except Exception as exc:
-            yield 0, exc, index
-            return
-        yield 0, None, index
+        async for item in _numbered(0, handles[0]):
+            yield item
         return
-    queue: asyncio.Queue[tuple[int, str | Exception | None, int]] = asyncio.Queue()
+    queue: asyncio.Queue[Item] = asyncio.Queue()
 
     async def drain(i: int, handle: GenerationHandle) -> None:
-        index = 0
-        try:
-            async for chunk in handle:
-                await queue.put((i, chunk, index))
-                index += len(chunk)
-        except Exception as exc:
-            await queue.put((i, exc, index))
-            return
-        await queue.put((i, None, index))
+        async for item in _numbered(i, handle):
+            await queue.put(item)
 
     tasks = [asyncio.create_task(drain(i, h)) for i, h in enumerate(handles)]
     try:
@@ -127,3 +111,16 @@ async def merged(
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def _numbered(i: int, handle: GenerationHandle) -> AsyncIterator[Item]:
+    """One handle's chunks with their offsets, then its end (None) or its failure (the exception)."""
+    index = 0
+    try:
+        async for chunk in handle:
+            yield i, chunk, index
+            index += len(chunk)
+    except Exception as exc:
+        yield i, exc, index
+        return
+    yield i, None, index

@@ -15,6 +15,7 @@ from models.decode.limits import (
     MAX_LOGPROBS,
     MAX_NO_REPEAT_NGRAM_SIZE,
     MAX_PENALTY_WINDOW,
+    MAX_RANDOM_SEED,
     MAX_REPETITION_PENALTY,
     MAX_STOP_LENGTH,
     MAX_STOPS,
@@ -60,7 +61,7 @@ class GenerateParams(ModelRef):
     random_seed: int | None = Field(
         None,
         ge=0,
-        le=2**64 - 1,
+        le=MAX_RANDOM_SEED,
         description="chosen at random when omitted; continuation i of `n` uses random_seed + i (mod 2**64)",
     )
     stop: list[Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]] = Field(

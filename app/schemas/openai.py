@@ -17,6 +17,7 @@ from models.decode.limits import (
     MAX_LOGPROBS,
     MAX_NO_REPEAT_NGRAM_SIZE,
     MAX_PENALTY_WINDOW,
+    MAX_RANDOM_SEED,
     MAX_REPETITION_PENALTY,
     MAX_STOP_LENGTH,
     MAX_STOPS,
@@ -90,7 +91,7 @@ class CompletionRequest(BaseModel):
     stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
     presence_penalty: float = Field(0.0, ge=-MAX_ADDITIVE_PENALTY, le=MAX_ADDITIVE_PENALTY)
     frequency_penalty: float = Field(0.0, ge=-MAX_ADDITIVE_PENALTY, le=MAX_ADDITIVE_PENALTY)
-    seed: int | None = Field(None, ge=0, le=2**64 - 1, description="the random seed")
+    seed: int | None = Field(None, ge=0, le=MAX_RANDOM_SEED, description="the random seed")
     user: str | None = Field(None, max_length=256)
     # Fields OpenAI defines that rnnlab cannot honour: accepted only at their neutral values.
     logit_bias: dict[str, float] | None = None

@@ -130,7 +130,7 @@ async def complete(started: StartedCompletion) -> Completion:
                 text=shown,
                 index=i,
                 logprobs=await _logprobs(started, i, text),
-                finish_reason=_finish_reason(handle),
+                finish_reason=handle.ended_by,
                 stop_reason=handle.stop_reason,
             )
         )
@@ -198,15 +198,11 @@ def _chunk(
 ) -> bytes:
     choice: dict[str, Any] = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
     if finished is not None:
-        choice |= {"finish_reason": _finish_reason(finished), "stop_reason": finished.stop_reason}
+        choice |= {"finish_reason": finished.ended_by, "stop_reason": finished.stop_reason}
     frame = _frame(started, [choice])
     if include_usage:
         frame["usage"] = None  # OpenAI's: every chunk has the key, only the last one a value
     return sse.event(frame)
-
-
-def _finish_reason(handle: GenerationHandle) -> str:
-    return "stop" if handle.finish_reason == "stop" else "length"
 
 
 def _usage(started: StartedCompletion, completion_lengths: list[int]) -> Usage:

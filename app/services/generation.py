@@ -32,12 +32,10 @@ from app.schemas.generation import (
     TextLogprobs,
     Timings,
 )
-from app.services import checkpoints
+from app.services import checkpoints, model_registry
+from models.decode.limits import MAX_RANDOM_SEED
 
 Sessions = sessionmaker[Session]
-
-
-MAX_RANDOM_SEED = 2**64 - 1
 
 
 def choice_seed(random_seed: int, index: int) -> int:
@@ -57,18 +55,10 @@ class Started:
     started_at: float
     model_name: str = ""  # the registered name it came by, for the per-model metrics
 
-    @property
-    def random_seed(self) -> int:
-        return self.handles[0].stream.random_seed
-
-    def finished_at(self) -> float:
-        ends = [h.finished_at for h in self.handles]
-        return max(e for e in ends if e is not None) if all(e is not None for e in ends) else perf_counter()
-
     def timings(self) -> Timings:
         """load_ms: resolving and loading the checkpoint; generate_ms: from the engine's waiting line
         to the last character (time waiting for a slot included)."""
-        submitted_at, finished_at = self.handles[0].submitted_at, self.finished_at()
+        submitted_at, finished_at = self.handles[0].submitted_at, finished_at_of(self.handles)
         return Timings(
             load_ms=(submitted_at - self.started_at) * 1000,
             generate_ms=(finished_at - submitted_at) * 1000,
@@ -83,11 +73,15 @@ class Started:
             handle.cancel()
 
 
+def finished_at_of(handles: list[GenerationHandle]) -> float:
+    """When the last of a request's continuations ended (now, if one has not)."""
+    ends = [h.finished_at for h in handles]
+    return max(e for e in ends if e is not None) if all(e is not None for e in ends) else perf_counter()
+
+
 def observe_handles(handles: list[GenerationHandle], started_at: float, model_name: str) -> None:
     """Record a finished request's characters, speed, time to first character and wait for a slot."""
-    ends = [h.finished_at for h in handles if h.finished_at is not None]
-    seconds = (max(ends) if ends else perf_counter()) - handles[0].submitted_at
-    observe_generation(sum(h.produced for h in handles), seconds)
+    observe_generation(sum(h.produced for h in handles), finished_at_of(handles) - handles[0].submitted_at)
     for handle in handles:
         observe_latency(
             model_name,
@@ -99,15 +93,13 @@ def observe_handles(handles: list[GenerationHandle], started_at: float, model_na
 def text_logprobs(handle: GenerationHandle, text: str, start: int = 0) -> TextLogprobs:
     """The log-probabilities of `text`, the handle's characters from `start` on (a stop string may have
     cut the text short of what was produced: the text is always a prefix)."""
-    taken = handle.logprobs[start : start + len(text)]
-    return TextLogprobs(
-        tokens=list(text), token_logprobs=[lp for lp, _ in taken], top_logprobs=[top for _, top in taken]
-    )
+    token_logprobs, top_logprobs = handle.logprobs_of(start, len(text))
+    return TextLogprobs(tokens=list(text), token_logprobs=token_logprobs, top_logprobs=top_logprobs)
 
 
 def model_name_of(reference: str | None) -> str:
     """`tales@champion` -> `tales`: metrics are labelled by name, not by every alias and version."""
-    return "" if reference is None else reference.split("@")[0].split(":")[0]
+    return "" if reference is None else model_registry.parse_ref(reference)[0]
 
 
 async def generate(
@@ -124,7 +116,7 @@ async def generate(
         Choice(
             index=i,
             text=text,
-            finish_reason="stop" if handle.finish_reason == "stop" else "length",
+            finish_reason=handle.ended_by,
             stop_reason=handle.stop_reason,
             random_seed=handle.stream.random_seed,
             logprobs=text_logprobs(handle, text) if params.logprobs else None,

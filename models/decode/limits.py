@@ -1,6 +1,7 @@
 """The bounds of every per-stream generation setting, in one torch-free module: the decode engine
 checks them (processors.py, logprobs.py, stops.py) and the API's schemas declare them, from here."""
 
+MAX_RANDOM_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 MAX_LOGPROBS = 5  # alternatives per character, as OpenAI's completions API allows
 DEFAULT_PENALTY_WINDOW = 64
 MAX_PENALTY_WINDOW = 1024

@@ -43,7 +43,6 @@ import torch
 
 from models.config import MIN_TEMPERATURE
 
-MAX_RANDOM_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 # A row's settings after its top-k keep mask (V floats): temperature, top_p, has top_k, has no top_k.
 SETTINGS_AFTER_KEEP_K = 4
 

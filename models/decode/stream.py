@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.decode.limits import DEFAULT_PENALTY_WINDOW
+from models.decode.limits import DEFAULT_PENALTY_WINDOW, MAX_RANDOM_SEED
 from models.decode.logprobs import check_logprobs
 from models.decode.processors import Penalties
-from models.decode.sampler import MAX_RANDOM_SEED, check_sampling
+from models.decode.sampler import check_sampling
 
 
 @dataclass(frozen=True)
