@@ -17,6 +17,7 @@ from app.core.job_status import FINISHED, JobStatus
 from app.core.queue import Enqueue
 from app.core.tables import Experiment, Job, Metric
 from app.schemas.experiments import (
+    VARIANT_AXIS,
     ExperimentOut,
     ExperimentPage,
     ExperimentRequest,
@@ -46,7 +47,9 @@ def create_experiment(
         jobs.new_job(session, request=point, queue=queue, memory_budget=memory_budget)
         for point in grid.points
     ]
-    experiment = Experiment(name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep)
+    experiment = Experiment(
+        name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep, variants=grid.variants
+    )
     session.add(experiment)
     session.flush()  # the experiment's id, for its jobs, inside the same transaction
     for row in rows:
@@ -103,6 +106,7 @@ def _summary(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any]:
         "jobs": sum(counts.values()),
         "counts": counts,
         "sweep": experiment.sweep,
+        "variants": experiment.variants,
         "created_at": experiment.created_at,
     }
 
@@ -125,9 +129,20 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
     """One row per job, in grid order: its axis values, status, latest metrics and best validation."""
     rows = experiment_jobs(session, experiment.id)
     best = _best_validation(session, [job.id for job in rows])
+    # A job's variant is not in its config (an empty variant is the base itself): the jobs were
+    # stored in grid order, the variant varying slowest, so the job's place says which it is.
+    names = experiment.sweep.get(VARIANT_AXIS, []) if experiment.variants else []
+    per_variant = max(1, len(rows) // max(1, len(names)))
+
+    def params(index: int, job: Job) -> dict[str, Any]:
+        values = {
+            axis: _axis_value(job, axis) for axis in experiment.sweep if axis != VARIANT_AXIS or not names
+        }
+        return {VARIANT_AXIS: names[index // per_variant]} | values if names else values
+
     return [
         ExperimentRow(
-            params={axis: _axis_value(job, axis) for axis in experiment.sweep},
+            params=params(index, job),
             job_id=job.id,
             status=job.status,
             step=job.step,
@@ -135,7 +150,7 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
             best_val_loss=best[job.id].get("val_loss"),
             best_val_accuracy=best[job.id].get("val_accuracy"),
         )
-        for job in rows
+        for index, job in enumerate(rows)
     ]
 
 
