@@ -104,6 +104,25 @@ RECIPES: dict[str, dict[str, object]] = {
     "carry_state_adam": {"carry_state": True, "optimizer": "adam"},
     "carry_state_seq100": {"carry_state": True, "seq_length": 100, "batch_size": 32},
     "carry_state_256": {"carry_state": True, "hidden_size": 256},
+    # Adam with a warm-up and a cosine to 0 at the step budget (--steps: what fits in the time).
+    "adam_cosine": {
+        "optimizer": "adam",
+        "learning_rate": 3e-3,
+        "lr_schedule": "cosine",
+        "warmup_steps": 100,
+        "carry_state": True,
+    },
+    # Twice the width with dropout between the layers: Grimm is ~0.5 M characters, which 10
+    # minutes of 2 x 128 reads ~50 times, so capacity and regularisation are the next levers.
+    "wide_dropout_cosine": {
+        "hidden_size": 256,
+        "dropout": 0.2,
+        "optimizer": "adam",
+        "learning_rate": 2e-3,
+        "lr_schedule": "cosine",
+        "warmup_steps": 100,
+        "carry_state": True,
+    },
 }
 
 
