@@ -24,14 +24,17 @@ def _model(forget: str | None = None, *, recurrent: bool = True) -> CharLSTM:
     recurrent=False zeroes W_hh, so the past reaches the present only through the cell c."""
     torch.manual_seed(0)
     model = CharLSTM(V, E, H, num_layers=1)
+    weight_ih, weight_hh, bias_ih, bias_hh = (
+        getattr(model.lstm, f"{name}_l0") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
     with torch.no_grad():
         if not recurrent:
-            model.lstm.weight_hh_l0.zero_()
+            weight_hh.zero_()
         if forget is not None:
-            model.lstm.weight_ih_l0[H : 2 * H].zero_()
-            model.lstm.weight_hh_l0[H : 2 * H].zero_()
-            model.lstm.bias_hh_l0[H : 2 * H].zero_()
-            model.lstm.bias_ih_l0[H : 2 * H].fill_(-GATE_SATURATION if forget == "shut" else GATE_SATURATION)
+            weight_ih[H : 2 * H].zero_()
+            weight_hh[H : 2 * H].zero_()
+            bias_hh[H : 2 * H].zero_()
+            bias_ih[H : 2 * H].fill_(-GATE_SATURATION if forget == "shut" else GATE_SATURATION)
     return model
 
 
