@@ -24,11 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# Bounds: the service's query limits read these (a (B, K + 1) forward and backward pass per request).
-MAX_LAG = 256
-MAX_WINDOWS = 256
-DEFAULT_LAG = 64
-DEFAULT_WINDOWS = 64
+from models.horizon_limits import DEFAULT_LAG, DEFAULT_WINDOWS, MAX_LAG, MAX_WINDOWS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from models.char_lstm import CharLSTM
-from models.horizon import MAX_LAG, MAX_WINDOWS, memory_horizon, window_offsets
+from models.horizon import memory_horizon, window_offsets
+from models.horizon_limits import MAX_LAG, MAX_WINDOWS
 
 V, E, H = 12, 6, 10
 GATE_SATURATION = 1e4  # sigmoid(-1e4) is exactly 0.0 in float32, sigmoid(1e4) exactly 1.0
