@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
@@ -12,6 +13,8 @@ from app.core.tables import Checkpoint, Job, Metric, Sample
 from app.schemas.resources import MetricPage, MetricPoint
 from app.services import model_registry
 from app.services.jobs import get_job
+
+T = TypeVar("T")
 
 
 def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = False) -> Checkpoint:
@@ -63,7 +66,7 @@ def list_for_job(session: Session, job_id: int) -> Sequence[Checkpoint]:
     return session.scalars(query.order_by(Checkpoint.step)).all()
 
 
-def spread(kept: Sequence[Checkpoint], most: int) -> list[Checkpoint]:
+def spread(kept: Sequence[T], most: int) -> list[T]:
     """At most `most` of `kept` (in step order), evenly spaced, the first and the last included: a
     figure or a table over a long run shows its whole course, not its first few checkpoints."""
     if len(kept) <= most:
