@@ -101,3 +101,14 @@ def test_a_model_without_an_embedding_is_refused() -> None:
     rnn = build_model({"type": "rnn", "input_size": 10, "hidden_size": 8, "num_classes": 10})
     with pytest.raises(ValueError, match="text models"):
         memory_horizon(rnn, _ids(), max_lag=2, windows=2)
+
+
+def test_dropout_is_off_while_measuring() -> None:
+    """A two-layer model with dropout between its layers, left in training mode: the measurement runs
+    in eval mode (dropout would mix noise into the rows), so it is the same twice."""
+    torch.manual_seed(0)
+    model = CharLSTM(V, E, H, num_layers=2, dropout=0.5)
+    model.train()
+    first = memory_horizon(model, _ids(), max_lag=6, windows=8)
+    assert memory_horizon(model, _ids(), max_lag=6, windows=8) == first
+    assert model.training
