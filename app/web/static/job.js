@@ -39,8 +39,8 @@ async function refreshSamples() {
 
 async function refreshTimeline() {
   const table = $("timeline").querySelector("tbody");
-  const { prompt, ...params } = formValues($("timeline-form"));
-  const query = new URLSearchParams({ ...params, prompt: $("t-prompt").value });
+  // The prompt as typed: formValues leaves an empty field out, and an empty prompt is a valid one.
+  const query = new URLSearchParams({ ...formValues($("timeline-form")), prompt: $("t-prompt").value });
   showError($("timeline-error"), null);
   try {
     const timeline = await getJSON(`/jobs/${jobId}/timeline?${query}`);
@@ -74,10 +74,6 @@ async function refreshCheckpoints(task) {
   const key = checkpoints.map((c) => c.id).join(",");
   if (key === shownCheckpoints) return;
   shownCheckpoints = key;
-  if (task === "text" && checkpoints.length) {
-    await refreshTimeline();
-    await refreshHorizon();
-  }
   $("checkpoints").querySelector("tbody").replaceChildren(...(checkpoints.length
     ? checkpoints.map((c) => h("tr", {},
       h("td", { class: "num" }, c.id), h("td", { class: "num" }, c.step),
@@ -91,6 +87,11 @@ async function refreshCheckpoints(task) {
   select.replaceChildren(h("option", { value: "" }, "the job's latest"),
     ...checkpoints.map((c) => h("option", { value: c.id }, `checkpoint ${c.id} (step ${c.step})`)));
   select.value = chosen;
+  // After the table: sampling every checkpoint takes a moment, the table should not wait for it.
+  if (task === "text" && checkpoints.length) {
+    await refreshTimeline();
+    await refreshHorizon();
+  }
 }
 
 function showJob(job) {
