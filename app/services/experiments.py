@@ -127,7 +127,7 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
     best = _best_validation(session, [job.id for job in rows])
     return [
         ExperimentRow(
-            params={axis: _axis_value(job, axis) for axis in experiment.sweep},
+            params={axis: axis_value(job, axis) for axis in experiment.sweep},
             job_id=job.id,
             status=job.status,
             step=job.step,
@@ -139,7 +139,7 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
     ]
 
 
-def _axis_value(job: Job, axis: str) -> Any:
+def axis_value(job: Job, axis: str) -> Any:
     # Service fields (dataset_id, resume_from) are columns of the job, not part of its training config.
     return getattr(job, axis) if axis in SERVICE_FIELDS else job.config.get(axis)
 
