@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
 from client.http import ApiClient, ApiError
@@ -114,6 +115,58 @@ def jobs(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+NEWLINE = "↵"  # a sample's newlines, shown in its one table cell
+
+
+def timeline(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    """The job's learning timeline: each kept checkpoint's step, metrics and sample of one prompt."""
+    answer = client.get(
+        f"/jobs/{args.job_id}/timeline",
+        prompt=args.prompt,
+        length=args.length,
+        temperature=args.temperature,
+        random_seed=args.random_seed,
+        checkpoints=args.checkpoints,
+    )
+    table = Table(title=f"job {args.job_id}: {answer['prompt']!r} at each checkpoint")
+    for column in ("step", "val bits/char", "train acc", "sample"):
+        table.add_column(column, justify="left" if column == "sample" else "right")
+    for row in answer["rows"]:
+        bits, accuracy = row["val_bits_per_char"], row["train_accuracy"]
+        table.add_row(
+            str(row["step"]),
+            "-" if bits is None else f"{bits:.3f}",
+            "-" if accuracy is None else f"{accuracy:.1%}",
+            Text((answer["prompt"] + row["text"]).replace("\n", NEWLINE)),  # Text: no markup in a sample
+        )
+    Console(soft_wrap=True).print(table)
+    console.print(
+        f"random_seed {answer['random_seed']}, temperature {answer['temperature']:g}; bits/char: the "
+        "validation loss at the checkpoint's step (or the latest before it) / ln 2"
+    )
+    return 0
+
+
+def horizon(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    """The memory horizon of a text job's checkpoint: the mean gradient norm at each lag k."""
+    out = client.get(
+        f"/jobs/{args.job_id}/memory-horizon",
+        checkpoint_id=args.checkpoint,
+        max_lag=args.max_lag,
+        windows=args.windows,
+    )
+    table = Table(title=f"job {args.job_id}, checkpoint {out['checkpoint_id']} (step {out['step']})")
+    table.add_column("k", justify="right")
+    table.add_column("mean ||d log p / d e(t-k)||", justify="right")
+    for k, norm in zip(out["k"], out["mean_norm"], strict=True):
+        table.add_row(str(k), f"{norm:.4e}")
+    Console(soft_wrap=True).print(table)
+    console.print(
+        f"mean over {out['windows']} positions of the {out['text']} text ({out['text_length']} characters)"
+    )
+    return 0
+
+
 def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     job = client.post(f"/jobs/{args.job_id}/cancel")
     console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
@@ -165,6 +218,22 @@ def add_client_commands(commands: Any) -> None:
     # No choices here: the server checks the status and names the ones it has (one list, the server's).
     p.add_argument("--status", metavar="STATUS", help="only jobs in this status (e.g. running)")
     p.add_argument("--limit", type=int, default=20)
+
+    p = add(
+        "timeline", timeline, "a text job's samples of one prompt at each kept checkpoint, with its metrics"
+    )
+    p.add_argument("job_id", type=int)
+    p.add_argument("--prompt", default="The ", help="the text every sample continues")
+    p.add_argument("--length", type=int, default=80)
+    p.add_argument("--temperature", type=float, help="0 is greedy (default: the server's, as /generate)")
+    p.add_argument("--random-seed", type=int, default=1, help="one seed for every checkpoint")
+    p.add_argument("--checkpoints", type=int, help="at most this many checkpoints, spread over the run")
+
+    p = add("horizon", horizon, "a text job's memory horizon: how far back its predictions read")
+    p.add_argument("job_id", type=int)
+    p.add_argument("--checkpoint", type=int, help="one of the job's checkpoints (default: its latest)")
+    p.add_argument("--max-lag", type=int, help="K: lags 0..K (default: the server's)")
+    p.add_argument("--windows", type=int, help="positions averaged over (default: the server's)")
 
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)

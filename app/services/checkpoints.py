@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from app.core.errors import CheckpointNotFound, JobHasNoCheckpoint
-from app.core.tables import Checkpoint, Metric, Sample
+from app.core.errors import CheckpointNotFound, InvalidInput, JobHasNoCheckpoint
+from app.core.tables import Checkpoint, Job, Metric, Sample
 from app.schemas.resources import MetricPage, MetricPoint
 from app.services import model_registry
 from app.services.jobs import get_job
+
+T = TypeVar("T")
 
 
 def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = False) -> Checkpoint:
@@ -19,6 +22,20 @@ def get_checkpoint(session: Session, checkpoint_id: int, *, with_data: bool = Fa
     checkpoint = session.get(Checkpoint, checkpoint_id, options=options)
     if checkpoint is None:
         raise CheckpointNotFound(checkpoint_id)
+    return checkpoint
+
+
+def of_job(
+    session: Session, job: Job, checkpoint_id: int | None, *, field: str = "checkpoint_id"
+) -> Checkpoint:
+    """One of the job's checkpoints, with its bytes: the one asked for (which must be the job's), else
+    its latest."""
+    checkpoint_id = checkpoint_id or job.latest_checkpoint_id
+    if checkpoint_id is None:
+        raise JobHasNoCheckpoint(job.id)
+    checkpoint = get_checkpoint(session, checkpoint_id, with_data=True)
+    if checkpoint.job_id != job.id:
+        raise InvalidInput(("query", field), f"checkpoint {checkpoint_id} belongs to job {checkpoint.job_id}")
     return checkpoint
 
 
@@ -47,6 +64,16 @@ def list_for_job(session: Session, job_id: int) -> Sequence[Checkpoint]:
     get_job(session, job_id)
     query = select(Checkpoint).options(defer(Checkpoint.data)).where(Checkpoint.job_id == job_id)
     return session.scalars(query.order_by(Checkpoint.step)).all()
+
+
+def spread(kept: Sequence[T], most: int) -> list[T]:
+    """At most `most` of `kept` (in step order), evenly spaced, the first and the last included: a
+    figure or a table over a long run shows its whole course, not its first few checkpoints."""
+    if len(kept) <= most:
+        return list(kept)
+    if most == 1:
+        return [kept[-1]]
+    return [kept[round(i * (len(kept) - 1) / (most - 1))] for i in range(most)]
 
 
 def metric_history(

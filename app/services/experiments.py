@@ -129,20 +129,9 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
     """One row per job, in grid order: its axis values, status, latest metrics and best validation."""
     rows = experiment_jobs(session, experiment.id)
     best = _best_validation(session, [job.id for job in rows])
-    # A job's variant is not in its config (an empty variant is the base itself): the jobs were
-    # stored in grid order, the variant varying slowest, so the job's place says which it is.
-    names = experiment.sweep.get(VARIANT_AXIS, []) if experiment.variants else []
-    per_variant = max(1, len(rows) // max(1, len(names)))
-
-    def params(index: int, job: Job) -> dict[str, Any]:
-        values = {
-            axis: _axis_value(job, axis) for axis in experiment.sweep if axis != VARIANT_AXIS or not names
-        }
-        return {VARIANT_AXIS: names[index // per_variant]} | values if names else values
-
     return [
         ExperimentRow(
-            params=params(index, job),
+            params=params,
             job_id=job.id,
             status=job.status,
             step=job.step,
@@ -150,11 +139,25 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
             best_val_loss=best[job.id].get("val_loss"),
             best_val_accuracy=best[job.id].get("val_accuracy"),
         )
+        for job, params in zip(rows, grid_params(experiment, rows), strict=True)
+    ]
+
+
+def grid_params(experiment: Experiment, rows: Sequence[Job]) -> list[dict[str, Any]]:
+    """Each job's value on every axis; `rows` are all the experiment's jobs, in id (= grid) order."""
+    # A job's variant is not in its config (an empty variant is the base itself): the jobs were
+    # stored in grid order, the variant varying slowest, so the job's place says which it is.
+    names = experiment.sweep.get(VARIANT_AXIS, []) if experiment.variants else []
+    per_variant = max(1, len(rows) // max(1, len(names)))
+    axes = [axis for axis in experiment.sweep if axis != VARIANT_AXIS or not names]
+    return [
+        ({VARIANT_AXIS: names[index // per_variant]} if names else {})
+        | {axis: axis_value(job, axis) for axis in axes}
         for index, job in enumerate(rows)
     ]
 
 
-def _axis_value(job: Job, axis: str) -> Any:
+def axis_value(job: Job, axis: str) -> Any:
     # Service fields (dataset_id, resume_from) are columns of the job, not part of its training config.
     return getattr(job, axis) if axis in SERVICE_FIELDS else job.config.get(axis)
 

@@ -9,11 +9,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, WrongTask
 from app.core.tables import Metric
-from app.schemas.analysis import GradientFlowAt, TimeGateParams
+from app.schemas.analysis import (
+    MAX_HORIZON_CHECKPOINTS,
+    GradientFlowAt,
+    MemoryHorizonParams,
+    TimeGateParams,
+)
 from app.schemas.experiments import BEST_METRICS
-from app.services import experiments, gradient_flow, time_gate
+from app.services import checkpoints, experiments, gradient_flow, memory_horizon, time_gate
 from app.services.jobs import get_job
 
 # What the training loop records (models/train.py), per task: the names a plot may ask for.
@@ -138,6 +143,71 @@ def gradient_flow_plot(
         f"batch {flow.batch_size}"
     )
     return plots.to_png(plots.gradient_flow_figure(curves, title=title))
+
+
+def memory_horizon_plot(
+    session: Session,
+    job_id: int,
+    *,
+    params: MemoryHorizonParams,
+    checkpoint_ids: list[int] | None,
+    all_checkpoints: bool,
+) -> bytes:
+    """The job's memory horizon at the checkpoints named, at up to MAX_HORIZON_CHECKPOINTS of its kept
+    ones (`all_checkpoints`), or at its latest: how far back the model reads, as it trained."""
+    from app.services import plots
+
+    job = get_job(session, job_id)
+    memory_horizon.check_text_job(job)
+    if all_checkpoints and checkpoint_ids:
+        raise InvalidInput(
+            ("query", "checkpoints"), "checkpoints=all measures every kept one; omit checkpoint_id"
+        )
+    chosen: list[int | None] = [*checkpoint_ids] if checkpoint_ids else [None]
+    if all_checkpoints:
+        kept = checkpoints.list_for_job(session, job_id)
+        chosen = [c.id for c in checkpoints.spread(kept, MAX_HORIZON_CHECKPOINTS)] or [None]
+    curves = {}
+    for checkpoint_id in dict.fromkeys(chosen):  # a checkpoint named twice is drawn once
+        horizon = memory_horizon.memory_horizon(session, job_id, params=params, checkpoint_id=checkpoint_id)
+        curves[f"checkpoint {horizon.checkpoint_id}, step {horizon.step}"] = (horizon.k, horizon.mean_norm)
+    text = (
+        "the validation split" if params.text is None else f"a given text of {horizon.text_length} characters"
+    )
+    title = f"job {job_id}: memory horizon of {job.model} on {text}, mean over {horizon.windows} positions"
+    return plots.to_png(plots.memory_horizon_figure(curves, title=title))
+
+
+def experiment_memory_horizon_plot(
+    session: Session, experiment_id: int, *, params: MemoryHorizonParams
+) -> bytes:
+    """The latest checkpoint of each of the experiment's text jobs (the first
+    MAX_HORIZON_CHECKPOINTS that have one), one line each, labelled by its sweep values."""
+    from app.services import plots
+
+    experiment = experiments.get_experiment(session, experiment_id)
+    if experiment.task != "text":
+        raise WrongTask(
+            f"experiment {experiment_id} is a {experiment.task} experiment: the memory horizon is measured "
+            "on text models; for palindrome models see GET /jobs/{id}/gradient-flow.png of its jobs"
+        )
+    rows = experiments.experiment_jobs(session, experiment_id)
+    labels = {
+        job.id: ", ".join(f"{axis}={value}" for axis, value in params.items())
+        for job, params in zip(rows, experiments.grid_params(experiment, rows), strict=True)
+    }
+    measured = [job for job in rows if job.latest_checkpoint_id is not None]
+    shown = measured[:MAX_HORIZON_CHECKPOINTS]
+    curves = {}
+    for job in shown:
+        horizon = memory_horizon.memory_horizon(session, job.id, params=params, checkpoint_id=None)
+        values = labels[job.id]
+        curves[f"{values} (job {job.id}, step {horizon.step})"] = (horizon.k, horizon.mean_norm)
+    text = "each job's validation split" if params.text is None else "a given text"
+    some = f"the first {len(shown)} of {len(measured)} jobs" if len(shown) < len(measured) else "its jobs"
+    name = experiment.name or f"experiment {experiment.id}"
+    title = f"{name}: memory horizon of {some} (latest checkpoints) on {text}"
+    return plots.to_png(plots.memory_horizon_figure(curves, title=title))
 
 
 def time_gate_plot(params: TimeGateParams) -> bytes:

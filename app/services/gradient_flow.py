@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput, JobHasNoCheckpoint, WrongTask
+from app.core.errors import InvalidInput, WrongTask
 from app.schemas.analysis import GradientFlowAt, GradientFlowOut
-from app.services.checkpoints import get_checkpoint
+from app.services import checkpoints
 from app.services.jobs import get_job
 
 BATCH_SIZE = 256
@@ -30,7 +30,8 @@ def gradient_flow(
     if job.task != "palindrome":
         raise WrongTask(
             f"job {job_id} is a {job.task} job: gradient flow is measured on palindrome models "
-            "(rnn, lstm, phased_lstm), whose loss is taken at the last step"
+            f"(rnn, lstm, phased_lstm), whose loss is taken at the last step; for a text model see "
+            f"GET /jobs/{job_id}/memory-horizon"
         )
     config = PalindromeConfig(**job.config)
     step = 0
@@ -44,14 +45,8 @@ def gradient_flow(
             model = build_model(architecture_for(config), **initialisation_for(config))
         model.eval()
     else:
-        checkpoint_id = checkpoint_id or job.latest_checkpoint_id
-        if checkpoint_id is None:
-            raise JobHasNoCheckpoint(job_id)
-        checkpoint = get_checkpoint(session, checkpoint_id, with_data=True)
-        if checkpoint.job_id != job_id:
-            raise InvalidInput(
-                ("query", "checkpoint_id"), f"checkpoint {checkpoint_id} belongs to job {checkpoint.job_id}"
-            )
+        checkpoint = checkpoints.of_job(session, job, checkpoint_id)
+        checkpoint_id = checkpoint.id
         step = checkpoint.step
         model = load_model(from_bytes(checkpoint.data))  # eval mode: a Phased LSTM gate without leak
     digits = random_palindromes(

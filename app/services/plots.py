@@ -124,6 +124,35 @@ def gradient_flow_figure(
     return figure
 
 
+def memory_horizon_figure(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *, title: str
+) -> Figure:
+    """The mean ||d log p / d e(x_{t-k})|| against k on a log scale, one line per model: a model that
+    forgets is a line that falls; how far it stays up is how far back the model reads."""
+    figure = new_figure()
+    axes = figure.add_subplot()
+    for i, (label, (k, norms)) in enumerate(curves.items()):
+        # An exact 0 (no path back that far) has no place on a log axis: left out, as in gradient flow.
+        axes.plot(
+            k,
+            [n if n > 0 else float("nan") for n in norms],
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=3,
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            label=label,
+        )
+    if not curves:
+        axes.text(0.5, 0.5, "no checkpoints yet", ha="center", va="center", transform=axes.transAxes)
+    else:
+        axes.legend()
+    axes.set_yscale("log")
+    set_title(axes, title)
+    axes.set_xlabel("k, characters back from the prediction (0: the last one read)")
+    axes.set_ylabel("mean ||d log p(next char) / d embedding(t - k)||")
+    axes.grid(alpha=0.3, which="both")
+    return figure
+
+
 def time_gate_figure(
     t: Sequence[float], phi: Sequence[float], k: Sequence[float], *, r_on: float, title: str
 ) -> Figure:

@@ -129,6 +129,7 @@ def test_gradient_flow_refusals(client: TestClient, trained_job: dict[str, Any])
     text = client.post("/train", json=TINY_TEXT).json()
     response = client.get(f"/jobs/{text['id']}/gradient-flow")
     assert response.status_code == 409 and "palindrome" in response.json()["detail"]
+    assert "memory-horizon" in response.json()["detail"]  # the text models' counterpart
     assert client.get(f"/jobs/{text['id']}/gradient-flow.png").status_code == 409
 
     untrained = client.post("/train", json=TINY_PALINDROME).json()

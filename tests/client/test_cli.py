@@ -3,6 +3,7 @@ a live `rnnlab serve`, with the URL and token from the environment."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,25 @@ def test_generate_prints_the_continuation(server: LiveServer) -> None:
         "3",
     ]
     assert rnnlab(server, *named).stdout == first.stdout
+
+    # The timeline: its last row is the latest checkpoint's sample, the text `generate` printed.
+    timeline = rnnlab(server, "timeline", job_id, "--prompt", "Once ", "--length", "50", "--random-seed", "3")
+    assert timeline.returncode == 0, timeline.stderr
+    assert first.stdout.rstrip("\n").replace("\n", "↵") in timeline.stdout
+    assert "random_seed 3" in timeline.stderr
+    with server.client() as http:
+        table = http.get(
+            f"/jobs/{job_id}/timeline", params={"prompt": "Once ", "length": 50, "random_seed": 3}
+        )
+    for row in table.json()["rows"]:
+        assert re.search(rf"│\s*{row['step']}\s*│", timeline.stdout), timeline.stdout
+
+    horizon = rnnlab(server, "horizon", job_id, "--max-lag", "8", "--windows", "4")
+    assert horizon.returncode == 0, horizon.stderr
+    with server.client() as http:
+        measured = http.get(f"/jobs/{job_id}/memory-horizon", params={"max_lag": 8, "windows": 4}).json()
+    assert all(f"{norm:.4e}" in horizon.stdout for norm in measured["mean_norm"])
+    assert "mean over 4 positions of the validation text" in horizon.stderr
 
 
 def test_a_cancelled_job_exits_non_zero(server: LiveServer) -> None:

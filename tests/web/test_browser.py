@@ -92,4 +92,22 @@ def test_start_a_job_watch_it_finish_and_generate(server: LiveServer, page: Page
     expect(generated).to_be_visible()
     text = generated.inner_text()
     assert text.startswith("Once ") and len(text) == len("Once ") + 60, repr(text)
+
+    # The learning timeline: a row per kept checkpoint, the last the final one, each a sample of
+    # "The "; the table is the API's, and asking again with the same seed gives the same table.
+    timeline = page.locator("#timeline tbody tr")
+    expect(timeline).to_have_count(page.locator("#checkpoints tbody tr").count())
+    expect(timeline.last).to_have_attribute("data-step", "40")
+    samples = page.locator("#timeline pre.sample")
+    first_samples = samples.all_inner_texts()
+    assert all(sample.startswith("The ") for sample in first_samples), first_samples
+    page.get_by_label("Sampling seed").fill("2")
+    page.get_by_role("button", name="Sample every checkpoint").click()
+    expect(samples).not_to_have_text(first_samples, use_inner_text=True)
+    page.get_by_label("Sampling seed").fill("1")
+    page.get_by_role("button", name="Sample every checkpoint").click()
+    expect(samples).to_have_text(first_samples, use_inner_text=True)
+    # The memory horizon figure, drawn by the server for every kept checkpoint.
+    expect(page.locator("#horizon-img")).to_be_visible()
+    page.wait_for_function("document.getElementById('horizon-img').naturalWidth === 800")
     page.screenshot(path=tmp_path / "job.png", full_page=True)

@@ -1,8 +1,9 @@
-"""Looking into a job and a model: metric curves and exports, gradient flow, the Phased LSTM time gate."""
+"""Looking into a job and a model: metric curves and exports, gradient flow, the memory horizon, the
+learning timeline, the Phased LSTM time gate."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -10,8 +11,17 @@ from app.api.deps import SessionDep
 from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
 from app.core.bounds import DbId
-from app.schemas.analysis import GradientFlowAt, GradientFlowOut, TimeGateOut, TimeGateParams
-from app.services import exports, figures, gradient_flow, time_gate
+from app.schemas.analysis import (
+    MAX_HORIZON_CHECKPOINTS,
+    GradientFlowAt,
+    GradientFlowOut,
+    MemoryHorizonOut,
+    MemoryHorizonParams,
+    TimeGateOut,
+    TimeGateParams,
+)
+from app.schemas.timeline import TimelineOut, TimelineParams
+from app.services import exports, figures, gradient_flow, memory_horizon, time_gate, timeline
 
 router = APIRouter(tags=["analysis"])
 
@@ -73,6 +83,58 @@ def job_gradient_flow_png(
 ) -> Response:
     image = figures.gradient_flow_plot(session, job_id, at=at, checkpoint_id=checkpoint_id)
     return Response(image, media_type="image/png")
+
+
+@router.get(
+    "/jobs/{job_id}/memory-horizon",
+    response_model=MemoryHorizonOut,
+    responses=error_responses(404, 409, 422),
+)
+def job_memory_horizon(
+    job_id: DbId,
+    session: SessionDep,
+    params: Annotated[MemoryHorizonParams, Query()],
+    checkpoint_id: Annotated[DbId | None, CHECKPOINT] = None,
+) -> MemoryHorizonOut:
+    """||d log p(next char) / d embedding(k characters back)|| of a text model against k, averaged over
+    positions of the job's validation text (or `text`): how far back its predictions read."""
+    return memory_horizon.memory_horizon(session, job_id, params=params, checkpoint_id=checkpoint_id)
+
+
+@router.get(
+    "/jobs/{job_id}/memory-horizon.png",
+    response_class=Response,
+    responses=error_responses(404, 409, 422) | PNG,
+)
+def job_memory_horizon_png(
+    job_id: DbId,
+    session: SessionDep,
+    params: Annotated[MemoryHorizonParams, Query()],
+    checkpoint_id: Annotated[
+        list[DbId] | None,
+        Query(
+            max_length=MAX_HORIZON_CHECKPOINTS,
+            description=f"repeat for several curves (at most {MAX_HORIZON_CHECKPOINTS}); default the latest",
+        ),
+    ] = None,
+    checkpoints: Annotated[
+        Literal["all"] | None,
+        Query(description=f"all: up to {MAX_HORIZON_CHECKPOINTS} of the kept checkpoints, evenly spread"),
+    ] = None,
+) -> Response:
+    image = figures.memory_horizon_plot(
+        session, job_id, params=params, checkpoint_ids=checkpoint_id, all_checkpoints=checkpoints == "all"
+    )
+    return Response(image, media_type="image/png")
+
+
+@router.get("/jobs/{job_id}/timeline", response_model=TimelineOut, responses=error_responses(404, 409, 422))
+def job_timeline(
+    job_id: DbId, session: SessionDep, params: Annotated[TimelineParams, Query()]
+) -> TimelineOut:
+    """The same prompt and random_seed sampled from each kept checkpoint, beside its step, validation
+    bits per character and training accuracy: what the model could write as it learned."""
+    return timeline.timeline(session, job_id, params=params)
 
 
 @router.get("/phased-lstm/time-gate", response_model=TimeGateOut)

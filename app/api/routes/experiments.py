@@ -10,6 +10,7 @@ from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.media import PNG, attachment, media
 from app.api.openapi import error_responses
 from app.core.bounds import DbId, DbOffset
+from app.schemas.analysis import MemoryHorizonParams
 from app.schemas.experiments import ExperimentOut, ExperimentPage, ExperimentRequest
 from app.services import admission, experiments, figures
 
@@ -88,6 +89,20 @@ def experiment_plot(
 ) -> Response:
     """Mean over the axes that are neither x nor hue (e.g. seeds), shaded from their min to their max."""
     image = figures.experiment_plot(session, experiment_id, metric=metric, x=x, hue=hue)
+    return Response(image, media_type="image/png")
+
+
+@router.get(
+    "/experiments/{experiment_id}/memory-horizon.png",
+    response_class=Response,
+    responses=error_responses(404, 409, 422) | PNG,
+)
+def experiment_memory_horizon(
+    experiment_id: DbId, session: SessionDep, params: Annotated[MemoryHorizonParams, Query()]
+) -> Response:
+    """The memory horizon of each text job's latest checkpoint, one line per job: e.g. an LSTM with a
+    long training window against one trained on a short one, on the same text."""
+    image = figures.experiment_memory_horizon_plot(session, experiment_id, params=params)
     return Response(image, media_type="image/png")
 
 

@@ -1,4 +1,5 @@
-// One job: its status (polled until it ends), curves, samples, checkpoints, and the generate form.
+// One job: its status (polled until it ends), curves, samples, checkpoints, and the generate form;
+// for a text job also its learning timeline and memory horizon, redrawn when a checkpoint is added.
 import {
   formValues, formatEta, formatNumber, formatPercent, getJSON, h, imageURL, poll, postJSON,
   showError, statusBadge, streamEvents,
@@ -36,7 +37,39 @@ async function refreshSamples() {
     : [h("tr", {}, h("td", { colspan: 3 }, "None yet."))]));
 }
 
-async function refreshCheckpoints() {
+async function refreshTimeline() {
+  const table = $("timeline").querySelector("tbody");
+  // The prompt as typed: formValues leaves an empty field out, and an empty prompt is a valid one.
+  const query = new URLSearchParams({ ...formValues($("timeline-form")), prompt: $("t-prompt").value });
+  showError($("timeline-error"), null);
+  try {
+    const timeline = await getJSON(`/jobs/${jobId}/timeline?${query}`);
+    table.replaceChildren(...timeline.rows.map((r) => h("tr", { "data-step": r.step },
+      h("td", { class: "num" }, r.step),
+      h("td", { class: "num" }, formatNumber(r.val_bits_per_char)),
+      h("td", { class: "num" }, r.train_accuracy == null ? "–" : formatPercent(r.train_accuracy)),
+      h("td", {}, h("pre", { class: "sample" }, h("span", { class: "prompt" }, timeline.prompt), r.text)))));
+  } catch (error) {
+    showError($("timeline-error"), error);
+  }
+}
+
+async function refreshHorizon() {
+  const caption = $("horizon-caption");
+  const img = $("horizon-img");
+  try {
+    const previous = img.src;
+    img.src = await imageURL(`/jobs/${jobId}/memory-horizon.png?checkpoints=all`);
+    if (previous) URL.revokeObjectURL(previous);
+    img.hidden = false;
+    caption.textContent = "How strongly the next character's log-probability depends on the character "
+      + "k back, averaged over the validation text, at each kept checkpoint (log scale).";
+  } catch (error) {
+    caption.textContent = `No memory horizon (${error.message}).`;
+  }
+}
+
+async function refreshCheckpoints(task) {
   const checkpoints = await getJSON(`/jobs/${jobId}/checkpoints`);
   const key = checkpoints.map((c) => c.id).join(",");
   if (key === shownCheckpoints) return;
@@ -54,6 +87,11 @@ async function refreshCheckpoints() {
   select.replaceChildren(h("option", { value: "" }, "the job's latest"),
     ...checkpoints.map((c) => h("option", { value: c.id }, `checkpoint ${c.id} (step ${c.step})`)));
   select.value = chosen;
+  // After the table: sampling every checkpoint takes a moment, the table should not wait for it.
+  if (task === "text" && checkpoints.length) {
+    await refreshTimeline();
+    await refreshHorizon();
+  }
 }
 
 function showJob(job) {
@@ -66,7 +104,8 @@ function showJob(job) {
   $("job-metrics").textContent = metrics.length
     ? metrics.map(([k, v]) => `${k} ${formatNumber(v)}`).join(" · ") : "–";
   $("cancel").hidden = FINISHED.has(job.status) || job.cancel_requested;
-  $(job.task === "text" ? "generate-section" : "predict-section").hidden = false;
+  for (const id of job.task === "text" ? ["generate-section", "timeline-section", "horizon-section"]
+    : ["predict-section"]) $(id).hidden = false;
 }
 
 let lastStep = -1;
@@ -76,7 +115,7 @@ poll(async () => {
   const done = FINISHED.has(job.status);
   if (job.step !== lastStep || done) {
     lastStep = job.step;
-    await refreshCheckpoints();
+    await refreshCheckpoints(job.task);
     if (job.task === "text") await refreshSamples();
     if (done || Date.now() - lastPlot > PLOT_EVERY_MS) {
       lastPlot = Date.now();
@@ -112,6 +151,17 @@ $("generate").addEventListener("submit", async (event) => {
     out.dataset.done = "true";
   } catch (error) {
     showError($("generate-error"), error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("timeline-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = event.target.querySelector("button");
+  button.disabled = true;
+  try {
+    await refreshTimeline();
   } finally {
     button.disabled = false;
   }
