@@ -111,9 +111,7 @@ def main() -> None:
         results.append((name, result.step, reached, learned))
     print(f"\nwithin {args.cap / 60:.0f} minutes each:")
     for name, steps, reached, learned in results:
-        print(
-            f"  {name:<5} {steps:6d} steps, reached {reached}, learned (>= 99 % held out) {learned}"
-        )
+        print(f"  {name:<5} {steps:6d} steps, reached {reached}, learned (>= 99 % held out) {learned}")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,8 @@ class _Run:
             self.config.max_norm,
             self.task.last_step_only,
             state=self.task.train_state(self.device),
+            # Text only: the hand-written palindrome cells' own backward is written for float32.
+            autocast=isinstance(self.config, TextConfig) and self.config.precision == "bfloat16",
         )
         self.task.keep_train_state(final_state)
         self.meter.add(loss, correct, targets.numel(), grad_norm, lr)
@@ -265,14 +267,17 @@ def train_step(
     max_norm: float,
     last_step_only: bool,
     state: Any = None,
+    autocast: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
     """One optimizer step from recurrent `state` (None: zeros) -> (loss, correct predictions, gradient
-    norm before clipping, the final state detached), on the device.
+    norm before clipping, the final state detached), on the device; `autocast`: the forward pass in
+    bfloat16 (TextConfig.precision).
 
     The loop's step, exposed so that the benchmark times exactly what training runs.
     """
-    logits, final_state = model(inputs, state)
-    loss, correct = _loss_and_correct(logits, targets, last_step_only)
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits, final_state = model(inputs, state)
+        loss, correct = _loss_and_correct(logits, targets, last_step_only)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
     # Clip the global gradient norm: an RNN's gradient can grow exponentially with the sequence
