@@ -123,6 +123,15 @@ RECIPES: dict[str, dict[str, object]] = {
         "lr_schedule": "cosine",
         "warmup_steps": 100,
     },
+    "wide_bf16_dropout_cosine": {
+        "hidden_size": 256,
+        "dropout": 0.2,
+        "precision": "bfloat16",
+        "optimizer": "adam",
+        "learning_rate": 2e-3,
+        "lr_schedule": "cosine",
+        "warmup_steps": 100,
+    },
     # Twice the width with dropout between the layers: Grimm is ~0.5 M characters, which 10
     # minutes of 2 x 128 reads ~50 times, so capacity and regularisation are the next levers.
     "wide_dropout_cosine": {
