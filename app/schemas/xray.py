@@ -14,6 +14,7 @@ from models.xray.limits import (
     MAX_TOP,
     MAX_TRACE_VALUES,
     RIGHT_SATURATED,
+    SIGNAL_DECIMALS,
 )
 
 MAX_DIGITS = 1000  # as /predict
@@ -46,6 +47,11 @@ class AnalyzeIn(ModelRef):
         max_length=MAX_LISTED,
         description=f"unit indices from 0, the same in every chosen layer; default every unit. {BUDGET}",
     )
+    signals: list[str] | None = Field(
+        None,
+        max_length=8,
+        description='the signals to list (e.g. ["c", "h"]); default every one the model has',
+    )
     top: int = Field(3, ge=0, le=MAX_TOP, description="text models: alternatives listed at each position")
 
     @model_validator(mode="after")
@@ -67,7 +73,8 @@ class LayerTrace(BaseModel):
     units: list[int]
     signals: dict[str, list[list[float]]] = Field(
         description="per signal (i, f, g, o, c, h for an LSTM; h for the RNN; also k, the time gate, for "
-        "the Phased LSTM), per chosen unit, its value at every position (after reading that position)"
+        "the Phased LSTM), per chosen unit, its value at every position (after reading that position), "
+        f"to {SIGNAL_DECIMALS} decimal places"
     )
     saturation: dict[str, Saturation] = Field(
         description="per sigmoid gate (i, f, o): Karpathy, Johnson & Fei-Fei 2015, figure 3"

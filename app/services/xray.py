@@ -25,7 +25,7 @@ from app.schemas.xray import (
     UnitsOut,
 )
 from app.services.generation import Sessions, loaded_model
-from models.xray.limits import MAX_TRACE_VALUES
+from models.xray.limits import MAX_TRACE_VALUES, SIGNAL_DECIMALS
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,7 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
     given = model_input(loaded, text=body.text, digits=body.digits)
     layers, units = chosen(layer_sizes(loaded.model), body.layers, body.units, len(given.tokens), given.field)
     loaded_at = perf_counter()
-    parts = await run_in_threadpool(_analyze, loaded, given, layers, units, body.top)
+    parts = await run_in_threadpool(_analyze, loaded, given, layers, units, body.top, body.signals)
     done = perf_counter()
     return AnalyzeOut(
         checkpoint_id=loaded.checkpoint_id,
@@ -121,14 +121,27 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
 
 
 def _analyze(
-    loaded: LoadedModel, given: Input, layers: list[int], units: list[int], top: int
+    loaded: LoadedModel,
+    given: Input,
+    layers: list[int],
+    units: list[int],
+    top: int,
+    signals: list[str] | None,
 ) -> dict[str, Any]:
     from models.xray.predictions import digit_predictions, text_predictions
     from models.xray.saturation import saturation
-    from models.xray.trace import model_type, trace
+    from models.xray.trace import SIGNALS, model_type, trace
 
+    kind = model_type(loaded.model)
+    if signals is not None:
+        unknown = sorted(set(signals) - set(SIGNALS[kind]))
+        if unknown:
+            raise InvalidInput(
+                ("body", "signals"),
+                f"a {kind} model has no {', '.join(unknown)}; it has {', '.join(SIGNALS[kind])}",
+            )
     traced = trace(loaded.model, given.tensor)
-    parts: dict[str, Any] = {"model_type": model_type(loaded.model)}
+    parts: dict[str, Any] = {"model_type": kind}
     if given.field == "text":
         predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
         parts["text"] = TextPositions(
@@ -142,11 +155,14 @@ def _analyze(
         # (T, units) per signal, then one list per unit: the response's per-unit series.
         picked = {name: values[0][:, units] for name, values in traced.layers[layer].items()}
         fractions = saturation({name: values[None] for name, values in picked.items()})
+        shown = [name for name in picked if signals is None or name in signals]
+        # model_construct: ~3 M numbers at the budget's limit, made here from tensors, need no
+        # validation (which would cost as much as the trace).
         listed.append(
-            LayerTrace(
+            LayerTrace.model_construct(
                 layer=layer,
                 units=units,
-                signals={name: values.t().tolist() for name, values in picked.items()},
+                signals={name: rounded(picked[name].t()) for name in shown},
                 saturation={
                     gate: Saturation(left=left.tolist(), right=right.tolist())
                     for gate, (left, right) in fractions.items()
@@ -155,6 +171,11 @@ def _analyze(
         )
     parts["layers"] = listed
     return parts
+
+
+def rounded(values: torch.Tensor) -> list[Any]:
+    """Lists of numbers to SIGNAL_DECIMALS places: in float64 first, so 0.1234 prints as 0.1234."""
+    return values.double().round(decimals=SIGNAL_DECIMALS).tolist()
 
 
 async def rank_units(sessions: Sessions, cache: ModelCache, body: UnitsIn) -> UnitsOut:

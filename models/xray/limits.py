@@ -11,3 +11,6 @@ EXCERPT_CHARS = 80  # characters in a ranked unit's example excerpt
 # Karpathy, Johnson & Fei-Fei 2015, fig. 3: a gate is left-saturated below 0.1, right-saturated above 0.9.
 LEFT_SATURATED = 0.1
 RIGHT_SATURATED = 0.9
+# Decimal places of the traced values in a response: a third of the JSON of float32's 17-digit
+# reprs, which a 2,000-position, 256-unit answer (~3 M numbers) needs (60 MB against 22 MB).
+SIGNAL_DECIMALS = 4
