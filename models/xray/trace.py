@@ -135,12 +135,12 @@ def _trace_char_lstm(model: CharLSTM, ids: torch.Tensor) -> Trace:
         gates = gates.addmm_(h_prev.reshape(B * T, H), w_hh.t()).view(B, T, 4, H)
         i, f, o = (torch.sigmoid(gates[:, :, j]) for j in (0, 1, 3))
         g = torch.tanh(gates[:, :, 2])
-        ig = (i * g).transpose(0, 1)  # (T, B, H)
-        f_t = f.transpose(0, 1)
         cs = x.new_empty(T, B, H)
         c = x.new_zeros(B, H)
-        for t in range(T):
-            c = torch.addcmul(ig[t], f_t[t], c, out=cs[t])  # c(t) = i g + f c(t-1)
+        # Views made up front by unbind: an index op per step costs as much as the arithmetic.
+        steps = zip((i * g).transpose(0, 1).unbind(0), f.transpose(0, 1).unbind(0), cs.unbind(0), strict=True)
+        for ig_t, f_t, c_t in steps:
+            c = torch.addcmul(ig_t, f_t, c, out=c_t)  # c(t) = i g + f c(t-1)
         c_seq = cs.transpose(0, 1)
         h = o * torch.tanh(c_seq)  # (B, T, H)
         layers.append({"i": i, "f": f, "g": g, "o": o, "c": c_seq.contiguous(), "h": h})
