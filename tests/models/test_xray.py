@@ -120,6 +120,8 @@ def test_features_are_the_state_after_each_character() -> None:
     assert in_quotes(text) == [0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     assert in_brackets(text) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
     assert in_quotes("\u201cab\u201d c") == [1, 1, 1, 0, 0, 0]
+    # Single curly quotes, whose closing mark is also the apostrophe (not between two letters).
+    assert in_quotes("\u2018a\u2019s b\u2019 c") == [1, 1, 1, 1, 1, 1, 0, 0, 0]
     assert line_position("ab\ncd") == [0, 1, 0, 0, 1]
     assert FEATURES["word_start"]("an ox") == [1, 0, 0, 1, 0]
     assert FEATURES["vowel"]("tea") == [0, 1, 1]
