@@ -8,9 +8,10 @@ checkpoint, then measures in one run, interleaved round by round:
                    in this process: the floor, what any X-ray must at least compute
     analyze all    `POST /analyze` with every unit of every layer (i, f, g, o, c, h per unit and
                    position, surprisal, entropy, top 3): wall time at the client, JSON parsed
-    analyze 8      the same with `units` = 0..7
-    server         the service's own `timings.generate_ms` of the all-units request: the trace
-                   alone, without the JSON
+    analyze 8      the same with `units` = 0..7 (of both layers)
+    analyze 1      one unit of the last layer: the dashboard's request
+    server         the service's own `timings.generate_ms` of the all-units and one-unit requests:
+                   the trace and the lists it answers, without the JSON
 
 The ratio printed is the median request time over the median forward time. Target: <= 3x.
 
@@ -63,22 +64,29 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
         with torch.inference_mode():
             model(ids)
 
-    def analyze(units: list[int] | None) -> dict[str, Any]:
+    def analyze(units: list[int] | None, layers: list[int] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"checkpoint_id": checkpoint_id, "text": text, "top": 3}
         if units is not None:
             body["units"] = units
+        if layers is not None:
+            body["layers"] = layers
         response = api.post("/analyze", json=body)
         response.raise_for_status()
         return response.json()
 
     analyze(None)  # load the checkpoint into the server's cache
-    rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "server": []}
+    rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "analyze 1": []}
+    rows |= {"server all": [], "server 1": []}
+    last_layer = arch["num_layers"] - 1
     for _ in range(rounds):
         rows["forward"].append(timed(forward)[0])
         ms, body = timed(lambda: analyze(None))
         rows["analyze all"].append(ms)
-        rows["server"].append(body["timings"]["generate_ms"])
+        rows["server all"].append(body["timings"]["generate_ms"])
         rows["analyze 8"].append(timed(lambda: analyze(list(range(8))))[0])
+        ms, body = timed(lambda: analyze([0], [last_layer]))
+        rows["analyze 1"].append(ms)
+        rows["server 1"].append(body["timings"]["generate_ms"])
         rows["forward"].append(timed(forward)[0])
     size = len(api.post("/analyze", json={"checkpoint_id": checkpoint_id, "text": text, "top": 3}).content)
     floor = statistics.median(rows["forward"])

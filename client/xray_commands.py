@@ -47,6 +47,9 @@ def analyze(client: ApiClient, args: argparse.Namespace, console: Console) -> in
         body["layers"] = args.layer
     if args.unit:
         body["units"] = args.unit
+    signal = args.signal or "c"
+    if not args.json or args.signal:
+        body["signals"] = [signal]  # the table shows one: the server lists only it (and names a wrong one)
     result = client.post("/analyze", body)
     if args.json:
         print(json.dumps(result))
@@ -78,14 +81,8 @@ def analyze(client: ApiClient, args: argparse.Namespace, console: Console) -> in
             ],
         ]
     for layer in result["layers"]:
-        series = layer["signals"].get(args.signal)
-        if series is None:
-            console.print(
-                f"error: this model has no signal {args.signal}; it has {', '.join(layer['signals'])}"
-            )
-            return 1
-        for unit, values in zip(layer["units"], series, strict=True):
-            table.add_column(f"L{layer['layer']}.{unit} {args.signal}", justify="right")
+        for unit, values in zip(layer["units"], layer["signals"][signal], strict=True):
+            table.add_column(f"L{layer['layer']}.{unit} {signal}", justify="right")
             columns.append([f"{v:+.3f}" for v in values])
     for row in zip(*columns, strict=True):
         table.add_row(*row)
@@ -131,7 +128,9 @@ def add_xray_commands(add: Add) -> None:
     given.add_argument("--digits", help="digits for a palindrome model")
     p.add_argument("--layer", type=int, action="append", help="a layer to show (repeat; default all)")
     p.add_argument("--unit", type=int, action="append", help="a unit to show (repeat; default all)")
-    p.add_argument("--signal", default="c", help="the column per unit: i, f, g, o, c, h or k (default c)")
+    p.add_argument(
+        "--signal", help="the column per unit: i, f, g, o, c, h or k (default c; with --json, all)"
+    )
     p.add_argument("--top", type=int, default=3, help="expected characters per position")
 
     p = add(

@@ -115,6 +115,8 @@ def test_refusals_print_the_detail_and_exit_1(server: LiveServer, jobs: dict[str
     assert regex.returncode == 1 and "regex" in regex.stderr
     unit = rnnlab(server, "analyze", "--job", jobs["text"], "--text", TEXT, "--unit", "16")
     assert unit.returncode == 1 and "units" in unit.stderr
+    signal = rnnlab(server, "analyze", "--job", jobs["text"], "--text", TEXT, "--signal", "k")
+    assert signal.returncode == 1 and "signals" in signal.stderr and "no k" in signal.stderr
 
 
 def test_usage_errors_exit_2(server: LiveServer) -> None:
