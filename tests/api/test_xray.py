@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from app.core.db import sessionmaker_for
@@ -243,4 +242,3 @@ def test_trace_is_deterministic_over_http(client: TestClient, trained: dict[str,
     body = {"job_id": trained["text"]["id"], "text": TEXT, "units": [2]}
     first, second = (client.post("/analyze", json=body).json() for _ in range(2))
     assert first["layers"] == second["layers"]
-    assert torch.get_num_threads() >= 1
