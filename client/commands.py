@@ -20,6 +20,7 @@ from client.flags import add_training_flags, sweep_axes, sweep_item, training_bo
 from client.http import ApiClient, ApiError
 from client.progress import follow_experiment, follow_job
 from client.settings import DEFAULT_URL, ClientSettings
+from client.xray_commands import add_xray_commands
 
 Command = Callable[[ApiClient, argparse.Namespace, Console], int]
 
@@ -237,6 +238,8 @@ def add_client_commands(commands: Any) -> None:
 
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)
+
+    add_xray_commands(add)
 
 
 def run_client_command(args: argparse.Namespace) -> int:
