@@ -20,6 +20,7 @@ from app.api.routes import (
     models,
     openai,
     score,
+    workers,
 )
 from app.core.db import sessionmaker_for
 from app.core.queue import make_celery
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate,
         score,
         openai,
+        workers,
         health,
     ):
         app.include_router(module.router)

@@ -114,6 +114,27 @@ def jobs(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def workers(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    """The workers table (GET /workers): live ones first, then the dead until they are pruned."""
+    listed = client.get("/workers")
+    alive = sum(1 for worker in listed if worker["alive"])
+    table = Table(title=f"{alive} live of {len(listed)} workers")
+    for column in ("name", "queue", "device", "alive", "heartbeat", "job", "finished"):
+        table.add_column(column)
+    for worker in listed:
+        table.add_row(
+            worker["name"],
+            worker["queue"],
+            worker["device"],
+            "yes" if worker["alive"] else "no",
+            worker["heartbeat_at"],
+            "-" if worker["current_job_id"] is None else str(worker["current_job_id"]),
+            str(worker["jobs_finished"]),
+        )
+    Console(soft_wrap=True).print(table)
+    return 0
+
+
 def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     job = client.post(f"/jobs/{args.job_id}/cancel")
     console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
@@ -165,6 +186,8 @@ def add_client_commands(commands: Any) -> None:
     # No choices here: the server checks the status and names the ones it has (one list, the server's).
     p.add_argument("--status", metavar="STATUS", help="only jobs in this status (e.g. running)")
     p.add_argument("--limit", type=int, default=20)
+
+    add("workers", workers, "list the workers: queue, device, heartbeat, current job, jobs finished")
 
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)
