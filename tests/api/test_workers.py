@@ -57,20 +57,26 @@ def test_jobs_go_to_the_queue_of_their_device(
 ) -> None:
     cpu, gpu = queues
     sessions = sessionmaker_for(settings.resolved_database_url)
+    posted: list[dict[str, Any]] = []
+
+    def post(device: str) -> dict[str, Any]:
+        posted.append(_post(client, device=device))
+        return posted[-1]
+
     # No GPU worker: `cuda` waits on the GPU queue and says why, `auto` goes to the CPU workers.
-    cuda = _post(client, device="cuda")
+    cuda = post("cuda")
     assert cuda["queue"] == gpu and cuda["status"] == "queued"
     detail = client.get(f"/jobs/{cuda['id']}").json()
     assert detail["waiting_reason"] == f"waiting on queue {gpu!r}: no live worker consumes it"
     assert detail["attempt_history"] == []
-    assert _post(client, device="auto")["queue"] == cpu
-    assert _post(client, device="cpu")["queue"] == cpu
+    assert post("auto")["queue"] == cpu
+    assert post("cpu")["queue"] == cpu
 
     # A GPU worker beats: `auto` now goes to it, and the waiting job's reason is gone.
     with sessions() as session:
         workers.beat(session, _identity("gpu-box:11", gpu, "cuda:0"), current_job_id=None)
-    assert _post(client, device="auto")["queue"] == gpu
-    assert _post(client, device="cpu")["queue"] == cpu
+    assert post("auto")["queue"] == gpu
+    assert post("cpu")["queue"] == cpu
     assert client.get(f"/jobs/{cuda['id']}").json()["waiting_reason"] is None
 
     # Silent past the lease: dead, so `auto` falls back to the CPU queue again.
@@ -78,12 +84,11 @@ def test_jobs_go_to_the_queue_of_their_device(
         stale = utcnow() - timedelta(seconds=settings.lease_seconds + 1)
         session.execute(update(Worker).where(Worker.name == "gpu-box:11").values(heartbeat_at=stale))
         session.commit()
-    assert _post(client, device="auto")["queue"] == cpu
+    assert post("auto")["queue"] == cpu
     assert client.get(f"/jobs/{cuda['id']}").json()["waiting_reason"] is not None
     # Leave the shared queue as it was (POST /train counts queued jobs against a limit).
-    for job in client.get("/jobs", params={"status": "queued", "limit": 500}).json()["items"]:
-        if job["queue"] in queues:
-            assert client.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+    for job in posted:
+        assert client.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
 
 
 def test_workers_list_their_queue_device_liveness_current_job_and_finished_jobs(
