@@ -160,7 +160,7 @@ def _send(session: Session, job_id: int, enqueue: Enqueue) -> bool:
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
         .values(dispatched_at=stamp),
     )
-    # The job's own queue, whoever sends it: a CPU worker's sweep sends a GPU job to the GPU queue.
+    # The queue its device routed it to when it was stored (app/services/routing.py), whoever sends it.
     queue = session.scalar(select(Job.queue).where(Job.id == job_id))
     session.commit()
     if taken != 1 or queue is None:
