@@ -155,6 +155,7 @@ def test_each_attempt_names_its_worker_device_and_outcome(client: TestClient, se
     assert history[0]["ended_at"] <= history[1]["started_at"]
 
 
+@pytest.mark.slow  # two runs of the job
 def test_a_worker_that_shuts_down_records_a_requeued_attempt(client: TestClient, settings: Settings) -> None:
     sessions = sessionmaker_for(settings.resolved_database_url)
     job_id = _post(client)["id"]
