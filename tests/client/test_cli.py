@@ -1,5 +1,5 @@
-"""`rnnlab train | generate | experiment | jobs | workers | cancel`, run as a user runs them: subprocesses against
-a live `rnnlab serve`, with the URL and token from the environment."""
+"""`rnnlab train | generate | experiment | jobs | workers | cancel`, run as a user runs them:
+subprocesses against a live `rnnlab serve`, with the URL and token from the environment."""
 
 from __future__ import annotations
 
