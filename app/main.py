@@ -20,6 +20,7 @@ from app.api.routes import (
     models,
     openai,
     score,
+    workers,
     xray,
 )
 from app.core.db import sessionmaker_for
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         score,
         xray,
         openai,
+        workers,
         health,
     ):
         app.include_router(module.router)

@@ -168,6 +168,27 @@ def horizon(client: ApiClient, args: argparse.Namespace, console: Console) -> in
     return 0
 
 
+def workers(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    """The workers table (GET /workers): live ones first, then the dead until they are pruned."""
+    listed = client.get("/workers")
+    alive = sum(1 for worker in listed if worker["alive"])
+    table = Table(title=f"{alive} live of {len(listed)} workers")
+    for column in ("name", "queue", "device", "alive", "heartbeat", "job", "finished"):
+        table.add_column(column)
+    for worker in listed:
+        table.add_row(
+            worker["name"],
+            worker["queue"],
+            worker["device"],
+            "yes" if worker["alive"] else "no",
+            worker["heartbeat_at"],
+            "-" if worker["current_job_id"] is None else str(worker["current_job_id"]),
+            str(worker["jobs_finished"]),
+        )
+    Console(soft_wrap=True).print(table)
+    return 0
+
+
 def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     job = client.post(f"/jobs/{args.job_id}/cancel")
     console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
@@ -235,6 +256,8 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--checkpoint", type=int, help="one of the job's checkpoints (default: its latest)")
     p.add_argument("--max-lag", type=int, help="K: lags 0..K (default: the server's)")
     p.add_argument("--windows", type=int, help="positions averaged over (default: the server's)")
+
+    add("workers", workers, "list the workers: queue, device, heartbeat, current job, jobs finished")
 
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)

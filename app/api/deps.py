@@ -32,7 +32,7 @@ async def get_cache(request: Request) -> ModelCache:
 
 
 async def get_enqueue(request: Request) -> Enqueue:
-    return enqueuer(request.app.state.celery, request.app.state.settings.queue)
+    return enqueuer(request.app.state.celery)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -179,6 +179,25 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class JobAttempt(Base):
+    """One claim of a job by a worker: who ran it, on what device, and how that run ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_job_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # 1, 2, ...: the job's `attempts` counter when this worker claimed it.
+    number: Mapped[int] = mapped_column(Integer)
+    # The worker's name as it calls itself (`hostname:pid`, the workers table's key) and its device.
+    worker: Mapped[str] = mapped_column(String(200), index=True)
+    device: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Both null while it runs; the outcome is app/services/attempts.py's `AttemptOutcome`.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+
+
 class Worker(Base):
     """A live worker announces itself here; `/ready` and `rnnlab_workers` count the recent ones."""
 
@@ -190,6 +209,8 @@ class Worker(Base):
     hostname: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(200), index=True)
+    # As the worker declares it (`cuda:0`, `cpu`); rows written before revision 0006 say `cpu`.
+    device: Mapped[str] = mapped_column(String(40), default="cpu")
     current_job_id: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)

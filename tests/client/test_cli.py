@@ -1,5 +1,5 @@
-"""`rnnlab train | generate | experiment | jobs | cancel`, run as a user runs them: subprocesses against
-a live `rnnlab serve`, with the URL and token from the environment."""
+"""`rnnlab train | generate | experiment | jobs | workers | cancel`, run as a user runs them:
+subprocesses against a live `rnnlab serve`, with the URL and token from the environment."""
 
 from __future__ import annotations
 
@@ -169,3 +169,29 @@ def test_experiment_wait_prints_its_results_table(server: LiveServer) -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]  # the table's body
     assert len(rows) == 4 and all("succeeded" in row for row in rows), result.stdout
     assert f"experiment {experiment_id} succeeded" in result.stderr
+
+
+def test_workers_lists_the_serve_worker_with_the_job_it_finished(server: LiveServer) -> None:
+    finished = rnnlab(server, "train", *TINY_PALINDROME, "--wait")
+    assert finished.returncode == 0, finished.stderr
+    job_id = int(finished.stdout.strip())
+    with server.client() as http:
+        (attempt,) = http.get(f"/jobs/{job_id}").json()["attempt_history"]
+        (worker,) = http.get("/workers").json()
+    # The attempt names the worker `serve` runs, as that worker names itself.
+    assert attempt["worker"] == worker["name"] and attempt["outcome"] == "succeeded"
+    assert worker["queue"] == "rnnlab" and worker["device"] == "cpu" and worker["alive"]
+
+    listing = rnnlab(server, "workers")
+    assert listing.returncode == 0, listing.stderr
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in listing.stdout.splitlines()
+        if "│" in line
+    ]
+    (header,) = [line for line in listing.stdout.splitlines() if "┃" in line]  # rich's heavy header rule
+    columns = [cell.strip() for cell in header.split("┃")[1:-1]]
+    assert columns == ["name", "queue", "device", "alive", "heartbeat", "job", "finished"]
+    (row,) = rows
+    assert row[:4] == [worker["name"], "rnnlab", "cpu", "yes"]
+    assert int(row[6]) >= 1 and "1 live of 1 workers" in listing.stdout
