@@ -20,6 +20,7 @@ from app.api.routes import (
     models,
     openai,
     score,
+    sessions,
 )
 from app.core.db import sessionmaker_for
 from app.core.queue import make_celery
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         generate,
         score,
+        sessions,
         openai,
         health,
     ):

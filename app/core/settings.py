@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # machine's memory.
     worker_memory_bytes: int | None = Field(None, ge=1)
 
+    # Sessions (POST /sessions): one is deleted once unused for this long; a token holds at most
+    # `max_sessions_per_token` at a time (429 beyond).
+    session_idle_seconds: float = Field(3600.0, gt=0)
+    max_sessions_per_token: int = Field(64, ge=1)
+
     # Defaults of `rnnlab serve | api`'s --host and --port.
     host: str = "127.0.0.1"
     port: int = 8000
