@@ -1,4 +1,5 @@
-"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints.
+"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints
+(`rnnlab session ...`'s are in client/sessions.py).
 
 Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
 bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
@@ -18,6 +19,7 @@ from rich.table import Table
 from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
 from client.http import ApiClient, ApiError
 from client.progress import follow_experiment, follow_job
+from client.sessions import add_session_commands
 from client.settings import DEFAULT_URL, ClientSettings
 
 Command = Callable[[ApiClient, argparse.Namespace, Console], int]
@@ -168,6 +170,9 @@ def add_client_commands(commands: Any) -> None:
 
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)
+
+    sessions = commands.add_parser("session", help="keep, feed, continue and fork a text model's state")
+    add_session_commands(sessions, _connection_flags)
 
 
 def run_client_command(args: argparse.Namespace) -> int:
