@@ -2,7 +2,7 @@
 
 Starts its own `rnnlab serve` (API + worker, SQLite, filesystem broker) on a temporary data dir,
 trains a 2 x 128 char-LSTM through `POST /train` (bench/bench_generate.py's recipe), then, for C = 1
-and 32 clients each sending requests of 200 characters back to back over its own keep-alive
+and 32 clients each sending requests of 200 characters (`--length`) back to back over its own keep-alive
 connection (bench/http_load.py):
 
     generate   `POST /generate` continuing "The " (primed once, then a prefix-cache hit)
@@ -14,7 +14,7 @@ Each row is measured generate, session, generate again (this machine's speed dri
 the ratio divides by the mean of the two generate runs). Printed: aggregate characters/s, p50 and p99
 latency, and session / generate. Target: within 10 %.
 
-    .venv/bin/python bench/bench_sessions.py [--train-steps 100] [--rounds 10]
+    .venv/bin/python bench/bench_sessions.py [--train-steps 100] [--rounds 10] [--length 200]
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ import torch
 from bench_generate import AUTH, free_port, load_average, percentile, run_clients, start_serve, train
 from http_load import Connection, run_client  # bench/ is on sys.path when a bench script runs
 
-LENGTH = 200
 PROMPT = "The "
 
 
 async def load(
-    port: int, count: int, rounds: int, path_of: list[str], body_of: dict[str, object]
+    port: int, count: int, rounds: int, length: int, path_of: list[str], body_of: dict[str, object]
 ) -> tuple[float, list[float]]:
     """`count` clients, client i POSTing `body_of | random_seed` to `path_of[i]` `rounds` times:
     (aggregate chars/s, latencies in s)."""
@@ -48,14 +47,14 @@ async def load(
         start = time.perf_counter()
         body = await connection.post_json(path_of[index], body_of | {"random_seed": index * 1000 + r})
         latencies.append(time.perf_counter() - start)
-        assert len(body["text"]) == LENGTH, f"{len(body['text'])} characters, not {LENGTH}"
+        assert len(body["text"]) == length, f"{len(body['text'])} characters, not {length}"
 
     wall = await run_clients(port, count, rounds, request)
-    return count * rounds * LENGTH / wall, latencies
+    return count * rounds * length / wall, latencies
 
 
-def compare(api: httpx.Client, port: int, checkpoint_id: int, rounds: int) -> None:
-    print("\nclients x 200   kind       chars/s    p50 s    p99 s")
+def compare(api: httpx.Client, port: int, checkpoint_id: int, rounds: int, length: int) -> None:
+    print(f"\nclients x {length}   kind       chars/s    p50 s    p99 s")
     for count in (1, 32):
         sessions = [
             api.post("/sessions", json={"checkpoint_id": checkpoint_id, "prompt": PROMPT})
@@ -65,16 +64,16 @@ def compare(api: httpx.Client, port: int, checkpoint_id: int, rounds: int) -> No
         generate_body: dict[str, object] = {
             "checkpoint_id": checkpoint_id,
             "prompt": PROMPT,
-            "length": LENGTH,
+            "length": length,
         }
         runs = [
             ("generate", ["/generate"] * count, generate_body),
-            ("session", [f"/sessions/{i}/generate" for i in ids], {"length": LENGTH}),
+            ("session", [f"/sessions/{i}/generate" for i in ids], {"length": length}),
             ("generate", ["/generate"] * count, generate_body),
         ]
         rates = {}
         for kind, paths, body in runs:
-            rate, latencies = run_client(load(port, count, rounds, paths, body))
+            rate, latencies = run_client(load(port, count, rounds, length, paths, body))
             rates.setdefault(kind, []).append(rate)
             p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
             print(f"{count:7d}         {kind:9s} {rate:8.0f}  {p50:7.3f}  {p99:7.3f}")
@@ -90,6 +89,7 @@ def main() -> None:
     )
     parser.add_argument("--train-steps", type=int, default=100, help="steps of the 2 x 128 model to serve")
     parser.add_argument("--rounds", type=int, default=10, help="requests per client")
+    parser.add_argument("--length", type=int, default=200, help="characters per request")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
@@ -102,7 +102,7 @@ def main() -> None:
                 checkpoint_id = job["latest_checkpoint_id"]
                 print(f"trained 2x128 for {args.train_steps} steps")
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
-                compare(api, port, checkpoint_id, args.rounds)
+                compare(api, port, checkpoint_id, args.rounds, args.length)
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
             try:

@@ -16,6 +16,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +38,7 @@ from app.schemas.sessions import (
     SessionOut,
 )
 from app.services import session_store
-from app.services.generation import Sessions, loaded_model
+from app.services.generation import Sessions, loaded_model, model_name_of, observe_handles
 from app.services.session_store import SessionRecord
 
 if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
@@ -281,6 +282,7 @@ async def generate(
     from models.decode.state import StartState, after
     from models.decode.stream import Stream
 
+    started_at = perf_counter()
     record = await _read(sessions, settings, owner, session_id)
     if record.characters == 0:
         raise SessionEmpty(session_id)
@@ -295,6 +297,7 @@ async def generate(
         text = await handle.text()
     finally:
         handle.cancel()  # the request went away while it waited: free the slot, change nothing
+    observe_handles([handle], started_at, model_name_of(record.model))  # in /generate's metrics
     final: torch.Tensor | None = handle.final_state
     assert final is not None  # a stream of `length` characters without stops always leaves with it
     state = StartState.from_flat(final.cpu(), record.num_layers, after(start.clamps, body.length))
