@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, delete, func, select, update
+from sqlalchemy import CursorResult, Executable, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import SessionChanged, SessionNotFound, TooManySessions
@@ -66,6 +66,15 @@ def _rows(session: Session, statement: Executable) -> int:
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
+def _serialize_owner(session: Session, owner: str) -> None:
+    """Make two creates for one owner take turns, so that both cannot count `cap - 1` and insert: on
+    PostgreSQL a transaction-scoped advisory lock keyed by the owner; SQLite has one writer at a time
+    already, and the sweep's DELETE makes this transaction a writer before it counts."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(bytes.fromhex(owner[:16]) if owner else b"\0" * 8, "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def _cutoff(idle_s: float) -> datetime:
     return utcnow() - timedelta(seconds=idle_s)
 
@@ -90,6 +99,7 @@ def create(
     cap: int,
 ) -> SessionRecord:
     """A new session, after the expired ones are swept; TooManySessions when `owner` holds `cap`."""
+    _serialize_owner(session, owner)
     sweep_expired(session, idle_s=idle_s)
     held = session.scalar(select(func.count()).select_from(ModelSession).where(ModelSession.owner == owner))
     if (held or 0) >= cap:

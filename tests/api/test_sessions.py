@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -337,3 +338,38 @@ def test_the_state_round_trips_bitwise(
         stored = row.state
     _, h, c = trained["weights"].prime(trained["vocab"].encode(PROMPT))
     assert stored == StartState(h, c).flat.numpy().astype("<f4").tobytes()
+
+
+def test_concurrent_creates_never_pass_the_cap(settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.core.errors import TooManySessions
+
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    owner = f"{uuid4().hex}{uuid4().hex}"  # a token of this test's own
+
+    def create(_: int) -> str:
+        with sessions() as db:
+            try:
+                session_store.create(
+                    db,
+                    owner=owner,
+                    checkpoint_id=1,
+                    model=None,
+                    state=b"\0" * 16,
+                    num_layers=1,
+                    hidden_size=2,
+                    characters=0,
+                    clamps=[],
+                    idle_s=3600,
+                    cap=3,
+                )
+            except TooManySessions:
+                return "refused"
+            return "created"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    assert sorted(outcomes) == ["created"] * 3 + ["refused"] * 5
+    with sessions() as db:
+        assert len(session_store.list_for(db, owner=owner, idle_s=3600)) == 3
