@@ -159,9 +159,27 @@ def save(
     characters: int | None = None,
     clamps: list[dict[str, Any]] | None = None,
 ) -> SessionRecord:
-    """Write a session's new state as one UPDATE conditioned on the version `record` was read at:
-    SessionChanged if another request wrote it meanwhile (its change stands; this one is dropped),
-    SessionNotFound if it was deleted."""
+    """`apply`, committed."""
+    try:
+        saved = apply(session, record, state=state, characters=characters, clamps=clamps)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return saved
+
+
+def apply(
+    session: Session,
+    record: SessionRecord,
+    *,
+    state: bytes | None = None,
+    characters: int | None = None,
+    clamps: list[dict[str, Any]] | None = None,
+) -> SessionRecord:
+    """Write a session's new state as one UPDATE conditioned on the version `record` was read at, in
+    the caller's transaction: SessionChanged if another request wrote it meanwhile (its change
+    stands; this one changed nothing), SessionNotFound if it was deleted."""
     values: dict[str, Any] = {"version": record.version + 1, "last_used_at": utcnow()}
     if state is not None:
         values["state"] = state
@@ -176,11 +194,9 @@ def save(
         .values(**values),
     )
     if not moved:
-        session.rollback()
         if session.get(ModelSession, record.id) is None:
             raise SessionNotFound(record.id)
         raise SessionChanged(record.id)
-    session.commit()
     return SessionRecord(
         record.id,
         record.owner,

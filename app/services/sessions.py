@@ -5,8 +5,9 @@ Feeding text (`create`'s prompt, `append`) runs `FusedCharLSTM.feed` in a server
 layer-by-layer arithmetic as the engine's priming, so the state after a prompt and appends is bitwise
 the state `/generate` primes for their concatenation. Generating joins the checkpoint's decode batch
 with the stored state (no priming) and takes the state after its last character back from it. Each
-change is read, computed, then written conditioned on the version read (app/services/session_store.py):
-two requests on one session never interleave; the later one gets 409 and changes nothing.
+change is read, computed, then written conditioned on the version read (app/services/session_store.py,
+committed in groups by app/services/session_writer.py): two requests on one session never interleave;
+the later one gets 409 and changes nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from app.schemas.sessions import (
 from app.services import session_store
 from app.services.generation import Sessions, loaded_model, model_name_of, observe_handles
 from app.services.session_store import SessionRecord
+from app.services.session_writer import writer_for
 
 if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
     import torch
@@ -144,11 +146,8 @@ async def _read(sessions: Sessions, settings: Settings, owner: str, session_id: 
 
 
 async def _save(sessions: Sessions, record: SessionRecord, **values: Any) -> SessionRecord:
-    def write() -> SessionRecord:
-        with sessions() as session:
-            return session_store.save(session, record, **values)
-
-    return await run_in_threadpool(write)
+    """The new state, committed together with the other session writes waiting (session_writer.py)."""
+    return await run_in_threadpool(writer_for(sessions).save, record, **values)
 
 
 async def _loaded_for(sessions: Sessions, cache: ModelCache, record: SessionRecord) -> LoadedModel:

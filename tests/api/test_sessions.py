@@ -373,3 +373,50 @@ def test_concurrent_creates_never_pass_the_cap(settings: Settings) -> None:
     assert sorted(outcomes) == ["created"] * 3 + ["refused"] * 5
     with sessions() as db:
         assert len(session_store.list_for(db, owner=owner, idle_s=3600)) == 3
+
+
+def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settings) -> None:
+    # 16 threads save at once: 8 sessions, each written twice from the same read. Per session exactly
+    # one write wins (whichever came first), the other is SessionChanged, and each winner's answer is
+    # what the database holds.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.services.session_writer import writer_for
+
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    owner = f"{uuid4().hex}{uuid4().hex}"
+    with sessions() as db:
+        records = [
+            session_store.create(
+                db,
+                owner=owner,
+                checkpoint_id=1,
+                model=None,
+                state=b"\0" * 16,
+                num_layers=1,
+                hidden_size=2,
+                characters=0,
+                clamps=[],
+                idle_s=3600,
+                cap=64,
+            )
+            for _ in range(8)
+        ]
+    writer = writer_for(sessions)
+
+    def save(i: int) -> session_store.SessionRecord | str:
+        record = records[i % 8]
+        try:
+            return writer.save(record, state=bytes([i]) * 16, characters=i)
+        except SessionChanged:
+            return "changed"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(save, range(16)))
+    with sessions() as db:
+        for k, record in enumerate(records):
+            pair = [outcomes[k], outcomes[k + 8]]
+            won = [o for o in pair if not isinstance(o, str)]
+            assert len(won) == 1 and pair.count("changed") == 1
+            stored = session_store.get(db, record.id, owner=owner, idle_s=3600)
+            assert (stored.state, stored.characters, stored.version) == (won[0].state, won[0].characters, 2)
