@@ -20,6 +20,7 @@ from app.api.routes import (
     models,
     openai,
     score,
+    sessions,
     workers,
     xray,
 )
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate,
         score,
         xray,
+        sessions,
         openai,
         workers,
         health,

@@ -1,4 +1,5 @@
-"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints.
+"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints
+(`rnnlab session ...`'s are in client/sessions.py).
 
 Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
 bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
@@ -19,6 +20,7 @@ from rich.text import Text
 from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
 from client.http import ApiClient, ApiError
 from client.progress import follow_experiment, follow_job
+from client.sessions import add_session_commands
 from client.settings import DEFAULT_URL, ClientSettings
 from client.xray_commands import add_xray_commands
 
@@ -263,6 +265,8 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("job_id", type=int)
 
     add_xray_commands(add)
+    sessions = commands.add_parser("session", help="keep, feed, continue and fork a text model's state")
+    add_session_commands(sessions, _connection_flags)
 
 
 def run_client_command(args: argparse.Namespace) -> int:

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     # callers are rate-limited per address, so a header from anyone else is ignored: a client cannot
     # pick its own bucket. 127.0.0.1 is uvicorn's default: a proxy on the same host.
     forwarded_allow_ips: str = Field("127.0.0.1", pattern=r"^[0-9A-Fa-f:./,* ]+$")
+
+    # Sessions (POST /sessions): one is deleted once unused for this long; a token holds at most
+    # `max_sessions_per_token` at a time (429 beyond).
+    session_idle_seconds: float = Field(3600.0, gt=0)
+    max_sessions_per_token: int = Field(64, ge=1)
+
     # Defaults of `rnnlab serve | api`'s --host and --port.
     host: str = "127.0.0.1"
     port: int = 8000

@@ -272,3 +272,27 @@ class ModelEvent(Base):
     old_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
     new_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ModelSession(Base):
+    """A text model's state kept between requests (POST /sessions): h | c as float32 bytes, so every
+    process reads back bitwise the state another one wrote. `version` counts its updates: each is one
+    UPDATE conditioned on the version it read, so two requests never interleave their changes."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # SHA-256 of the bearer token that made it: the caller's sessions, never the token itself.
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    # No foreign key: retention may delete the checkpoint, after which the session answers 404.
+    checkpoint_id: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(200))  # the name it was made with, if any
+    state: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, shape (2, L, H)
+    dtype: Mapped[str] = mapped_column(String(16))
+    num_layers: Mapped[int] = mapped_column(Integer)
+    hidden_size: Mapped[int] = mapped_column(Integer)
+    characters: Mapped[int] = mapped_column(Integer)  # consumed so far: prompt, appended, generated
+    clamps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # pending (models/decode/state.py)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -2,7 +2,7 @@
 device every worker declares.
 
 Revision ID: 0006_job_attempts
-Revises: 0004_model_registry
+Revises: 0005_sessions
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_job_attempts"
-down_revision = "0004_model_registry"
+down_revision = "0005_sessions"
 branch_labels = None
 depends_on = None
 

@@ -195,3 +195,47 @@ def test_workers_lists_the_serve_worker_with_the_job_it_finished(server: LiveSer
     (row,) = rows
     assert row[:4] == [worker["name"], "rnnlab", "cpu", "yes"]
     assert int(row[6]) >= 1 and "1 live of 1 workers" in listing.stdout
+
+
+def test_session_commands_keep_fork_and_continue_a_state(server: LiveServer) -> None:
+    text_job = ["--task", "text", "--dataset-id", str(server.dataset_id), "--hidden-size", "16"]
+    text_job += ["--embedding-size", "8", "--num-layers", "1", "--seq-length", "16", "--batch-size", "8"]
+    trained = rnnlab(server, "train", *text_job, "--train-steps", "20", "--device", "cpu", "--wait")
+    assert trained.returncode == 0, trained.stderr
+    job_id = trained.stdout.strip()
+
+    made = rnnlab(server, "session", "new", "--job", job_id, "--prompt", "Once ")
+    assert made.returncode == 0, made.stderr
+    session_id = made.stdout.strip()
+    appended = rnnlab(server, "session", "append", session_id, "upon")
+    assert appended.returncode == 0, appended.stderr
+    assert float(appended.stdout) > 0  # bits per character of "upon"
+    forked = rnnlab(server, "session", "fork", session_id)
+    assert forked.returncode == 0, forked.stderr
+    fork_id = forked.stdout.strip()
+    assert fork_id != session_id
+
+    args = ["--length", "40", "--random-seed", "9", "--temperature", "0.8"]
+    from_session = rnnlab(server, "session", "generate", session_id, *args)
+    from_fork = rnnlab(server, "session", "generate", fork_id, *args)
+    assert from_session.returncode == 0, from_session.stderr
+    assert len(from_session.stdout.rstrip("\n")) == 40
+    assert from_fork.stdout == from_session.stdout  # a fork continues as the original does
+    # What /generate gives for everything the session consumed, with the same seed.
+    generated = rnnlab(server, "generate", "--job", job_id, "--prompt", "Once upon", *args)
+    assert generated.stdout == "Once upon" + from_session.stdout
+
+    clamped = rnnlab(
+        server, "session", "clamp", session_id, "--layer", "0", "--unit", "1", "--value", "2", "--steps", "5"
+    )
+    assert clamped.returncode == 0, clamped.stderr
+    shown = rnnlab(server, "session", "show", session_id)
+    assert f"{len('Once upon') + 40} characters" in shown.stdout and "c[0][1]=2 x5" in shown.stdout
+    assert session_id in rnnlab(server, "session", "list").stdout
+    out_of_range = rnnlab(
+        server, "session", "clamp", session_id, "--layer", "3", "--unit", "0", "--value", "1", "--steps", "1"
+    )
+    assert out_of_range.returncode == 1 and "layer" in out_of_range.stderr
+    assert rnnlab(server, "session", "delete", session_id).returncode == 0
+    gone = rnnlab(server, "session", "show", session_id)
+    assert gone.returncode == 1 and "not found" in gone.stderr
