@@ -38,21 +38,31 @@ def run_api(host: str, port: int) -> None:
 
     settings = with_api_token(get_settings())
     tune_api_process(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        # Whose X-Forwarded-For sets the client address (and so an anonymous caller's rate bucket).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def run_worker(loglevel: str) -> None:
     # The one place app/ reaches into worker/: this process becomes the worker.
     from worker.celery_app import celery_app
+    from worker.identity import this_worker
 
-    queue = get_settings().queue
+    identity = this_worker()  # the queue it consumes follows what it declares (worker/identity.py)
+    log.info("worker %s: queue %s, device %s", identity.name, identity.queue, identity.device)
     celery_app.worker_main(
         [
             "worker",
             "--pool=solo",
             "--concurrency=1",
             "-Q",
-            queue,
+            identity.queue,
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
@@ -65,16 +75,17 @@ def sweep_orphans() -> None:
     from app.core.db import sessionmaker_for
     from app.core.queue import enqueuer, make_celery
     from app.services import supervision
+    from worker.identity import identify
 
     settings = get_settings()
-    enqueue = enqueuer(make_celery(settings), settings.queue)
+    enqueue = enqueuer(make_celery(settings))
     with sessionmaker_for(settings.resolved_database_url)() as session:
         # Called before `serve` starts or restarts its only worker, when nothing can be running: a
         # previous `serve` killed outright, or the worker that just died, left those jobs behind.
         supervision.sweep(
             session,
             enqueue=enqueue,
-            queue=settings.queue,
+            queue=identify(settings).queue,  # the queue the worker it (re)starts will consume
             lease_seconds=None,
             max_attempts=settings.max_attempts,
         )
@@ -123,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, help="default: $RNNLAB_PORT, else 8000")
     worker = commands.add_parser("worker", help="a Celery worker (one job at a time)")
     worker.add_argument("--loglevel", default="INFO")
+    # Set as RNNLAB_WORKER_QUEUE / RNNLAB_WORKER_DEVICE, which the worker's settings read.
+    worker.add_argument(
+        "--queue",
+        choices=("cpu", "gpu"),
+        help="the queue it consumes; default: $RNNLAB_WORKER_QUEUE, else by device",
+    )
+    worker.add_argument(
+        "--device", help="the device it declares (cpu, cuda:0); default: $RNNLAB_WORKER_DEVICE, else detected"
+    )
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     add_client_commands(commands)
     return parser
@@ -134,9 +154,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client_command(args)  # a client of some server: no server logging set up
 
     from app.observability import configure_logging
+    from app.runtime.preflight import ServiceUnreachable, check_services
 
+    if args.command == "worker":
+        # The worker's own settings (and its sweeper's) read these: one declaration, one place.
+        for flag, variable in ((args.queue, "RNNLAB_WORKER_QUEUE"), (args.device, "RNNLAB_WORKER_DEVICE")):
+            if flag is not None:
+                os.environ[variable] = flag
+        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings)
+    try:
+        check_services(
+            settings.resolved_database_url,
+            settings.resolved_broker_url,
+            wait_seconds=settings.startup_wait_seconds,
+        )
+    except ServiceUnreachable as exc:
+        # One line, no traceback: under a restart policy this is what the operator's log repeats.
+        print(f"rnnlab {args.command}: {exc}", file=sys.stderr, flush=True)
+        return 1
     if args.command == "serve":
         return serve(*address(args, settings))
     if args.command == "api":

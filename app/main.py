@@ -20,6 +20,9 @@ from app.api.routes import (
     models,
     openai,
     score,
+    sessions,
+    workers,
+    xray,
 )
 from app.core.db import sessionmaker_for
 from app.core.queue import make_celery
@@ -59,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         generate,
         score,
+        xray,
+        sessions,
         openai,
+        workers,
         health,
     ):
         app.include_router(module.router)

@@ -1,4 +1,5 @@
-"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints.
+"""The client subcommands of `rnnlab`: their arguments, what each one sends and what it prints
+(`rnnlab session ...`'s are in client/sessions.py).
 
 Machine-readable output (a job or experiment id, generated text, tables) goes to stdout; progress
 bars and messages go to stderr, so `id=$(rnnlab train ... )` works. A refusal from the server
@@ -19,7 +20,9 @@ from rich.text import Text
 from client.flags import add_training_flags, sweep_axes, sweep_item, training_body
 from client.http import ApiClient, ApiError
 from client.progress import follow_experiment, follow_job
+from client.sessions import add_session_commands
 from client.settings import DEFAULT_URL, ClientSettings
+from client.xray_commands import add_xray_commands
 
 Command = Callable[[ApiClient, argparse.Namespace, Console], int]
 
@@ -167,6 +170,27 @@ def horizon(client: ApiClient, args: argparse.Namespace, console: Console) -> in
     return 0
 
 
+def workers(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
+    """The workers table (GET /workers): live ones first, then the dead until they are pruned."""
+    listed = client.get("/workers")
+    alive = sum(1 for worker in listed if worker["alive"])
+    table = Table(title=f"{alive} live of {len(listed)} workers")
+    for column in ("name", "queue", "device", "alive", "heartbeat", "job", "finished"):
+        table.add_column(column)
+    for worker in listed:
+        table.add_row(
+            worker["name"],
+            worker["queue"],
+            worker["device"],
+            "yes" if worker["alive"] else "no",
+            worker["heartbeat_at"],
+            "-" if worker["current_job_id"] is None else str(worker["current_job_id"]),
+            str(worker["jobs_finished"]),
+        )
+    Console(soft_wrap=True).print(table)
+    return 0
+
+
 def cancel(client: ApiClient, args: argparse.Namespace, console: Console) -> int:
     job = client.post(f"/jobs/{args.job_id}/cancel")
     console.print(f"job {job['id']} {job['status']}{' (stopping)' if job['cancel_requested'] else ''}")
@@ -235,8 +259,14 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--max-lag", type=int, help="K: lags 0..K (default: the server's)")
     p.add_argument("--windows", type=int, help="positions averaged over (default: the server's)")
 
+    add("workers", workers, "list the workers: queue, device, heartbeat, current job, jobs finished")
+
     p = add("cancel", cancel, "cancel a queued or running job")
     p.add_argument("job_id", type=int)
+
+    add_xray_commands(add)
+    sessions = commands.add_parser("session", help="keep, feed, continue and fork a text model's state")
+    add_session_commands(sessions, _connection_flags)
 
 
 def run_client_command(args: argparse.Namespace) -> int:

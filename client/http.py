@@ -48,6 +48,18 @@ class ApiClient:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", path, json=body)
 
+    def delete(self, path: str) -> None:
+        self._request_empty("DELETE", path)
+
+    def _request_empty(self, method: str, path: str) -> None:
+        """A request whose success has no body (204)."""
+        try:
+            response = self._http.request(method, path)
+        except httpx.TransportError as exc:
+            raise ApiError(f"cannot reach {self.base_url}: {exc}") from exc
+        if response.is_error:
+            raise ApiError(_detail(response))
+
     def stream_events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST `body` and yield each server-sent event's `data` (a JSON object) as it arrives."""
         try:

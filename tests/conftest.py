@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -152,8 +152,14 @@ def start_server(
     return proc
 
 
-def start_worker(settings: Settings, log_path: Path, **extra_env: str) -> subprocess.Popen[bytes]:
-    """A real `celery worker` subprocess on the settings' database and queue, once it consumes tasks."""
+def start_worker(
+    settings: Settings, log_path: Path, *, rnnlab_flags: Sequence[str] | None = None, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """A real worker subprocess on the settings' database and queue, once it consumes tasks.
+
+    By default `celery worker` on the settings' queue; with `rnnlab_flags`, `rnnlab worker <flags>`
+    (the entry point the compose file runs), which picks its queue from what it declares.
+    """
     ready = log_path.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     env = settings_env(settings) | {"RNNLAB_WORKER_READY_FILE": str(ready)} | extra_env
@@ -173,6 +179,10 @@ def start_worker(settings: Settings, log_path: Path, **extra_env: str) -> subpro
         "--without-mingle",
         "--without-heartbeat",
     ]
+    if rnnlab_flags is None:
+        env = {"RNNLAB_WORKER_QUEUE": "cpu"} | env  # what it consumes, whatever device it finds
+    else:
+        cmd = [PYTHON, "-m", "app.cli", "worker", *rnnlab_flags]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -27,6 +27,7 @@ from app.core.job_status import JobStatus
 from app.core.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.observability import log_context
 from app.services import lease
+from app.services.attempts import Runner
 from worker.recorder import JobRecorder
 from worker.run_loading import load_run
 
@@ -57,11 +58,13 @@ def run_job(
     lease_seconds: float = 120.0,
     interrupted: Callable[[], bool] = lambda: False,
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
+    runner: Runner | None = None,
 ) -> JobOutcome:
-    """Run one job to its end (see the module docstring); `interrupted` says the worker is stopping."""
+    """Run one job to its end (see the module docstring); `interrupted` says the worker is stopping;
+    `runner` is the worker and device its attempt record names (default: this process, cpu)."""
     with log_context(job_id=job_id):
         with sessions() as session:
-            token = lease.claim(session, job_id, lease_seconds=lease_seconds)
+            token = lease.claim(session, job_id, lease_seconds=lease_seconds, runner=runner)
         if token is None:
             log.info("job %s is not claimable (finished, cancelled or running elsewhere)", job_id)
             return JobOutcome.SKIPPED

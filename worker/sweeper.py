@@ -16,8 +16,6 @@ lives, needs only the database, and the sweeps' conditional UPDATEs make several
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from typing import Any
 
@@ -26,8 +24,8 @@ from celery import signals
 from app.core.db import sessionmaker_for
 from app.core.queue import enqueuer, make_celery
 from app.core.settings import Settings, get_settings
-from app.core.tables import utcnow
 from app.services import supervision, workers
+from worker.identity import this_worker
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +38,8 @@ class Sweeper:
         self.settings = settings
         self.sessions = sessionmaker_for(settings.resolved_database_url)
         # A client of its own: the worker's app belongs to the consumer in the main thread.
-        self.enqueue = enqueuer(make_celery(settings), settings.queue)
-        hostname = socket.gethostname()
-        self.identity = workers.WorkerIdentity(
-            name=f"{hostname}:{os.getpid()}",
-            hostname=hostname,
-            pid=os.getpid(),
-            queue=settings.queue,
-            started_at=utcnow(),
-        )
+        self.enqueue = enqueuer(make_celery(settings))
+        self.identity = this_worker()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rnnlab-sweeper", daemon=True)
 
@@ -74,7 +65,7 @@ class Sweeper:
             supervision.sweep(
                 session,
                 enqueue=self.enqueue,
-                queue=self.settings.queue,
+                queue=self.identity.queue,  # the queue this worker consumes
                 lease_seconds=lease,
                 max_attempts=self.settings.max_attempts,
             )

@@ -18,6 +18,7 @@ from app.core.queue import TRAIN_TASK
 from app.core.settings import get_settings
 from worker import sweeper
 from worker.celery_app import celery_app
+from worker.identity import this_runner
 from worker.lifecycle import JobOutcome, run_job
 
 # Set when the worker starts a warm shutdown (SIGTERM / SIGINT): the running job checkpoints and yields.
@@ -46,6 +47,7 @@ def train_job(job_id: int) -> str:
             lease_seconds=settings.lease_seconds,
             interrupted=shutting_down.is_set,
             keep_checkpoints=settings.keep_checkpoints,
+            runner=this_runner(),
         )
     finally:
         sweeper.current_job = None

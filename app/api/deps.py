@@ -31,13 +31,22 @@ async def get_cache(request: Request) -> ModelCache:
     return cache
 
 
+async def get_owner(request: Request) -> str:
+    """Who the caller is, for the resources a token owns (sessions): a digest of its bearer token. The
+    access middleware has already refused an invalid token where one is needed."""
+    from app.services.sessions import owner_of
+
+    return owner_of(request.headers.get("authorization"))
+
+
 async def get_enqueue(request: Request) -> Enqueue:
-    return enqueuer(request.app.state.celery, request.app.state.settings.queue)
+    return enqueuer(request.app.state.celery)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
+OwnerDep = Annotated[str, Depends(get_owner)]
 
-__all__ = ["CacheDep", "EnqueueDep", "SessionDep", "SessionsDep", "SettingsDep"]
+__all__ = ["CacheDep", "EnqueueDep", "OwnerDep", "SessionDep", "SessionsDep", "SettingsDep"]

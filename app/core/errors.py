@@ -44,6 +44,11 @@ class ExperimentNotFound(NotFound):
         super().__init__(f"experiment {experiment_id} not found")
 
 
+class SessionNotFound(NotFound):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id} not found (it may have expired)")
+
+
 class ModelNotFound(NotFound):
     def __init__(self, name: str, field: str = "model") -> None:
         self.name = name
@@ -90,6 +95,13 @@ class JobHasNoCheckpoint(Conflict):
 
 class WrongTask(Conflict):
     pass
+
+
+class SessionChanged(Conflict):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} was changed by another request meanwhile; read it again and retry"
+        )
 
 
 class VersionAliased(Conflict):
@@ -161,5 +173,14 @@ class GenerationBusy(TooManyRequests):
     def __init__(self, checkpoint_id: int, retry_after_s: int) -> None:
         super().__init__(
             f"checkpoint {checkpoint_id} is generating for as many requests as it accepts; retry later",
+            retry_after_s=retry_after_s,
+        )
+
+
+class TooManySessions(TooManyRequests):
+    def __init__(self, limit: int, *, retry_after_s: int) -> None:
+        super().__init__(
+            f"this token holds {limit} sessions already (RNNLAB_MAX_SESSIONS_PER_TOKEN); "
+            "delete one or let one expire",
             retry_after_s=retry_after_s,
         )

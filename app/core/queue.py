@@ -15,8 +15,9 @@ from app.core.settings import Settings
 
 TRAIN_TASK = "rnnlab.train"
 
-# Hands a stored job's id to the workers; raises when the broker cannot take it.
-Enqueue = Callable[[int], None]
+# Hands a stored job's id to the workers of a queue (the job row's `queue`, chosen by its device:
+# app/services/routing.py); raises when the broker cannot take it.
+Enqueue = Callable[[int, str], None]
 
 
 def ensure_broker_folders(settings: Settings) -> None:
@@ -41,6 +42,10 @@ def make_celery(settings: Settings, *, create_folders: bool = True, include: Seq
             "control_folder": str(folder / "control"),
             "polling_interval": settings.broker_polling_interval,
         }
+    elif settings.resolved_broker_url.startswith(("redis", "rediss")):
+        # Explicit, not kombu's default: see Settings.broker_visibility_timeout for why the lease, not
+        # this, keeps a job from running twice.
+        transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
     app.conf.update(
         task_default_queue=settings.queue,
         task_acks_late=True,  # a task lost with its worker is delivered again...
@@ -61,10 +66,10 @@ def make_celery(settings: Settings, *, create_folders: bool = True, include: Seq
     return app
 
 
-def enqueuer(celery: Celery, queue: str) -> Enqueue:
-    """An `Enqueue` that sends the training task for a job id to `queue`."""
+def enqueuer(celery: Celery) -> Enqueue:
+    """An `Enqueue` that sends the training task for a job id to the queue named."""
 
-    def enqueue(job_id: int) -> None:
+    def enqueue(job_id: int, queue: str) -> None:
         celery.send_task(TRAIN_TASK, args=[job_id], queue=queue)
 
     return enqueue

@@ -24,7 +24,24 @@ class Settings(BaseSettings):
     database_url: str = ""
     # e.g. redis://host:6379/0; empty: kombu's filesystem:// transport under <data_dir>/broker
     broker_url: str = ""
-    queue: str = Field("rnnlab", pattern=r"^[A-Za-z0-9_-]+$", description="Celery queue for training jobs")
+    # The CPU workers' queue (and every job's before routing by device existed).
+    queue: str = Field(
+        "rnnlab", pattern=r"^[A-Za-z0-9_-]+$", description="Celery queue for CPU training jobs"
+    )
+    # The GPU workers' queue; empty: `<queue>-gpu`. Jobs go to one or the other by their `device`
+    # (app/services/routing.py).
+    gpu_queue: str = Field("", pattern=r"^([A-Za-z0-9_-]+)?$")
+    # What a worker declares about itself (`rnnlab worker --queue --device`): the queue it consumes,
+    # `cpu` or `gpu` (empty: `gpu` when its device is a CUDA device), and the device it trains on as
+    # it reports it (empty: `cuda:0` when this process sees a GPU, else `cpu`; CUDA_VISIBLE_DEVICES
+    # pins which physical GPU is this process's `cuda:0`).
+    worker_queue: Literal["", "cpu", "gpu"] = ""
+    worker_device: str = Field("", pattern=r"^(cpu|cuda(:[0-9]+)?)?$")
+    # Redis only: seconds a delivered, unacknowledged task stays invisible before Redis hands it to
+    # another worker. The lease (`lease_seconds`) is what keeps a job from running twice; this only
+    # bounds how soon a task whose worker vanished is delivered again, so it is long (Celery's 1 h,
+    # set explicitly) rather than longer than the longest job.
+    broker_visibility_timeout: float = Field(3600.0, gt=0)
     # Seconds between polls of the filesystem broker (it has no push notifications).
     broker_polling_interval: float = Field(0.5, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
@@ -51,6 +68,9 @@ class Settings(BaseSettings):
     sweep_seconds: float | None = Field(None, gt=0)
     # Attempts a job gets whose worker dies (killed, out of memory); then it fails instead of re-queuing.
     max_attempts: int = Field(3, ge=1)
+    # How long `rnnlab api | serve | worker | migrate` keep trying to reach the database and the broker
+    # at start before exiting with one line naming the setting and host (app/runtime/preflight.py).
+    startup_wait_seconds: float = Field(10.0, ge=0, le=600)
     sqlite_busy_timeout_s: float = Field(30.0, gt=0)
     # The worker touches this file once it consumes tasks (used by tests and container health checks).
     worker_ready_file: Path | None = None
@@ -71,6 +91,17 @@ class Settings(BaseSettings):
     # Peak training memory a job may need (POST /train refuses larger ones); None: half of this
     # machine's memory.
     worker_memory_bytes: int | None = Field(None, ge=1)
+
+    # Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes
+    # (uvicorn's `forwarded_allow_ips`: comma-separated IPs or CIDR networks, `*` for all). Anonymous
+    # callers are rate-limited per address, so a header from anyone else is ignored: a client cannot
+    # pick its own bucket. 127.0.0.1 is uvicorn's default: a proxy on the same host.
+    forwarded_allow_ips: str = Field("127.0.0.1", pattern=r"^[0-9A-Fa-f:./,* ]+$")
+
+    # Sessions (POST /sessions): one is deleted once unused for this long; a token holds at most
+    # `max_sessions_per_token` at a time (429 beyond).
+    session_idle_seconds: float = Field(3600.0, gt=0)
+    max_sessions_per_token: int = Field(64, ge=1)
 
     # Defaults of `rnnlab serve | api`'s --host and --port.
     host: str = "127.0.0.1"
@@ -113,6 +144,14 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def resolved_gpu_queue(self) -> str:
+        return self.gpu_queue or f"{self.queue}-gpu"
+
+    def queue_of(self, kind: Literal["cpu", "gpu"]) -> str:
+        """The queue of the CPU or the GPU workers."""
+        return self.resolved_gpu_queue if kind == "gpu" else self.queue
 
 
 @lru_cache(maxsize=1)

@@ -181,6 +181,25 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class JobAttempt(Base):
+    """One claim of a job by a worker: who ran it, on what device, and how that run ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_job_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # 1, 2, ...: the job's `attempts` counter when this worker claimed it.
+    number: Mapped[int] = mapped_column(Integer)
+    # The worker's name as it calls itself (`hostname:pid`, the workers table's key) and its device.
+    worker: Mapped[str] = mapped_column(String(200), index=True)
+    device: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Both null while it runs; the outcome is app/services/attempts.py's `AttemptOutcome`.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+
+
 class Worker(Base):
     """A live worker announces itself here; `/ready` and `rnnlab_workers` count the recent ones."""
 
@@ -192,6 +211,8 @@ class Worker(Base):
     hostname: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(200), index=True)
+    # As the worker declares it (`cuda:0`, `cpu`); rows written before revision 0006 say `cpu`.
+    device: Mapped[str] = mapped_column(String(40), default="cpu")
     current_job_id: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -253,3 +274,27 @@ class ModelEvent(Base):
     old_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
     new_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ModelSession(Base):
+    """A text model's state kept between requests (POST /sessions): h | c as float32 bytes, so every
+    process reads back bitwise the state another one wrote. `version` counts its updates: each is one
+    UPDATE conditioned on the version it read, so two requests never interleave their changes."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # SHA-256 of the bearer token that made it: the caller's sessions, never the token itself.
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    # No foreign key: retention may delete the checkpoint, after which the session answers 404.
+    checkpoint_id: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(200))  # the name it was made with, if any
+    state: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, shape (2, L, H)
+    dtype: Mapped[str] = mapped_column(String(16))
+    num_layers: Mapped[int] = mapped_column(Integer)
+    hidden_size: Mapped[int] = mapped_column(Integer)
+    characters: Mapped[int] = mapped_column(Integer)  # consumed so far: prompt, appended, generated
+    clamps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # pending (models/decode/state.py)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -82,6 +82,11 @@ class Engine:
         return self._batch.native
 
     @property
+    def weights(self) -> FusedCharLSTM:
+        """The rearranged weights the batch steps with: sessions prime and feed text with them."""
+        return self._batch.weights
+
+    @property
     def active(self) -> int:
         """Streams in the batch now."""
         return len(self._batch)

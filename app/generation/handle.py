@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Literal
 from models.decode.stops import StopMatcher
 
 if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
+    import torch
+
+    from models.decode.state import StartState
     from models.decode.stream import Stream
 
 FinishReason = Literal["length", "stop", "cancelled", "error"]
@@ -38,6 +41,11 @@ class GenerationRequest:
     stops: tuple[str, ...] = ()
     min_length: int = 0
     include_stop: bool = False
+    # A session's state (models/decode/state.py): the stream continues it instead of priming a seed
+    # text, and its clamps are held; `keep_state`: the handle's `final_state` is the state after the
+    # last character produced.
+    start: StartState | None = None
+    keep_state: bool = False
 
 
 class GenerationHandle:
@@ -65,6 +73,9 @@ class GenerationHandle:
         # characters'); appended by the engine thread before the character itself is released.
         self.logprobs: list[tuple[float, dict[str, float]]] = []
         self.produced = 0  # characters so far; only the engine thread writes it
+        # With `request.keep_state`: h | c after the last character produced, set by the engine thread
+        # before `finish` (whose lock publishes it to the reader).
+        self.final_state: torch.Tensor | None = None
         self._stops = (
             StopMatcher(request.stops, min_length=request.min_length, include_stop=request.include_stop)
             if request.stops

@@ -78,7 +78,10 @@ class Scheduler:
             request = self._waiting.popleft()
             WAITING_REQUESTS.dec()
             try:
-                slot = self.batch.add(request.stream)  # primes the seed text; takes no slot if it fails
+                # Primes the seed text (or takes the start state); takes no slot if it fails.
+                slot = self.batch.add(
+                    request.stream, request.request.start, keep_state=request.request.keep_state
+                )
             except Exception as exc:  # e.g. a seed character the service did not catch
                 request.fail(exc)
                 failed.append(request)
@@ -99,6 +102,8 @@ class Scheduler:
             reported = None if asked is None else (asked.logprob, {chars[i]: lp for i, lp in asked.top})
             stopped = request.append(chars[next_id], reported)
             if stopped or request.produced == request.stream.length:
+                if request.request.keep_state and not stopped:  # before finish, which publishes it
+                    request.final_state = self.batch.last_states[slot]
                 if slot in self.batch:  # a stop before the last character: the batch still holds it
                     self.batch.remove(slot)
                 self._leave(slot)

@@ -56,7 +56,7 @@ def install_observability(app: FastAPI) -> None:
         JobsCollector(
             database_url=lambda: _settings(app).resolved_database_url,
             broker_url=lambda: _settings(app).resolved_broker_url,
-            queue=lambda: _settings(app).queue,
+            queues=lambda: [_settings(app).queue_of("cpu"), _settings(app).queue_of("gpu")],
             transport_options=lambda: _transport_options(_settings(app)),
         )
     )

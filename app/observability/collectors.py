@@ -8,7 +8,7 @@ or the broker is down: it leaves those series out and counts the failure in `rnn
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,12 +57,12 @@ class JobsCollector(Collector):
         self,
         database_url: Callable[[], str],
         broker_url: Callable[[], str],
-        queue: Callable[[], str],
+        queues: Callable[[], Sequence[str]],
         transport_options: Callable[[], dict[str, Any] | None] = lambda: None,
     ) -> None:
         self._database_url = database_url
         self._broker_url = broker_url
-        self._queue = queue
+        self._queues = queues
         self._transport_options = transport_options
         self._errors = dict.fromkeys(("database", "broker"), 0)
 
@@ -97,10 +97,11 @@ class JobsCollector(Collector):
             yield speed
             yield step
 
-        queue = ""
         try:
-            queue = self._queue()
-            depth = queue_depth(self._broker_url(), queue, self._transport_options())
+            # The CPU and the GPU workers' queues (app/services/routing.py).
+            depths = {
+                q: queue_depth(self._broker_url(), q, self._transport_options()) for q in self._queues()
+            }
         except Exception as exc:
             self._errors["broker"] += 1
             log.warning("metrics: cannot read the queue depth from the broker: %s", exc)
@@ -108,7 +109,8 @@ class JobsCollector(Collector):
             gauge = GaugeMetricFamily(
                 "rnnlab_queue_depth", "Messages waiting in the queue.", labels=["queue"]
             )
-            gauge.add_metric([queue], depth)
+            for queue, depth in depths.items():
+                gauge.add_metric([queue], depth)
             yield gauge
 
         errors = CounterMetricFamily(

@@ -35,10 +35,45 @@ class JobOut(ORM):
     cancel_requested: bool
     error: str | None
     attempts: int
+    queue: str = Field(description="the queue its device routed it to (the CPU or the GPU workers')")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+
+
+class AttemptOut(ORM):
+    number: int
+    worker: str = Field(description="the worker that ran it, as it names itself: hostname:pid")
+    device: str = Field(description="the device that worker declared: cpu, cuda:0, ...")
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None = Field(
+        description="succeeded | failed | cancelled | requeued (its worker shut down) | "
+        "worker lost (its worker stopped beating); null while it runs"
+    )
+
+
+class JobDetail(JobOut):
+    """`GET /jobs/{id}`: the job, every attempt at it, and why it waits if nobody will take it."""
+
+    attempt_history: list[AttemptOut]
+    waiting_reason: str | None = Field(
+        description="set while the job is queued on a queue no live worker consumes; null otherwise"
+    )
+
+
+class WorkerOut(ORM):
+    name: str = Field(description="hostname:pid, as the worker names itself")
+    hostname: str
+    pid: int
+    queue: str
+    device: str = Field(description="as the worker declares it: cpu, cuda:0, ...")
+    started_at: datetime
+    heartbeat_at: datetime
+    alive: bool = Field(description="its last heartbeat is within the lease (RNNLAB_LEASE_SECONDS)")
+    current_job_id: int | None
+    jobs_finished: int = Field(description="jobs it brought to succeeded, failed or cancelled")
 
 
 class JobPage(BaseModel):

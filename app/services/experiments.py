@@ -26,7 +26,7 @@ from app.schemas.experiments import (
     ExperimentSummary,
 )
 from app.schemas.training import SERVICE_FIELDS
-from app.services import admission, jobs, sweeps
+from app.services import admission, jobs, routing, sweeps
 
 
 def create_experiment(
@@ -34,7 +34,7 @@ def create_experiment(
     *,
     request: ExperimentRequest,
     enqueue: Enqueue,
-    queue: str,
+    queues: routing.Queues,
     max_jobs: int,
     memory_budget: int,
     max_queued_jobs: int,
@@ -43,8 +43,9 @@ def create_experiment(
     grid = sweeps.expand(request, max_jobs=max_jobs)
     admission.check_queue_room(session, limit=max_queued_jobs, adding=len(grid.points))
     # The same checks and rows as POST /train, before anything is added: a bad reference stores nothing.
+    route = routing.router(session, queues)
     rows = [
-        jobs.new_job(session, request=point, queue=queue, memory_budget=memory_budget)
+        jobs.new_job(session, request=point, queue=route(point.device), memory_budget=memory_budget)
         for point in grid.points
     ]
     experiment = Experiment(

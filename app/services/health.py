@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,13 +36,15 @@ def check_broker(celery: Celery) -> str:
         return f"down: {type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def check_workers(sessions: sessionmaker[Session], *, queue: str, lease_seconds: float) -> str:
-    """ok when a worker consuming `queue` wrote its heartbeat within the lease: jobs will run."""
+def check_workers(sessions: sessionmaker[Session], *, queues: Sequence[str], lease_seconds: float) -> str:
+    """ok when a worker consuming one of `queues` (the CPU and the GPU workers') wrote its heartbeat
+    within the lease: jobs will run (`auto` ones go wherever a worker is; app/services/routing.py)."""
     try:
         with sessions() as session:
-            live = workers.live_workers(session, lease_seconds=lease_seconds).get(queue, 0)
+            live = workers.live_workers(session, lease_seconds=lease_seconds)
     except Exception as exc:
         return f"unknown: {type(exc).__name__}: {exc}".splitlines()[0]
-    if live == 0:
-        return f"down: no worker on queue {queue!r} sent a heartbeat in the last {lease_seconds:g} s"
+    if not any(live.get(queue, 0) for queue in queues):
+        named = " or ".join(repr(queue) for queue in queues)
+        return f"down: no worker on queue {named} sent a heartbeat in the last {lease_seconds:g} s"
     return "ok"

@@ -12,9 +12,9 @@ from app.core.errors import CheckpointIncompatible, CheckpointNotFound, JobNotCa
 from app.core.job_status import JobStatus
 from app.core.queue import Enqueue
 from app.core.tables import Checkpoint, Job, utcnow
-from app.schemas.resources import JobOut, JobPage
+from app.schemas.resources import AttemptOut, JobDetail, JobOut, JobPage
 from app.schemas.training import SERVICE_FIELDS, PalindromeTrainRequest, TextTrainRequest
-from app.services import admission, datasets, supervision
+from app.services import admission, attempts, datasets, routing, supervision
 from app.services.transitions import move, rows_updated
 from models.config import PalindromeConfig, TextConfig
 
@@ -24,12 +24,14 @@ def create_job(
     *,
     request: PalindromeTrainRequest | TextTrainRequest,
     enqueue: Enqueue,
-    queue: str,
+    queues: routing.Queues,
     memory_budget: int,
     max_queued_jobs: int,
 ) -> Job:
-    """Validate references, admit the job (size, queue room), store it, then hand its id to the queue."""
+    """Validate references, admit the job (size, queue room), store it on the queue its device routes
+    it to, then hand its id to that queue."""
     admission.check_queue_room(session, limit=max_queued_jobs, adding=1)
+    queue = routing.router(session, queues)(request.device)
     job = new_job(session, request=request, queue=queue, memory_budget=memory_budget)
     session.add(job)
     session.commit()
@@ -151,6 +153,15 @@ def job_out(job: Job) -> JobOut:
     data: dict[str, Any] = {c: getattr(job, c) for c in JobOut.model_fields if hasattr(job, c)}
     data |= {"progress": min(job.step / job.total_steps, 1.0), "eta_seconds": eta}
     return JobOut.model_validate(data)
+
+
+def job_detail(session: Session, job: Job, *, lease_seconds: float) -> JobDetail:
+    """`job_out` plus its attempts and, for a queued job nobody will take, why it waits."""
+    return JobDetail(
+        **job_out(job).model_dump(),
+        attempt_history=[AttemptOut.model_validate(a) for a in attempts.attempts_of(session, job.id)],
+        waiting_reason=routing.waiting_reason(session, job, lease_seconds=lease_seconds),
+    )
 
 
 def cancel_job(session: Session, job_id: int) -> Job:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.core.job_status import FINISHED, JobStatus
 from app.core.settings import DEFAULT_KEEP_CHECKPOINTS
 from app.core.tables import Base, Checkpoint, Job, Metric, Sample, UTCDateTime, utcnow
+from app.services.attempts import AttemptOutcome, Runner, close_open, open_attempt, this_process
 from app.services.retention import prune_checkpoints
 from app.services.transitions import move, rows_updated
 
@@ -35,8 +36,11 @@ class LeaseLost(Exception):
     """The job is no longer this worker's (cancelled and settled elsewhere, or claimed by another)."""
 
 
-def claim(session: Session, job_id: int, *, lease_seconds: float) -> str | None:
-    """Mark the job running for this worker; None if it is not claimable (finished, running elsewhere)."""
+def claim(session: Session, job_id: int, *, lease_seconds: float, runner: Runner | None = None) -> str | None:
+    """Mark the job running for this worker; None if it is not claimable (finished, running elsewhere).
+
+    The claim opens the job's next attempt record (app/services/attempts.py) for `runner` (default:
+    this process on the CPU) in the same transaction."""
     token = uuid4().hex
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
@@ -62,9 +66,12 @@ def claim(session: Session, job_id: int, *, lease_seconds: float) -> str | None:
             updated_at=now,
         ),
     )
-    session.commit()
     if claimed == 1:
+        number = session.scalar(select(Job.attempts).where(Job.id == job_id))
+        open_attempt(session, job_id, number=int(number or 1), runner=runner or this_process())
+        session.commit()
         return token
+    session.commit()
     # A queued job whose cancel raced with a requeue: settle it now.
     move(
         session,
@@ -220,6 +227,8 @@ def finish(
         steps_per_second=None,
         **values,
     )
+    if moved == 1:
+        close_open(session, job_id, outcome=AttemptOutcome(status.value))
     session.commit()
     return moved == 1
 
@@ -236,5 +245,7 @@ def requeue(session: Session, job_id: int, token: str) -> bool:
         lease_token=None,
         steps_per_second=None,
     )
+    if moved == 1:
+        close_open(session, job_id, outcome=AttemptOutcome.REQUEUED)
     session.commit()
     return moved == 1

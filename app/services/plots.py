@@ -172,3 +172,32 @@ def time_gate_figure(
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right")
     return figure
+
+
+GATE_COLOURS = {"i": "tab:blue", "f": "tab:green", "o": "tab:red"}
+GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o"}
+
+
+def gate_saturation_figure(
+    layers: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]], *, title: str
+) -> Figure:
+    """Karpathy, Johnson & Fei-Fei 2015, figure 3: per unit, the fraction of steps a gate is left-
+    saturated (< 0.1) against right-saturated (> 0.9), one panel per layer, one colour per gate.
+    Points sit in the triangle under x + y = 1; a forget gate on the y axis is a unit that remembers."""
+    figure = new_figure()
+    panels = figure.subplots(1, len(layers), squeeze=False)[0]
+    for n, (axes, gates) in enumerate(zip(panels, layers, strict=True)):
+        axes.plot([0, 1], [1, 0], color="0.8", linewidth=1)
+        for gate, (left, right) in gates.items():
+            axes.scatter(left, right, s=12, alpha=0.6, color=GATE_COLOURS[gate], label=GATE_NAMES[gate])
+        axes.set_xlim(-0.02, 1.02)
+        axes.set_ylim(-0.02, 1.02)
+        axes.set_aspect("equal")
+        axes.set_title(f"layer {n}")
+        axes.set_xlabel("fraction left-saturated (< 0.1)")
+        if n == 0:
+            axes.set_ylabel("fraction right-saturated (> 0.9)")
+        axes.grid(alpha=0.3)
+    panels[0].legend(loc="upper right", fontsize="small")
+    figure.suptitle(textwrap.fill(title, TITLE_WIDTH))
+    return figure

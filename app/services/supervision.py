@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.core.job_status import JobStatus
 from app.core.queue import Enqueue
 from app.core.tables import Checkpoint, Job, utcnow
+from app.services.attempts import AttemptOutcome, close_open
 from app.services.transitions import move, rows_updated
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ def release_orphans(
         # In this order, in one transaction: a poisoned job is failed, so the requeue then finds nothing.
         poisoned = _fail_poisoned(session, job_id, silent, max_attempts=max_attempts)
         requeued = _requeue_orphan(session, job_id, silent)
+        if poisoned or requeued:
+            close_open(session, job_id, outcome=AttemptOutcome.WORKER_LOST)
         session.commit()
         if poisoned:
             log.error(
@@ -157,11 +160,13 @@ def _send(session: Session, job_id: int, enqueue: Enqueue) -> bool:
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
         .values(dispatched_at=stamp),
     )
+    # The queue its device routed it to when it was stored (app/services/routing.py), whoever sends it.
+    queue = session.scalar(select(Job.queue).where(Job.id == job_id))
     session.commit()
-    if taken != 1:
+    if taken != 1 or queue is None:
         return False
     try:
-        enqueue(job_id)
+        enqueue(job_id, queue)
     except Exception as exc:
         log.warning(
             "broker unavailable: job %s stays queued and is sent once the broker is back (%s)",

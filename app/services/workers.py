@@ -1,4 +1,9 @@
-"""Worker liveness: each worker's sweep writes a heartbeat row; `/ready` and `/metrics` count them."""
+"""Workers: each worker's sweep writes a heartbeat row; `/ready` and `/metrics` count the live ones,
+`GET /workers` lists them all (Flower's worker table).
+
+A worker silent for longer than the lease is dead (shown as such); its row is dropped after
+`DEAD_WORKER_LEASES` leases, so a crashed worker stays visible for a while and then goes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.tables import Worker, utcnow
+from app.schemas.resources import WorkerOut
+from app.services.attempts import finished_counts
+
+# Leases of silence after which a dead worker's row is deleted (it is listed as dead until then).
+DEAD_WORKER_LEASES = 10
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,7 @@ class WorkerIdentity:
     hostname: str
     pid: int
     queue: str
+    device: str  # as declared: cpu, cuda:0 ...
     started_at: datetime
 
 
@@ -31,6 +42,7 @@ def beat(session: Session, worker: WorkerIdentity, *, current_job_id: int | None
         "hostname": worker.hostname,
         "pid": worker.pid,
         "queue": worker.queue,
+        "device": worker.device,
         "started_at": worker.started_at,
         "current_job_id": current_job_id,
         "heartbeat_at": now,
@@ -48,9 +60,32 @@ def forget(session: Session, name: str) -> None:
 
 
 def prune(session: Session, *, lease_seconds: float) -> None:
-    """Drop rows of workers silent for longer than the lease: they are dead (or will beat again)."""
-    session.execute(delete(Worker).where(Worker.heartbeat_at < _stale(lease_seconds)))
+    """Drop rows of workers silent for `DEAD_WORKER_LEASES` leases: long dead (or they beat again)."""
+    session.execute(delete(Worker).where(Worker.heartbeat_at < _stale(lease_seconds * DEAD_WORKER_LEASES)))
     session.commit()
+
+
+def list_workers(session: Session, *, lease_seconds: float) -> list[WorkerOut]:
+    """Every worker with a row, live ones first, each with the jobs it finished."""
+    rows = session.scalars(select(Worker).order_by(Worker.heartbeat_at.desc(), Worker.name)).all()
+    finished = finished_counts(session, [row.name for row in rows])
+    stale = _stale(lease_seconds)
+    listed = [
+        WorkerOut(
+            name=row.name,
+            hostname=row.hostname,
+            pid=row.pid,
+            queue=row.queue,
+            device=row.device,
+            started_at=row.started_at,
+            heartbeat_at=row.heartbeat_at,
+            alive=row.heartbeat_at >= stale,
+            current_job_id=row.current_job_id,
+            jobs_finished=finished.get(row.name, 0),
+        )
+        for row in rows
+    ]
+    return sorted(listed, key=lambda worker: not worker.alive)
 
 
 def live_workers(session: Session, *, lease_seconds: float) -> dict[str, int]:

@@ -48,6 +48,12 @@ def experiment_page(request: Request, experiment_id: int) -> HTMLResponse:
     return _page(request, "experiment.html", experiment_id=experiment_id)
 
 
+@router.get("/ui/xray", response_class=HTMLResponse)
+def xray_page(request: Request, job: int | None = None) -> HTMLResponse:
+    """`?job=ID` fills in the job."""
+    return _page(request, "xray.html", job_id=job)
+
+
 def install_dashboard(app: FastAPI) -> None:
     app.include_router(router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="dashboard-static")

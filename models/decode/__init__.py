@@ -14,7 +14,10 @@ One job per module, in the order a step meets them:
 
     stream.py      `Stream`: one request (seed text, length, random seed, sampling settings, penalties,
                    logprobs), validated
-    fused.py       `FusedCharLSTM`: the rearranged weights, priming a seed text, `advance` (the LSTM step)
+    state.py       `StartState` and `Clamp`: a state kept between requests (a session's), joined instead
+                   of a seed text, and the cell units held on it
+    fused.py       `FusedCharLSTM`: the rearranged weights, priming a seed text (or feeding one on from a
+                   state), `advance` (the LSTM step)
     logprobs.py    `RawLogprobs`: the raw log-probabilities of the rows that ask, read before the step
     processors.py  `process`: the penalties and n-gram ban on the logits, before the sampler (shared by
                    both steps); `History`/`record`: each row's window and n-grams

@@ -14,6 +14,7 @@ from models.decode.logprobs import CharLogprobs, RawLogprobs
 from models.decode.processors import History, PenaltyCounts, penalty_row, process, record
 from models.decode.sampler import RowCounts, sample, settings_row
 from models.decode.slots import Active, PrefixCache, SlotTable
+from models.decode.state import StartState
 from models.decode.stream import Stream
 from models.native import NativeDecode, Stepper
 from models.native import load as load_native
@@ -54,6 +55,10 @@ class DecodeBatch:
         # After each step: by slot, the chosen character's raw log-probability and the most likely
         # alternatives, for the rows whose stream asked (`Stream.logprobs`); empty when none did.
         self.last_logprobs: dict[int, CharLogprobs] = {}
+        # After each step: by slot, the state h | c (2 * L * H,) of the streams that left with it and
+        # asked for it (`add(..., keep_state=True)`): a session's state after its generated text.
+        self.last_states: dict[int, torch.Tensor] = {}
+        self._clamped_rows = 0  # active streams with clamps (models/decode/state.py)
         self._steppers: dict[int, Stepper] = {}  # the native step of n rows, made once per n
         self._step = 0
 
@@ -73,8 +78,12 @@ class DecodeBatch:
         """Whether `step` runs the C++ extension (else the PyTorch ops)."""
         return self._native is not None
 
-    def add(self, stream: Stream) -> int:
-        """Prime `stream`'s seed text and give it a free slot; its first character comes with `step`."""
+    def add(self, stream: Stream, start: StartState | None = None, *, keep_state: bool = False) -> int:
+        """Prime `stream`'s seed text and give it a free slot; its first character comes with `step`.
+
+        With `start` the stream continues that state instead (its seed text must be empty: the state
+        is the text), holding its clamps; `keep_state`: `last_states` gives its state when it leaves.
+        """
         # Few torch calls on purpose: each one drops and retakes the GIL, and in the API the event loop
         # thread holds it a quarter of the time, so a join costs what its calls wait, not what they do.
         if stream.length == 0:
@@ -84,11 +93,16 @@ class DecodeBatch:
         missing = self.vocab.missing(stream.seed_text)
         if missing:
             raise UnknownCharacters(missing)
+        if start is not None:
+            self._check_start(stream, start)
         V, device = self.weights.vocab_size, self.weights.device
         # The generator's draws, in generate's order: the start character, then all uniforms.
         generator = torch.Generator().manual_seed(stream.random_seed)
         # An empty seed text starts from a random character: the same state as that one-character seed.
-        prefix = stream.seed_text or self.vocab.chars[int(torch.randint(V, (1,), generator=generator))]
+        # A start state is the text it stands for: nothing is drawn, as for a non-empty seed text.
+        prefix = ""
+        if start is None:
+            prefix = stream.seed_text or self.vocab.chars[int(torch.randint(V, (1,), generator=generator))]
         uniforms = None
         if stream.temperature != 0:  # a greedy row samples at uniform 0
             uniforms = torch.rand(stream.length, generator=generator)
@@ -97,16 +111,35 @@ class DecodeBatch:
         # The penalties' context starts with the primed prefix, a drawn start character included.
         history = History(penalties, self.vocab.encode(prefix).tolist()) if penalties.active else None
         # Everything that can fail comes before the slot is taken: a failure must not lose one.
-        state = self.prefix_cache.get(prefix, self._prime)
+        if start is None:
+            state = self.prefix_cache.get(prefix, self._prime)
+        else:  # the logits come from h as priming computes them, so the same state gives the same text
+            state = torch.cat([start.flat.to(device), self.weights.readout(start.h)])
         settings = settings_row(V, stream.temperature, stream.top_k, stream.top_p) + penalty_row(V, history)
         self.buffers.write(len(self.slots), state, settings)
         row, active = self.slots.join(stream, uniforms, self._step, history)
+        if start is not None:
+            active.clamps = start.clamps
+        active.keep_state = keep_state
         self._load_uniforms(row, active)
         self._count(active, +1)
         return active.slot
 
+    def _check_start(self, stream: Stream, start: StartState) -> None:
+        if stream.seed_text:
+            raise ValueError("a stream that continues a start state has no seed text (the state is its text)")
+        shape = (self.weights.num_layers, self.weights.hidden_size)
+        for name, tensor in (("h", start.h), ("c", start.c)):
+            if tuple(tensor.shape) != shape or tensor.dtype != torch.float32:
+                raise ValueError(
+                    f"start state {name}: expected float32 {shape}, got {tensor.dtype} {tuple(tensor.shape)}"
+                )
+        for clamp in start.clamps:
+            clamp.check(*shape)
+
     def _count(self, active: Active, sign: int) -> None:
         stream = active.stream
+        self._clamped_rows += sign * bool(active.clamps)
         self._counts.count(stream.temperature, stream.top_k, stream.top_p, sign)
         if active.history is not None:
             self._penalty_counts.count(active.history.penalties, sign)
@@ -124,6 +157,11 @@ class DecodeBatch:
             self.buffers.move(moved, row)
         self._count(active, -1)
 
+    def state_of(self, slot: int) -> torch.Tensor:
+        """A copy of the state h | c (2 * L * H,) of the stream in `slot`, after its latest character."""
+        row = self.slots.row_of(slot)
+        return self.buffers.rows[row, : self.buffers.layout.logits.start].clone()
+
     def next_logits(self, slot: int) -> torch.Tensor:
         """A copy of the model's logits (V,) for the next character of the stream in `slot` (before the
         step applies its penalties)."""
@@ -136,6 +174,8 @@ class DecodeBatch:
         n = len(self.slots)
         if self.last_logprobs:
             self.last_logprobs = {}
+        if self.last_states:
+            self.last_states = {}
         if n == 0:
             return {}
         b = self.buffers.for_rows(n)
@@ -171,9 +211,22 @@ class DecodeBatch:
             taken = zip(raw.rows, raw.take(ids), strict=True)
             self.last_logprobs = {rows_now[row].slot: lp for row, lp in taken}
         self._step += 1
+        if self._clamped_rows:  # the same Python writes after either step: both stay bitwise equal
+            self._hold_clamps()
         for active in self.slots.leaving_after(self._step):
+            if active.keep_state:
+                self.last_states[active.slot] = self.state_of(active.slot)
             self.remove(active.slot)
         return next_ids
+
+    def _hold_clamps(self) -> None:
+        """Set each clamped cell unit after the characters its clamp still covers (models/decode/state.py)."""
+        rows, c = self.buffers.rows, self.buffers.layout.c
+        for row, active in enumerate(self.slots.active):
+            consumed = self._step - active.joined_at  # characters this stream has read, this one included
+            for clamp in active.clamps:
+                if consumed <= clamp.steps:
+                    rows[row, c[clamp.layer].start + clamp.unit] = clamp.value
 
     def _load_uniforms(self, row: int, active: Active) -> None:
         """Put the stream's uniforms of the steps up to the window's end into its row."""

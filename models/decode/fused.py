@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from models.char_lstm import CharLSTM
+from models.decode.state import Clamp, StartState, after
 
 if TYPE_CHECKING:
     from models.decode.buffers import StepBuffers
@@ -66,12 +68,43 @@ class FusedCharLSTM:
             outputs, c = _run_layer(inputs, self.recurrent_0)  # (T, H), (H,)
             hs, cs = [outputs[-1]], [c]
             for w_cat, bias in self.stacked:
-                inputs = torch.addmm(bias, outputs, w_cat[:H])  # (T, 4H): the W_ih part of W_cat
+                inputs = _input_product(bias, outputs, w_cat[:H])  # (T, 4H): the W_ih part of W_cat
                 outputs, c = _run_layer(inputs, w_cat[H:])
                 hs.append(outputs[-1])
                 cs.append(c)
             logits = torch.addmm(self.head_bias, outputs[-1:], self.head_weight)[0]  # (V,)
             return logits, torch.stack(hs), torch.stack(cs)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The next logits (V,) from a state's h (L, H): the same product `prime` ends with."""
+        with torch.inference_mode():
+            return torch.addmm(self.head_bias, h[-1:].to(self.device), self.head_weight)[0]
+
+    def feed(self, ids: torch.Tensor, start: StartState) -> tuple[torch.Tensor, StartState]:
+        """Run ids (T,) on from `start`, applying its clamps: the logits (T, V) that predicted each of
+        them, and the state after them (its clamps what is left of them).
+
+        `prime` is this from the zero state (the same layer-by-layer arithmetic), which is why a
+        session's state after a prompt and an append is the state `/generate` primes for their
+        concatenation.
+        """
+        H = self.hidden_size
+        T = ids.shape[0]
+        with torch.inference_mode():
+            h0, c0 = start.h.to(self.device), start.c.to(self.device)
+            inputs = self.input_table.index_select(0, ids.to(self.device))
+            outputs, c = _run_layer(inputs, self.recurrent_0, h0[0], c0[0], _of_layer(start.clamps, 0))
+            hs, cs = [outputs[-1]], [c]
+            for layer, (w_cat, bias) in enumerate(self.stacked, start=1):
+                inputs = _input_product(bias, outputs, w_cat[:H])
+                clamps = _of_layer(start.clamps, layer)
+                outputs, c = _run_layer(inputs, w_cat[H:], h0[layer], c0[layer], clamps)
+                hs.append(outputs[-1])
+                cs.append(c)
+            before = torch.cat([h0[-1:], outputs[: T - 1]])  # the top h that predicted each id
+            logits = torch.addmm(self.head_bias, before, self.head_weight)
+            state = StartState(torch.stack(hs).cpu(), torch.stack(cs).cpu(), after(start.clamps, T))
+            return logits, state
 
     def advance(self, b: StepBuffers) -> None:
         """Feed the chosen ids b.sampling.ids: new state and next logits for every row, in place.
@@ -117,14 +150,41 @@ def cell(gates: Gates, c: torch.Tensor, tanh_c: torch.Tensor, h: torch.Tensor) -
     torch.mul(gates.o, tanh_c, out=h)
 
 
-def _run_layer(inputs: torch.Tensor, recurrent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One layer over a sequence from zero state: inputs (T, 4H) -> outputs h (T, H) and the last c (H,)."""
+def _run_layer(
+    inputs: torch.Tensor,
+    recurrent: torch.Tensor,
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
+    clamps: Sequence[Clamp] = (),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer over a sequence from h0, c0 (H,) (None: zero): inputs (T, 4H) -> outputs h (T, H) and
+    the last c (H,). `clamps` (this layer's) set c after each of their first `steps` characters."""
     T, H = inputs.shape[0], recurrent.shape[0]
-    h = torch.zeros(T + 1, H, device=inputs.device)  # h[t + 1] is the output at t; h[0] the zero state
+    h = torch.zeros(T + 1, H, device=inputs.device)  # h[t + 1] is the output at t; h[0] the start state
     c = torch.zeros(1, H, device=inputs.device)
+    if h0 is not None and c0 is not None:
+        h[0] = h0
+        c[0] = c0
     gates_buffer = torch.empty(1, 4 * H, device=inputs.device)
     gates, tanh_c = Gates.of(gates_buffer), torch.empty(1, H, device=inputs.device)
     for t in range(T):
         torch.addmm(inputs[t : t + 1], h[t : t + 1], recurrent, out=gates_buffer)
         cell(gates, c, tanh_c, h[t + 1 : t + 2])
+        for clamp in clamps:
+            if t < clamp.steps:
+                c[0, clamp.unit] = clamp.value
     return h[1:], c[0]
+
+
+def _input_product(bias: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """bias + inputs (T, H) @ weight for a whole layer's sequence. Each row of a matrix product comes
+    out bitwise the same whatever the number of rows, except one: a single row takes the BLAS's
+    matrix-vector path, which sums in another order. One row is therefore computed as two, so that
+    feeding a text in pieces (a session's appends) gives the state priming it whole gives."""
+    if inputs.shape[0] == 1:
+        return torch.addmm(bias, inputs.repeat(2, 1), weight)[:1]
+    return torch.addmm(bias, inputs, weight)
+
+
+def _of_layer(clamps: Sequence[Clamp], layer: int) -> tuple[Clamp, ...]:
+    return tuple(c for c in clamps if c.layer == layer)

@@ -10,3 +10,8 @@ MAX_REPETITION_PENALTY = 2.0
 MAX_ADDITIVE_PENALTY = 2.0  # presence and frequency, either sign
 MAX_STOPS = 4
 MAX_STOP_LENGTH = 100
+# A clamp (models/decode/state.py) holds one cell unit at a value: an LSTM cell's values grow past
+# +-1 on long dependencies but rarely past a few tens, so +-100 covers every meaningful forcing.
+MAX_CLAMP_VALUE = 100.0
+MAX_CLAMP_STEPS = 10_000  # characters a clamp is held for (a generation's or an append's longest)
+MAX_CLAMPS = 16  # clamps pending on one state

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from models.decode.processors import History
+from models.decode.state import Clamp
 from models.decode.stream import Stream
 
 # Primed seed texts a batch remembers (vLLM's prefix caching, for whole seed texts): priming costs a
@@ -27,6 +28,8 @@ class Active:
     uniforms: torch.Tensor | None  # (length,) on the device; None for greedy (its uniforms stay 0)
     joined_at: int  # the batch step that draws its first character
     history: History | None = None  # what its penalties read; None without penalties
+    clamps: tuple[Clamp, ...] = ()  # held on its cell units (models/decode/state.py)
+    keep_state: bool = False  # its state goes to the batch's `last_states` when it leaves
 
     @property
     def leaves_after(self) -> int:

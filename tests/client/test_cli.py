@@ -1,5 +1,5 @@
-"""`rnnlab train | generate | experiment | jobs | cancel`, run as a user runs them: subprocesses against
-a live `rnnlab serve`, with the URL and token from the environment."""
+"""`rnnlab train | generate | experiment | jobs | workers | cancel`, run as a user runs them:
+subprocesses against a live `rnnlab serve`, with the URL and token from the environment."""
 
 from __future__ import annotations
 
@@ -169,3 +169,73 @@ def test_experiment_wait_prints_its_results_table(server: LiveServer) -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]  # the table's body
     assert len(rows) == 4 and all("succeeded" in row for row in rows), result.stdout
     assert f"experiment {experiment_id} succeeded" in result.stderr
+
+
+def test_workers_lists_the_serve_worker_with_the_job_it_finished(server: LiveServer) -> None:
+    finished = rnnlab(server, "train", *TINY_PALINDROME, "--wait")
+    assert finished.returncode == 0, finished.stderr
+    job_id = int(finished.stdout.strip())
+    with server.client() as http:
+        (attempt,) = http.get(f"/jobs/{job_id}").json()["attempt_history"]
+        (worker,) = http.get("/workers").json()
+    # The attempt names the worker `serve` runs, as that worker names itself.
+    assert attempt["worker"] == worker["name"] and attempt["outcome"] == "succeeded"
+    assert worker["queue"] == "rnnlab" and worker["device"] == "cpu" and worker["alive"]
+
+    listing = rnnlab(server, "workers")
+    assert listing.returncode == 0, listing.stderr
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in listing.stdout.splitlines()
+        if "│" in line
+    ]
+    (header,) = [line for line in listing.stdout.splitlines() if "┃" in line]  # rich's heavy header rule
+    columns = [cell.strip() for cell in header.split("┃")[1:-1]]
+    assert columns == ["name", "queue", "device", "alive", "heartbeat", "job", "finished"]
+    (row,) = rows
+    assert row[:4] == [worker["name"], "rnnlab", "cpu", "yes"]
+    assert int(row[6]) >= 1 and "1 live of 1 workers" in listing.stdout
+
+
+def test_session_commands_keep_fork_and_continue_a_state(server: LiveServer) -> None:
+    text_job = ["--task", "text", "--dataset-id", str(server.dataset_id), "--hidden-size", "16"]
+    text_job += ["--embedding-size", "8", "--num-layers", "1", "--seq-length", "16", "--batch-size", "8"]
+    trained = rnnlab(server, "train", *text_job, "--train-steps", "20", "--device", "cpu", "--wait")
+    assert trained.returncode == 0, trained.stderr
+    job_id = trained.stdout.strip()
+
+    made = rnnlab(server, "session", "new", "--job", job_id, "--prompt", "Once ")
+    assert made.returncode == 0, made.stderr
+    session_id = made.stdout.strip()
+    appended = rnnlab(server, "session", "append", session_id, "upon")
+    assert appended.returncode == 0, appended.stderr
+    assert float(appended.stdout) > 0  # bits per character of "upon"
+    forked = rnnlab(server, "session", "fork", session_id)
+    assert forked.returncode == 0, forked.stderr
+    fork_id = forked.stdout.strip()
+    assert fork_id != session_id
+
+    args = ["--length", "40", "--random-seed", "9", "--temperature", "0.8"]
+    from_session = rnnlab(server, "session", "generate", session_id, *args)
+    from_fork = rnnlab(server, "session", "generate", fork_id, *args)
+    assert from_session.returncode == 0, from_session.stderr
+    assert len(from_session.stdout.rstrip("\n")) == 40
+    assert from_fork.stdout == from_session.stdout  # a fork continues as the original does
+    # What /generate gives for everything the session consumed, with the same seed.
+    generated = rnnlab(server, "generate", "--job", job_id, "--prompt", "Once upon", *args)
+    assert generated.stdout == "Once upon" + from_session.stdout
+
+    clamped = rnnlab(
+        server, "session", "clamp", session_id, "--layer", "0", "--unit", "1", "--value", "2", "--steps", "5"
+    )
+    assert clamped.returncode == 0, clamped.stderr
+    shown = rnnlab(server, "session", "show", session_id)
+    assert f"{len('Once upon') + 40} characters" in shown.stdout and "c[0][1]=2 x5" in shown.stdout
+    assert session_id in rnnlab(server, "session", "list").stdout
+    out_of_range = rnnlab(
+        server, "session", "clamp", session_id, "--layer", "3", "--unit", "0", "--value", "1", "--steps", "1"
+    )
+    assert out_of_range.returncode == 1 and "layer" in out_of_range.stderr
+    assert rnnlab(server, "session", "delete", session_id).returncode == 0
+    gone = rnnlab(server, "session", "show", session_id)
+    assert gone.returncode == 1 and "not found" in gone.stderr

@@ -155,6 +155,8 @@ def stack(tmp_path: Path, database: str, queue: str) -> Iterator[Stack]:
         RNNLAB_WORKER_READY_FILE=str(tmp_path / "worker.ready"),
         RNNLAB_API_TOKENS=API_TOKEN,
         RNNLAB_PROTECT_READS="false",
+        RNNLAB_BROKER_VISIBILITY_TIMEOUT="3600",
+        RNNLAB_FORWARDED_ALLOW_IPS="127.0.0.1",
     )
     # The stack under test gets every variable compose gives the services, and no other service setting.
     assert compose_env <= set(env), compose_env - set(env)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-PAGES = ["/", "/ui/jobs/1", "/ui/experiments", "/ui/experiments/1"]
-ASSETS = ["api.js", "token.js", "jobs.js", "job.js", "experiments.js", "experiment.js"]
+PAGES = ["/", "/ui/jobs/1", "/ui/experiments", "/ui/experiments/1", "/ui/xray", "/ui/xray?job=1"]
+ASSETS = ["api.js", "token.js", "jobs.js", "job.js", "experiments.js", "experiment.js", "xray.js"]
 
 
 class Outline(HTMLParser):
@@ -85,7 +85,7 @@ def test_dashboard_routes_stay_out_of_the_api_document(sqlite_client: Any) -> No
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_links_every_part_of_the_dashboard(sqlite_client: Any, path: str) -> None:
     nav = outline(sqlite_client.get(path).text).urls
-    assert {"/", "/ui/experiments", "/docs"} <= set(nav)
+    assert {"/", "/ui/experiments", "/ui/xray", "/docs"} <= set(nav)
 
 
 def test_unknown_pages_and_assets_are_refused(sqlite_client: Any) -> None:

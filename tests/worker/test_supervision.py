@@ -38,7 +38,9 @@ def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
 
 
 def _identity(name: str, queue: str) -> workers.WorkerIdentity:
-    return workers.WorkerIdentity(name=name, hostname="here", pid=1, queue=queue, started_at=utcnow())
+    return workers.WorkerIdentity(
+        name=name, hostname="here", pid=1, queue=queue, device="cpu", started_at=utcnow()
+    )
 
 
 def test_ready_needs_a_worker_heartbeat_within_the_lease(fresh: Settings) -> None:
@@ -81,7 +83,7 @@ def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: S
     with sessions() as session:
         assert session.scalar(select(Job.dispatched_at).where(Job.id == job_id)) is None
 
-        def refuse(_job_id: int) -> None:
+        def refuse(_job_id: int, _queue: str) -> None:
             raise ConnectionError("still down")
 
         assert (
@@ -89,11 +91,19 @@ def test_a_job_posted_while_the_broker_is_down_is_stored_then_sent_once(fresh: S
             == []
         )
         assert supervision.sweep(
-            session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+            session,
+            queue=fresh.queue,
+            enqueue=lambda job_id, _queue: sent.append(job_id),
+            lease_seconds=120,
+            max_attempts=3,
         ) == [job_id]
         assert (
             supervision.sweep(
-                session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+                session,
+                queue=fresh.queue,
+                enqueue=lambda job_id, _queue: sent.append(job_id),
+                lease_seconds=120,
+                max_attempts=3,
             )
             == []
         )
@@ -136,7 +146,11 @@ def test_concurrent_sweeps_send_a_released_job_once(fresh: Settings) -> None:
         start.wait()
         with sessions() as session:
             supervision.sweep(
-                session, queue=fresh.queue, enqueue=sent.append, lease_seconds=120, max_attempts=3
+                session,
+                queue=fresh.queue,
+                enqueue=lambda job_id, _queue: sent.append(job_id),
+                lease_seconds=120,
+                max_attempts=3,
             )
 
     threads = [threading.Thread(target=sweeper) for _ in range(4)]

@@ -12,7 +12,7 @@ from app.api.openapi import error_responses
 from app.core.bounds import DbId, DbOffset
 from app.schemas.analysis import MemoryHorizonParams
 from app.schemas.experiments import ExperimentOut, ExperimentPage, ExperimentRequest
-from app.services import admission, experiments, figures
+from app.services import admission, experiments, figures, routing
 
 router = APIRouter(tags=["experiments"])
 
@@ -39,7 +39,7 @@ def create_experiment(
         session,
         request=request,
         enqueue=enqueue,
-        queue=settings.queue,
+        queues=routing.Queues.of(settings),
         max_jobs=settings.max_experiment_jobs,
         memory_budget=admission.worker_memory_budget(settings),
         max_queued_jobs=settings.max_queued_jobs,

@@ -24,7 +24,11 @@ def ready(request: Request) -> JSONResponse:
     checks = {
         "database": check_database(sessions),
         "broker": check_broker(request.app.state.celery),
-        "workers": check_workers(sessions, queue=settings.queue, lease_seconds=settings.lease_seconds),
+        "workers": check_workers(
+            sessions,
+            queues=[settings.queue_of("cpu"), settings.queue_of("gpu")],
+            lease_seconds=settings.lease_seconds,
+        ),
     }
     down = [name for name, result in checks.items() if result != "ok"]
     body = Health(status=f"unavailable: {', '.join(down)} down" if down else "ok", checks=checks)

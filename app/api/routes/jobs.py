@@ -10,9 +10,9 @@ from app.api.deps import EnqueueDep, SessionDep, SettingsDep
 from app.api.openapi import error_responses
 from app.core.bounds import DbId, DbOffset, DbStep
 from app.core.job_status import JobStatus
-from app.schemas.resources import CheckpointOut, JobOut, JobPage, MetricPage, SampleOut
+from app.schemas.resources import CheckpointOut, JobDetail, JobOut, JobPage, MetricPage, SampleOut
 from app.schemas.training import TrainRequest
-from app.services import admission, checkpoints, jobs
+from app.services import admission, checkpoints, jobs, routing
 
 router = APIRouter(tags=["jobs"])
 
@@ -32,7 +32,7 @@ def create_training_job(
         session,
         request=request,
         enqueue=enqueue,
-        queue=settings.queue,
+        queues=routing.Queues.of(settings),
         memory_budget=admission.worker_memory_budget(settings),
         max_queued_jobs=settings.max_queued_jobs,
     )
@@ -54,9 +54,10 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
-def get_job(job_id: DbId, session: SessionDep) -> JobOut:
-    return jobs.job_out(jobs.get_job(session, job_id))
+@router.get("/jobs/{job_id}", response_model=JobDetail, responses=error_responses(404))
+def get_job(job_id: DbId, session: SessionDep, settings: SettingsDep) -> JobDetail:
+    """The job, its attempts (worker, device, outcome), and why it waits if no live worker takes it."""
+    return jobs.job_detail(session, jobs.get_job(session, job_id), lease_seconds=settings.lease_seconds)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=error_responses(404, 409))

@@ -1,0 +1,221 @@
+"""Sessions in the database: each change one transaction, conditioned on the version it read.
+
+A session row holds a text model's state as float32 bytes (bitwise what the engine gave back) with
+its shape, the characters consumed, the clamps pending, and who made it (a digest of the token).
+Expiry is lazy and swept: a read of an expired session deletes it and answers 404, and every create
+first deletes all expired sessions, so an abandoned one costs a row until the next create at most.
+Torch-free: the service turns the bytes into tensors.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Executable, delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.core.errors import SessionChanged, SessionNotFound, TooManySessions
+from app.core.tables import ModelSession, utcnow
+
+STATE_DTYPE = "float32"  # little-endian, as the bytes are written on every platform we run on
+# What a 429 for too many sessions suggests: expiry frees one within the idle time at most, a delete at once.
+RETRY_AFTER_S = 60
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session as read, detached from the database session that read it."""
+
+    id: str
+    owner: str
+    checkpoint_id: int
+    model: str | None
+    state: bytes
+    num_layers: int
+    hidden_size: int
+    characters: int
+    clamps: list[dict[str, Any]]
+    version: int
+    created_at: datetime
+    last_used_at: datetime
+
+    @classmethod
+    def of(cls, row: ModelSession) -> SessionRecord:
+        return cls(
+            row.id,
+            row.owner,
+            row.checkpoint_id,
+            row.model,
+            row.state,
+            row.num_layers,
+            row.hidden_size,
+            row.characters,
+            list(row.clamps),
+            row.version,
+            row.created_at,
+            row.last_used_at,
+        )
+
+
+def _rows(session: Session, statement: Executable) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _serialize_owner(session: Session, owner: str) -> None:
+    """Make two creates for one owner take turns, so that both cannot count `cap - 1` and insert: on
+    PostgreSQL a transaction-scoped advisory lock keyed by the owner; SQLite has one writer at a time
+    already, and the sweep's DELETE makes this transaction a writer before it counts."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(bytes.fromhex(owner[:16]) if owner else b"\0" * 8, "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _cutoff(idle_s: float) -> datetime:
+    return utcnow() - timedelta(seconds=idle_s)
+
+
+def sweep_expired(session: Session, *, idle_s: float) -> int:
+    """Delete every session unused for `idle_s` seconds (in the caller's transaction): how many."""
+    return _rows(session, delete(ModelSession).where(ModelSession.last_used_at < _cutoff(idle_s)))
+
+
+def create(
+    session: Session,
+    *,
+    owner: str,
+    checkpoint_id: int,
+    model: str | None,
+    state: bytes,
+    num_layers: int,
+    hidden_size: int,
+    characters: int,
+    clamps: list[dict[str, Any]],
+    idle_s: float,
+    cap: int,
+) -> SessionRecord:
+    """A new session, after the expired ones are swept; TooManySessions when `owner` holds `cap`."""
+    _serialize_owner(session, owner)
+    sweep_expired(session, idle_s=idle_s)
+    held = session.scalar(select(func.count()).select_from(ModelSession).where(ModelSession.owner == owner))
+    if (held or 0) >= cap:
+        session.rollback()
+        raise TooManySessions(cap, retry_after_s=RETRY_AFTER_S)
+    now = utcnow()
+    row = ModelSession(
+        id=secrets.token_hex(16),  # the id is the handle: 128 random bits, not a guessable counter
+        owner=owner,
+        checkpoint_id=checkpoint_id,
+        model=model,
+        state=state,
+        dtype=STATE_DTYPE,
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        characters=characters,
+        clamps=clamps,
+        version=1,
+        created_at=now,
+        last_used_at=now,
+    )
+    session.add(row)
+    session.commit()
+    return SessionRecord.of(row)
+
+
+def get(session: Session, session_id: str, *, owner: str, idle_s: float) -> SessionRecord:
+    """The caller's session; SessionNotFound for another caller's, an unknown or an expired one (an
+    expired one is deleted now)."""
+    row = session.get(ModelSession, session_id)
+    if row is None or row.owner != owner:
+        raise SessionNotFound(session_id)
+    if row.last_used_at < _cutoff(idle_s):
+        session.execute(
+            delete(ModelSession).where(ModelSession.id == session_id, ModelSession.version == row.version)
+        )
+        session.commit()
+        raise SessionNotFound(session_id)
+    return SessionRecord.of(row)
+
+
+def list_for(session: Session, *, owner: str, idle_s: float) -> Sequence[SessionRecord]:
+    """The caller's live sessions, most recently used first."""
+    query = (
+        select(ModelSession)
+        .where(ModelSession.owner == owner, ModelSession.last_used_at >= _cutoff(idle_s))
+        .order_by(ModelSession.last_used_at.desc(), ModelSession.id)
+    )
+    return [SessionRecord.of(row) for row in session.scalars(query)]
+
+
+def save(
+    session: Session,
+    record: SessionRecord,
+    *,
+    state: bytes | None = None,
+    characters: int | None = None,
+    clamps: list[dict[str, Any]] | None = None,
+) -> SessionRecord:
+    """`apply`, committed."""
+    try:
+        saved = apply(session, record, state=state, characters=characters, clamps=clamps)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return saved
+
+
+def apply(
+    session: Session,
+    record: SessionRecord,
+    *,
+    state: bytes | None = None,
+    characters: int | None = None,
+    clamps: list[dict[str, Any]] | None = None,
+) -> SessionRecord:
+    """Write a session's new state as one UPDATE conditioned on the version `record` was read at, in
+    the caller's transaction: SessionChanged if another request wrote it meanwhile (its change
+    stands; this one changed nothing), SessionNotFound if it was deleted."""
+    values: dict[str, Any] = {"version": record.version + 1, "last_used_at": utcnow()}
+    if state is not None:
+        values["state"] = state
+    if characters is not None:
+        values["characters"] = characters
+    if clamps is not None:
+        values["clamps"] = clamps
+    moved = _rows(
+        session,
+        update(ModelSession)
+        .where(ModelSession.id == record.id, ModelSession.version == record.version)
+        .values(**values),
+    )
+    if not moved:
+        if session.get(ModelSession, record.id) is None:
+            raise SessionNotFound(record.id)
+        raise SessionChanged(record.id)
+    return SessionRecord(
+        record.id,
+        record.owner,
+        record.checkpoint_id,
+        record.model,
+        values.get("state", record.state),
+        record.num_layers,
+        record.hidden_size,
+        values.get("characters", record.characters),
+        values.get("clamps", record.clamps),
+        values["version"],
+        record.created_at,
+        values["last_used_at"],
+    )
+
+
+def remove(session: Session, session_id: str, *, owner: str) -> None:
+    if not _rows(
+        session, delete(ModelSession).where(ModelSession.id == session_id, ModelSession.owner == owner)
+    ):
+        raise SessionNotFound(session_id)
+    session.commit()

@@ -1,0 +1,344 @@
+"""Sessions: a text model's state after some text, kept in the database and fed, continued, forked
+and clamped (models/decode/state.py has what a state and a clamp are).
+
+Feeding text (`create`'s prompt, `append`) runs `FusedCharLSTM.feed` in a server thread: the same
+layer-by-layer arithmetic as the engine's priming, so the state after a prompt and appends is bitwise
+the state `/generate` primes for their concatenation. Generating joins the checkpoint's decode batch
+with the stored state (no priming) and takes the state after its last character back from it. Each
+change is read, computed, then written conditioned on the version read (app/services/session_store.py,
+committed in groups by app/services/session_writer.py): two requests on one session never interleave;
+the later one gets 409 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from app.core.errors import Conflict, InvalidInput, WrongTask
+from app.core.settings import Settings
+from app.generation.cache import LoadedModel, ModelCache
+from app.generation.handle import GenerationRequest
+from app.schemas.sessions import (
+    MAX_SESSION_CHARACTERS,
+    AppendIn,
+    AppendOut,
+    ClampIn,
+    ClampOut,
+    SessionGenerateIn,
+    SessionGenerateOut,
+    SessionIn,
+    SessionList,
+    SessionOut,
+)
+from app.services import session_store
+from app.services.generation import Sessions, loaded_model, model_name_of, observe_handles
+from app.services.session_store import SessionRecord
+from app.services.session_writer import writer_for
+
+if TYPE_CHECKING:  # torch is imported when the first checkpoint loads, not with the app
+    import torch
+
+    from models.decode.state import Clamp, StartState
+
+
+class SessionEmpty(Conflict):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} has consumed no text yet: append some (or give a prompt) before generating"
+        )
+
+
+def owner_of(authorization: str | None) -> str:
+    """Who a request is, as sessions record it: the SHA-256 of its bearer token ("" without one)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return ""
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+# -- state <-> bytes
+
+
+def encode_state(state: StartState) -> bytes:
+    """h | c as little-endian float32 bytes: the database gives back bitwise what was written."""
+    return state.flat.numpy().astype("<f4").tobytes()
+
+
+def decode_state(record: SessionRecord) -> StartState:
+    import numpy as np
+    import torch
+
+    from models.decode.state import StartState
+
+    flat = torch.from_numpy(np.frombuffer(record.state, dtype="<f4").astype("float32"))
+    return StartState.from_flat(flat, record.num_layers, clamps_of(record.clamps))
+
+
+def clamps_of(stored: Sequence[dict[str, Any]]) -> tuple[Clamp, ...]:
+    from models.decode.state import Clamp
+
+    return tuple(Clamp(int(c["layer"]), int(c["unit"]), float(c["value"]), int(c["steps"])) for c in stored)
+
+
+def stored_clamps(clamps: Sequence[Clamp]) -> list[dict[str, Any]]:
+    return [{"layer": c.layer, "unit": c.unit, "value": c.value, "steps": c.steps} for c in clamps]
+
+
+def session_out(record: SessionRecord, settings: Settings) -> SessionOut:
+    return SessionOut(
+        id=record.id,
+        checkpoint_id=record.checkpoint_id,
+        model=record.model,
+        num_layers=record.num_layers,
+        hidden_size=record.hidden_size,
+        characters=record.characters,
+        clamps=[ClampOut(**c) for c in record.clamps],
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+        expires_at=record.last_used_at + timedelta(seconds=settings.session_idle_seconds),
+    )
+
+
+# -- the operations
+
+
+async def _text_model(sessions: Sessions, cache: ModelCache, **reference: Any) -> LoadedModel:
+    loaded = await loaded_model(sessions, cache, **reference)
+    if loaded.engine is None:
+        raise WrongTask(
+            f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model: sessions are for text models "
+            "(a palindrome model reads its digits whole; use POST /predict)"
+        )
+    return loaded
+
+
+def _check_text(loaded: LoadedModel, text: str, field: str) -> None:
+    from models.data import UnknownCharacters
+
+    missing = loaded.vocab.missing(text)
+    if missing:
+        raise InvalidInput(("body", field), str(UnknownCharacters(missing)))
+
+
+def _check_total(record: SessionRecord, more: int, field: str) -> None:
+    if record.characters + more > MAX_SESSION_CHARACTERS:
+        raise InvalidInput(
+            ("body", field),
+            f"the session has consumed {record.characters} characters; {more} more would pass the "
+            f"bound of {MAX_SESSION_CHARACTERS:,} per session",
+        )
+
+
+async def _read(sessions: Sessions, settings: Settings, owner: str, session_id: str) -> SessionRecord:
+    def read() -> SessionRecord:
+        with sessions() as session:
+            return session_store.get(session, session_id, owner=owner, idle_s=settings.session_idle_seconds)
+
+    return await run_in_threadpool(read)
+
+
+async def _save(sessions: Sessions, record: SessionRecord, **values: Any) -> SessionRecord:
+    """The new state, committed together with the other session writes waiting (session_writer.py)."""
+    return await run_in_threadpool(writer_for(sessions).save, record, **values)
+
+
+async def _loaded_for(sessions: Sessions, cache: ModelCache, record: SessionRecord) -> LoadedModel:
+    """The session's own checkpoint: a name it was made with may point elsewhere now, but its state
+    belongs to the weights that computed it."""
+    return await _text_model(sessions, cache, checkpoint_id=record.checkpoint_id, job_id=None)
+
+
+async def create(
+    sessions: Sessions, cache: ModelCache, settings: Settings, owner: str, body: SessionIn
+) -> SessionOut:
+    """404 unknown model, 409 palindrome model, 422 prompt characters outside the vocabulary, 429 when
+    the token holds RNNLAB_MAX_SESSIONS_PER_TOKEN sessions."""
+    loaded = await _text_model(
+        sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id, model=body.model
+    )
+    _check_text(loaded, body.prompt, "prompt")
+    weights = loaded.engine.weights if loaded.engine is not None else None
+    assert weights is not None
+
+    def primed() -> StartState:
+        from models.decode.state import StartState
+
+        start = StartState.zero(weights.num_layers, weights.hidden_size)
+        if not body.prompt:
+            return start
+        return weights.feed(loaded.vocab.encode(body.prompt), start)[1]
+
+    state = await run_in_threadpool(primed)
+    return await _insert(sessions, settings, owner, loaded.checkpoint_id, body.model, state, len(body.prompt))
+
+
+async def _insert(
+    sessions: Sessions,
+    settings: Settings,
+    owner: str,
+    checkpoint_id: int,
+    model: str | None,
+    state: StartState,
+    characters: int,
+) -> SessionOut:
+    def insert() -> SessionRecord:
+        with sessions() as session:
+            return session_store.create(
+                session,
+                owner=owner,
+                checkpoint_id=checkpoint_id,
+                model=model,
+                state=encode_state(state),
+                num_layers=state.h.shape[0],
+                hidden_size=state.h.shape[1],
+                characters=characters,
+                clamps=stored_clamps(state.clamps),
+                idle_s=settings.session_idle_seconds,
+                cap=settings.max_sessions_per_token,
+            )
+
+    return session_out(await run_in_threadpool(insert), settings)
+
+
+async def get(sessions: Sessions, settings: Settings, owner: str, session_id: str) -> SessionOut:
+    return session_out(await _read(sessions, settings, owner, session_id), settings)
+
+
+async def list_sessions(sessions: Sessions, settings: Settings, owner: str) -> SessionList:
+    def read() -> Sequence[SessionRecord]:
+        with sessions() as session:
+            return session_store.list_for(session, owner=owner, idle_s=settings.session_idle_seconds)
+
+    return SessionList(sessions=[session_out(r, settings) for r in await run_in_threadpool(read)])
+
+
+async def delete(sessions: Sessions, owner: str, session_id: str) -> None:
+    def remove() -> None:
+        with sessions() as session:
+            session_store.remove(session, session_id, owner=owner)
+
+    await run_in_threadpool(remove)
+
+
+async def append(
+    sessions: Sessions, cache: ModelCache, settings: Settings, owner: str, session_id: str, body: AppendIn
+) -> AppendOut:
+    """Feed `text`: its surprisal per character, and the state after it (clamps held as it goes)."""
+    record = await _read(sessions, settings, owner, session_id)
+    _check_total(record, len(body.text), "text")
+    loaded = await _loaded_for(sessions, cache, record)
+    _check_text(loaded, body.text, "text")
+    weights = loaded.engine.weights if loaded.engine is not None else None
+    assert weights is not None
+    start = decode_state(record)
+
+    def fed() -> tuple[list[float | None], StartState]:
+        import torch
+
+        ids = loaded.vocab.encode(body.text)
+        logits, state = weights.feed(ids, start)
+        logprobs = torch.log_softmax(logits.double(), dim=-1).gather(1, ids.view(-1, 1).to(logits.device))
+        bits: list[float | None] = [-lp / math.log(2) for lp in logprobs.flatten().tolist()]
+        if record.characters == 0:  # nothing came before it: the zero state predicts nothing
+            bits[0] = None
+        return bits, state
+
+    bits, state = await run_in_threadpool(fed)
+    saved = await _save(
+        sessions,
+        record,
+        state=encode_state(state),
+        characters=record.characters + len(body.text),
+        clamps=stored_clamps(state.clamps),
+    )
+    known = [b for b in bits if b is not None]
+    return AppendOut(
+        session=session_out(saved, settings),
+        tokens=list(body.text),
+        surprisal_bits=bits,
+        bits_per_character=sum(known) / len(known) if known else None,
+    )
+
+
+async def generate(
+    sessions: Sessions,
+    cache: ModelCache,
+    settings: Settings,
+    owner: str,
+    session_id: str,
+    body: SessionGenerateIn,
+) -> SessionGenerateOut:
+    """Continue the state by `length` characters through the checkpoint's decode batch; the state
+    after them is the session's."""
+    from models.decode.state import StartState, after
+    from models.decode.stream import Stream
+
+    started_at = perf_counter()
+    record = await _read(sessions, settings, owner, session_id)
+    if record.characters == 0:
+        raise SessionEmpty(session_id)
+    _check_total(record, body.length, "length")
+    loaded = await _loaded_for(sessions, cache, record)
+    assert loaded.engine is not None
+    start = decode_state(record)
+    random_seed = secrets.randbits(32) if body.random_seed is None else body.random_seed
+    stream = Stream("", body.length, random_seed, body.temperature, body.top_k, body.top_p)
+    handle = loaded.engine.submit(GenerationRequest(stream, start=start, keep_state=True))
+    try:
+        text = await handle.text()
+    finally:
+        handle.cancel()  # the request went away while it waited: free the slot, change nothing
+    observe_handles([handle], started_at, model_name_of(record.model))  # in /generate's metrics
+    final: torch.Tensor | None = handle.final_state
+    assert final is not None  # a stream of `length` characters without stops always leaves with it
+    state = StartState.from_flat(final.cpu(), record.num_layers, after(start.clamps, body.length))
+    saved = await _save(
+        sessions,
+        record,
+        state=encode_state(state),
+        characters=record.characters + body.length,
+        clamps=stored_clamps(state.clamps),
+    )
+    return SessionGenerateOut(session=session_out(saved, settings), text=text, random_seed=random_seed)
+
+
+async def fork(sessions: Sessions, settings: Settings, owner: str, session_id: str) -> SessionOut:
+    """A new session with a copy of this one's state, characters and pending clamps."""
+    record = await _read(sessions, settings, owner, session_id)
+    state = decode_state(record)
+    return await _insert(
+        sessions, settings, owner, record.checkpoint_id, record.model, state, record.characters
+    )
+
+
+async def clamp(
+    sessions: Sessions, settings: Settings, owner: str, session_id: str, body: ClampIn
+) -> SessionOut:
+    """Hold a cell unit from now for the next `steps` characters (422 naming layer or unit when out
+    of the model's range)."""
+    from models.decode.limits import MAX_CLAMPS
+    from models.decode.state import Clamp
+
+    record = await _read(sessions, settings, owner, session_id)
+    for field, value, size in (
+        ("layer", body.layer, record.num_layers),
+        ("unit", body.unit, record.hidden_size),
+    ):
+        if value >= size:
+            raise InvalidInput(("body", field), f"must be less than {size} for this model, got {value}")
+    new = Clamp(body.layer, body.unit, body.value, body.steps)
+    state = decode_state(record)
+    try:
+        state = state.clamped(new)
+    except ValueError as exc:  # too many pending
+        raise InvalidInput(("body", "unit"), f"{exc} (MAX_CLAMPS = {MAX_CLAMPS})") from exc
+    saved = await _save(sessions, record, state=encode_state(state), clamps=stored_clamps(state.clamps))
+    return session_out(saved, settings)

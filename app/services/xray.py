@@ -1,0 +1,242 @@
+"""The X-ray of a model on one input (`POST /analyze`) and its units ranked against a text feature
+(`POST /analyze/units`): resolve and load the model as /score does, check the input against it, then
+one traced forward pass (models/xray) in a server thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from app.core.errors import InvalidInput, WrongTask
+from app.generation.cache import LoadedModel, ModelCache
+from app.schemas.generation import Timings
+from app.schemas.xray import (
+    AnalyzeIn,
+    AnalyzeOut,
+    DigitPositions,
+    LayerTrace,
+    RankedUnitOut,
+    Saturation,
+    TextPositions,
+    UnitsIn,
+    UnitsOut,
+)
+from app.services.generation import Sessions, loaded_model
+from models.xray.limits import MAX_TRACE_VALUES, SIGNAL_DECIMALS
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Input:
+    """A checked input: what the model reads and the tokens the response lists."""
+
+    tensor: torch.Tensor  # (B, T) ids or (B, T, D) digits
+    tokens: list[str]
+    field: str  # text or digits, for errors
+
+
+def model_input(loaded: LoadedModel, *, text: str | None, digits: str | None, source: str = "body") -> Input:
+    """409 when the model reads the other kind of input; 422 naming characters outside its vocabulary."""
+    from models.data import UnknownCharacters, digits_from, encode_digits
+
+    kind = "text" if loaded.task == "text" else "digits"
+    if (text if kind == "text" else digits) is None:
+        other = "digits" if kind == "text" else "text"
+        raise WrongTask(
+            f"checkpoint {loaded.checkpoint_id} is a {loaded.task} model: it reads `{kind}`, not `{other}`"
+        )
+    if text is not None and kind == "text":
+        missing = loaded.vocab.missing(text)
+        if missing:
+            raise InvalidInput((source, "text"), str(UnknownCharacters(missing)))
+        return Input(loaded.vocab.encode(text)[None], list(text), "text")
+    assert digits is not None
+    encoding = loaded.train_config["input_encoding"]
+    return Input(encode_digits(digits_from(digits)[None], encoding), list(digits), "digits")
+
+
+def chosen(
+    sizes: list[int],
+    layers: list[int] | None,
+    units: list[int] | None,
+    positions: int,
+    field: str,
+    source: str = "body",
+) -> tuple[list[int], list[int]]:
+    """The layers and units to list (every one by default), in range and within the budget."""
+    layers = list(dict.fromkeys(layers)) if layers is not None else list(range(len(sizes)))
+    for layer in layers:
+        if not 0 <= layer < len(sizes):
+            raise InvalidInput(
+                (source, "layers"),
+                f"layer {layer} is out of range: this model has layers 0..{len(sizes) - 1}",
+            )
+    width = sizes[0]  # every layer of these models has the same width
+    units = list(dict.fromkeys(units)) if units is not None else list(range(width))
+    for unit in units:
+        if not 0 <= unit < width:
+            raise InvalidInput(
+                (source, "units"),
+                f"unit {unit} is out of range: this model's layers have units 0..{width - 1}",
+            )
+    if not layers or not units:
+        raise InvalidInput((source, "units" if layers else "layers"), "choose at least one")
+    total = positions * len(units) * len(layers)
+    if total > MAX_TRACE_VALUES:
+        raise InvalidInput(
+            (source, field),
+            f"{positions} positions x {len(units)} units x {len(layers)} layers = {total:,} is over the "
+            f"budget of {MAX_TRACE_VALUES:,}: choose fewer units or layers, or a shorter input",
+        )
+    return layers, units
+
+
+async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut:
+    from models.xray.trace import layer_sizes
+
+    started = perf_counter()
+    loaded = await loaded_model(
+        sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id, model=body.model
+    )
+    given = model_input(loaded, text=body.text, digits=body.digits)
+    layers, units = chosen(layer_sizes(loaded.model), body.layers, body.units, len(given.tokens), given.field)
+    loaded_at = perf_counter()
+    parts = await run_in_threadpool(_analyze, loaded, given, layers, units, body.top, body.signals)
+    done = perf_counter()
+    return AnalyzeOut(
+        checkpoint_id=loaded.checkpoint_id,
+        tokens=given.tokens,
+        timings=Timings(
+            load_ms=(loaded_at - started) * 1000,
+            generate_ms=(done - loaded_at) * 1000,
+            total_ms=(done - started) * 1000,
+        ),
+        **parts,
+    )
+
+
+def _analyze(
+    loaded: LoadedModel,
+    given: Input,
+    layers: list[int],
+    units: list[int],
+    top: int,
+    signals: list[str] | None,
+) -> dict[str, Any]:
+    from models.xray.predictions import digit_predictions, text_predictions
+    from models.xray.saturation import saturation
+    from models.xray.trace import SIGNALS, model_type, trace
+
+    kind = model_type(loaded.model)
+    if signals is not None:
+        unknown = sorted(set(signals) - set(SIGNALS[kind]))
+        if unknown:
+            raise InvalidInput(
+                ("body", "signals"),
+                f"a {kind} model has no {', '.join(unknown)}; it has {', '.join(SIGNALS[kind])}",
+            )
+    traced = trace(loaded.model, given.tensor)
+    parts: dict[str, Any] = {"model_type": kind}
+    if given.field == "text":
+        predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
+        parts["text"] = TextPositions(
+            surprisal_bits=predicted.surprisal_bits, entropy_bits=predicted.entropy_bits, top=predicted.top
+        )
+    else:
+        predictions, probabilities = digit_predictions(traced.logits[0])
+        parts["digits"] = DigitPositions(predictions=predictions, probabilities=probabilities)
+    listed = []
+    for layer in layers:
+        # (T, units) per signal, then one list per unit: the response's per-unit series.
+        picked = {name: values[0][:, units] for name, values in traced.layers[layer].items()}
+        fractions = saturation({name: values[None] for name, values in picked.items()})
+        shown = [name for name in picked if signals is None or name in signals]
+        # model_construct: ~3 M numbers at the budget's limit, made here from tensors, need no
+        # validation (which would cost as much as the trace).
+        listed.append(
+            LayerTrace.model_construct(
+                layer=layer,
+                units=units,
+                signals={name: rounded(picked[name].t()) for name in shown},
+                saturation={
+                    gate: Saturation(left=left.tolist(), right=right.tolist())
+                    for gate, (left, right) in fractions.items()
+                },
+            )
+        )
+    parts["layers"] = listed
+    return parts
+
+
+def rounded(values: torch.Tensor) -> list[Any]:
+    """Lists of numbers to SIGNAL_DECIMALS places: in float64 first, so 0.1234 prints as 0.1234."""
+    return values.double().round(decimals=SIGNAL_DECIMALS).tolist()
+
+
+async def rank_units(sessions: Sessions, cache: ModelCache, body: UnitsIn) -> UnitsOut:
+    from models.xray.trace import layer_sizes
+
+    started = perf_counter()
+    loaded = await loaded_model(
+        sessions, cache, checkpoint_id=body.checkpoint_id, job_id=body.job_id, model=body.model
+    )
+    given = model_input(loaded, text=body.text, digits=None)
+    sizes = layer_sizes(loaded.model)
+    if body.layer >= len(sizes):
+        raise InvalidInput(
+            ("body", "layer"),
+            f"layer {body.layer} is out of range: this model has layers 0..{len(sizes) - 1}",
+        )
+    loaded_at = perf_counter()
+    parts = await run_in_threadpool(_rank, loaded, given, body)
+    done = perf_counter()
+    return UnitsOut(
+        checkpoint_id=loaded.checkpoint_id,
+        layer=body.layer,
+        signal=body.signal,
+        positions=len(given.tokens),
+        timings=Timings(
+            load_ms=(loaded_at - started) * 1000,
+            generate_ms=(done - loaded_at) * 1000,
+            total_ms=(done - started) * 1000,
+        ),
+        **parts,
+    )
+
+
+def _rank(loaded: LoadedModel, given: Input, body: UnitsIn) -> dict[str, Any]:
+    from models.xray.features import FEATURES, InvalidRegex, regex_feature
+    from models.xray.trace import trace
+    from models.xray.units import ConstantFeature, excerpt_window, rank_units
+
+    text = "".join(given.tokens)
+    if body.regex is not None:
+        name, field = f"regex:{body.regex}", "regex"
+        try:
+            feature = regex_feature(text, body.regex)
+        except InvalidRegex as e:
+            raise InvalidInput(("body", "regex"), str(e)) from e
+    else:
+        assert body.feature is not None
+        name, field = body.feature, "feature"
+        feature = FEATURES[body.feature](text)
+    activations = trace(loaded.model, given.tensor).layers[body.layer][body.signal][0]  # (T, H)
+    try:
+        ranked = rank_units(activations, feature, body.top)
+    except ConstantFeature as e:
+        raise InvalidInput(("body", field), str(e)) from e
+    start, end = excerpt_window(feature)
+    return {
+        "feature": name,
+        "excerpt_start": start,
+        "excerpt": text[start:end],
+        "feature_values": feature[start:end],
+        "units": [
+            RankedUnitOut(unit=u.unit, r=u.r, values=activations[start:end, u.unit].tolist()) for u in ranked
+        ],
+    }

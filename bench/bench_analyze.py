@@ -1,0 +1,138 @@
+"""`POST /analyze` over 2,000 characters against one forward pass of the same model in this process.
+
+Starts its own `rnnlab serve` (bench_generate's), trains a char-LSTM through `POST /train` on the
+built-in corpus (or measures `--url` + `--checkpoint-id` of a running server), downloads the
+checkpoint, then measures in one run, interleaved round by round:
+
+    forward        `model(ids)` on the 2,000 characters under torch.inference_mode(), one thread,
+                   in this process: the floor, what any X-ray must at least compute
+    analyze all    `POST /analyze` with every unit of every layer (i, f, g, o, c, h per unit and
+                   position, surprisal, entropy, top 3): wall time at the client, JSON parsed
+    analyze 8      the same with `units` = 0..7 (of both layers)
+    analyze 1      one unit of the last layer: the dashboard's request
+    server         the service's own `timings.generate_ms` of the all-units and one-unit requests:
+                   the trace and the lists it answers, without the JSON
+
+The ratio printed is the median request time over the median forward time. Target: <= 3x.
+
+    .venv/bin/python bench/bench_analyze.py [--train-steps 50] [--rounds 15] [--corpus PATH]
+    .venv/bin/python bench/bench_analyze.py --url http://127.0.0.1:8000 --token T --checkpoint-id 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+
+from bench_generate import AUTH, free_port, load_average, start_serve, train  # bench/ is on sys.path
+from corpus import add_corpus_argument, load_bench_corpus
+from models.checkpoint import load_model, load_vocabulary
+
+CHARACTERS = 2_000
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - started) * 1000, result
+
+
+def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> None:
+    ckpt = torch.load(io.BytesIO(api.get(f"/checkpoints/{checkpoint_id}/file").content), weights_only=True)
+    model, vocab = load_model(ckpt), load_vocabulary(ckpt)
+    assert vocab is not None, "a text checkpoint"
+    known = set(vocab.chars)
+    text = "".join(ch for ch in corpus if ch in known)[:CHARACTERS]
+    assert len(text) == CHARACTERS, "the corpus is too short"
+    ids = vocab.encode(text)[None]
+    arch = ckpt["architecture"]
+    print(f"model: {arch['num_layers']} x {arch['hidden_size']} char-LSTM, {CHARACTERS:,} characters")
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(ids)
+
+    def analyze(units: list[int] | None, layers: list[int] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"checkpoint_id": checkpoint_id, "text": text, "top": 3}
+        if units is not None:
+            body["units"] = units
+        if layers is not None:
+            body["layers"] = layers
+        response = api.post("/analyze", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    analyze(None)  # load the checkpoint into the server's cache
+    rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "analyze 1": []}
+    rows |= {"server all": [], "server 1": []}
+    last_layer = arch["num_layers"] - 1
+    for _ in range(rounds):
+        rows["forward"].append(timed(forward)[0])
+        ms, body = timed(lambda: analyze(None))
+        rows["analyze all"].append(ms)
+        rows["server all"].append(body["timings"]["generate_ms"])
+        rows["analyze 8"].append(timed(lambda: analyze(list(range(8))))[0])
+        ms, body = timed(lambda: analyze([0], [last_layer]))
+        rows["analyze 1"].append(ms)
+        rows["server 1"].append(body["timings"]["generate_ms"])
+        rows["forward"].append(timed(forward)[0])
+    size = len(api.post("/analyze", json={"checkpoint_id": checkpoint_id, "text": text, "top": 3}).content)
+    floor = statistics.median(rows["forward"])
+    print(f"all-units response: {size / 1e6:.1f} MB of JSON")
+    print(f"{'':14} {'median ms':>10} {'x forward':>10}")
+    for name, values in rows.items():
+        median = statistics.median(values)
+        print(f"{name:14} {median:10.1f} {median / floor:10.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train-steps", type=int, default=50, help="steps of the 2 x 128 model to measure")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--url", help="a running server instead of one of its own")
+    parser.add_argument("--token", default=os.environ.get("RNNLAB_TOKEN"), help="its API token")
+    parser.add_argument("--checkpoint-id", type=int, help="with --url: the text checkpoint to measure")
+    add_corpus_argument(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    corpus = load_bench_corpus(args.corpus)
+    print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
+    if args.url:
+        if args.checkpoint_id is None:
+            parser.error("--url needs --checkpoint-id")
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        with httpx.Client(base_url=args.url, headers=headers, timeout=300) as api:
+            measure(api, args.checkpoint_id, corpus, args.rounds)
+        return
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
+        port = free_port()
+        serve = start_serve(Path(tmp), port)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api:
+                job = train(api, args.train_steps)
+                measure(api, job["latest_checkpoint_id"], corpus, args.rounds)
+        finally:
+            os.killpg(serve.pid, signal.SIGTERM)
+            try:
+                serve.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+    print(f"load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

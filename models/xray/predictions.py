@@ -1,0 +1,44 @@
+"""What the model predicts at each position of a traced input: for text, how surprising each
+character was and what else it expected; for palindromes, the digit it would answer at each step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from models.data import Vocabulary
+
+LN2 = math.log(2)
+
+
+@dataclass(frozen=True)
+class TextPredictions:
+    """Per character; the first is null (no context predicted it). Bits: log base 2."""
+
+    surprisal_bits: list[float | None]  # -log2 p(character | the ones before)
+    entropy_bits: list[float | None]  # of the distribution that predicted it
+    top: list[dict[str, float] | None]  # the `top` likeliest characters there, with their probabilities
+
+
+def text_predictions(logits: torch.Tensor, ids: torch.Tensor, vocab: Vocabulary, top: int) -> TextPredictions:
+    """logits (T, V) after each character, ids (T,): position t is scored by the logits at t - 1."""
+    logp = torch.log_softmax(logits[:-1].double(), dim=-1)  # (T - 1, V)
+    surprisal = -logp.gather(1, ids[1:, None])[:, 0] / LN2
+    entropy = -(logp.exp() * logp).sum(dim=-1) / LN2
+    tops: list[dict[str, float] | None] = [None] * len(ids)
+    if top:
+        values, indices = logp.exp().topk(min(top, logp.shape[1]), dim=-1)
+        chars = vocab.chars
+        tops[1:] = [
+            {chars[i]: p for i, p in zip(row_i, row_p, strict=True)}
+            for row_i, row_p in zip(indices.tolist(), values.tolist(), strict=True)
+        ]
+    return TextPredictions([None, *surprisal.tolist()], [None, *entropy.tolist()], tops)
+
+
+def digit_predictions(logits: torch.Tensor) -> tuple[list[int], list[list[float]]]:
+    """logits (T, 10) -> the predicted digit at each step and its 10 probabilities."""
+    probabilities = logits.double().softmax(dim=-1)
+    return probabilities.argmax(dim=-1).tolist(), probabilities.tolist()
