@@ -1,7 +1,7 @@
 """Experiment variants: named sets of training fields, one arm each, crossed with the sweep.
 
 Revision ID: 0007_experiment_variants
-Revises: 0004_model_registry
+Revises: 0006_job_attempts
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_experiment_variants"
-down_revision = "0004_model_registry"
+down_revision = "0006_job_attempts"
 branch_labels = None
 depends_on = None
 
