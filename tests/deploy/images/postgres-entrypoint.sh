@@ -1,0 +1,17 @@
+#!/bin/sh
+# First start: create the cluster, the user (with its password) and the database, as the official image
+# does; every start: run the server in the foreground. The port is PGPORT (pg_isready reads it too), the
+# address loopback only: the compose test runs on the host's network.
+set -eu
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    pwfile=$(mktemp)
+    printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
+    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pwfile"
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    if [ "$POSTGRES_DB" != "$POSTGRES_USER" ]; then
+        createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
+    fi
+    pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+fi
+exec postgres -D "$PGDATA" -c listen_addresses=127.0.0.1
