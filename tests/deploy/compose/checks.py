@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -227,36 +228,30 @@ def live_workers(client: httpx.Client) -> float:
     return 0.0
 
 
-def worker_running(stack: Stack, job_id: int, password: str) -> str | None:
-    """The worker row that says it runs `job_id`, if its process lives in a worker container: its name."""
+@dataclass(frozen=True)
+class Runner:
+    name: str  # the worker's own name (hostname:pid) in its heartbeat row
+    container: str
+    pid: int  # the worker process, inside its container
+
+
+def worker_running(stack: Stack, job_id: int, password: str) -> Runner | None:
+    """The worker that says (in its heartbeat row) it runs `job_id`, found as a process in a worker container.
+
+    GET /jobs/{id} does not name the worker yet: the heartbeat row is where this version records it.
+    """
     query = f"SELECT name, pid FROM workers WHERE current_job_id = {int(job_id)}"
+    psql = ["psql", "-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", "rnnlab", "-d", "rnnlab", "-At"]
+    postgres = stack.container("postgres")
     out = stack.docker(
-        "exec",
-        "-e",
-        f"PGPASSWORD={password}",
-        stack.container("postgres"),
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(PORTS.postgres),
-        "-U",
-        "rnnlab",
-        "-d",
-        "rnnlab",
-        "-At",
-        "-F",
-        " ",
-        "-c",
-        query,
-        check=False,
+        "exec", "-e", f"PGPASSWORD={password}", postgres, *psql, "-F", " ", "-c", query, check=False
     )
     for line in out.splitlines():
         name, pid = line.split()
         for container in stack.containers("worker"):
             cmdline = stack.docker("exec", container, "cat", f"/proc/{pid}/cmdline", check=False)
             if "rnnlab" in cmdline and "worker" in cmdline:
-                return f"{name} in container {stack.inspect(container)['Name'].lstrip('/')}"
+                return Runner(name, container, int(pid))
     return None
 
 
@@ -325,15 +320,17 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
                 60,
                 stack.logs,
             )
-            say(f"job {long_job} runs in {runner}")
-            worker = stack.container("worker")
-            before = stack.inspect(worker)["State"]
-            stack.docker("kill", worker)
+            worker_name = stack.inspect(runner.container)["Name"].lstrip("/")
+            say(f"job {long_job} runs in worker {runner.name}, pid {runner.pid} of container {worker_name}")
+            before = stack.inspect(runner.container)["State"]
+            # SIGKILL to the worker process, as the OOM killer or a crash would end it. Not `docker kill`:
+            # Docker counts that as a manual stop, which a restart policy never undoes.
+            stack.docker("exec", runner.container, "sh", "-c", f"kill -KILL {runner.pid}")
             killed = get_job(client, long_job)
 
             def restarted() -> bool:
-                state = stack.inspect(worker)
-                return state["State"]["Running"] and state["State"]["StartedAt"] != before["StartedAt"]
+                state = stack.inspect(runner.container)["State"]
+                return bool(state["Running"] and state["StartedAt"] != before["StartedAt"])
 
             wait_for("the restart policy to start the killed worker again", restarted, 120, stack.logs)
             resume_started = time.monotonic()

@@ -183,6 +183,6 @@ def ensure_torch_wheel(wheels: Path) -> Path:
 
 def extra_ca_certificates() -> str:
     """The CAs this machine added to Debian's (its TLS proxy's): the build stage must trust them for pip."""
-    return "".join(
-        path.read_text() for path in sorted(Path("/usr/local/share/ca-certificates").glob("**/*.crt"))
-    )
+    certificates = sorted(Path("/usr/local/share/ca-certificates").glob("**/*.crt"))
+    # As the shell's "$(cat ...)" gives it: no trailing newline (the value is part of the build cache key).
+    return "".join(path.read_text() for path in certificates).rstrip("\n")
