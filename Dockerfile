@@ -29,7 +29,9 @@ COPY client /app/client
 COPY worker /app/worker
 COPY models /app/models
 COPY migrations /app/migrations
-COPY alembic.ini README.md pyproject.toml /app/
+# Not README.md: pyproject.toml names it as the package's long description, and the build stage writes
+# an empty one instead, so editing the documentation does not rebuild the image.
+COPY alembic.ini pyproject.toml /app/
 
 # --- build: a virtual environment with torch, the dependencies and rnnlab ------------------------------
 FROM ${BASE_IMAGE} AS build
@@ -89,7 +91,8 @@ print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-depe
     && pip install --index-url "$PIP_INDEX_URL" -r /tmp/requirements.txt
 
 COPY --from=source /app /app
-RUN pip install --no-deps -e . \
+RUN touch README.md \
+    && pip install --no-deps -e . \
     && python -m compileall -q app worker models migrations \
     && python -m models.native
 

@@ -143,8 +143,15 @@ def assert_each_step_once(
         raise CheckFailed(f"job {job_id}: metric steps off the cadence {sorted(extra)[:20]}")
 
 
+def job_states(client: httpx.Client) -> list[tuple[int, str, int]]:
+    """Every job's id, status and step: what must survive an outage or a restart of the stack."""
+    response = client.get("/jobs", params={"limit": 100})
+    response.raise_for_status()
+    return [(job["id"], job["status"], job["step"]) for job in response.json()["items"]]
+
+
 def generate(client: httpx.Client, job_id: int) -> str:
-    params = {"job_id": job_id, "prompt": "", "length": 25, "temperature": 0}
+    params = {"job_id": job_id, "prompt": "The ", "length": 25, "temperature": 0}
     response = client.get("/generate", params=params)
     if response.status_code != 200:
         raise CheckFailed(f"/generate answered {response.status_code}: {response.text}")
@@ -152,7 +159,7 @@ def generate(client: httpx.Client, job_id: int) -> str:
 
 
 def generate_stream(client: httpx.Client, job_id: int) -> str:
-    params = {"job_id": job_id, "prompt": "", "length": 25, "temperature": 0}
+    params = {"job_id": job_id, "prompt": "The ", "length": 25, "temperature": 0}
     chunks: list[str] = []
     last: dict[str, Any] = {}
     with client.stream("GET", "/generate/stream", params=params) as response:
@@ -275,7 +282,11 @@ def check_flower_lists_the_worker(stack: Stack) -> None:
 def scenario(stack: Stack, values: dict[str, str]) -> None:
     token = values["RNNLAB_API_TOKENS"]
     with step("build every image (docker-compose build, air-gapped build arguments)"):
-        stack.compose("--profile", "monitoring", "build", timeout=3600)
+        # migrate, worker (CPU overlay) and flower build the api's image, same tag and same arguments
+        # (tests/deploy/test_static.py holds them to that): one build, not four context uploads.
+        stack.compose("build", "postgres", "redis", "api", timeout=3600)
+        for image in {stack.service_image(name) for name in ("migrate", "api", "worker", "flower")}:
+            stack.docker("image", "inspect", image)
 
     up_started = time.monotonic()
     with step("up: stores healthy, migrate, api, worker, flower"):
@@ -344,7 +355,7 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
             assert_each_step_once(client, long_job, total, stopped_at=killed["step"])
 
         with step("stop the database: the API answers 503, then recovers on its own, nothing lost"):
-            jobs_before = client.get("/jobs").json()
+            jobs_before = job_states(client)
             stack.compose("stop", "postgres", timeout=120)
             wait_for(
                 "GET /jobs to answer 503 while the database is down",
@@ -357,7 +368,7 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
                 "GET /jobs to answer 200 again", lambda: answers(client, "/jobs") == 200, 120, stack.logs
             )
             wait_ready(client, stack)
-            if client.get("/jobs").json() != jobs_before:
+            if job_states(client) != jobs_before:
                 raise fail("the jobs listed after the database came back differ from before", stack)
 
         with step("--scale worker=2: eight jobs, each run exactly once"):
@@ -370,7 +381,7 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
                     raise fail(f"job {job_id} took {job['attempts']} attempts", stack)
                 assert_each_step_once(client, job_id, 40)
 
-        listing = client.get("/jobs", params={"limit": 100}).json()
+        listing = job_states(client)
         loss = metric_steps(client, long_job)
 
     with step("down, then up: jobs, metrics and checkpoints kept in the named volumes"):
@@ -380,7 +391,7 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
         with httpx.Client(
             base_url=f"http://127.0.0.1:{PORTS.api}", timeout=60, headers={"Authorization": f"Bearer {token}"}
         ) as client:
-            if client.get("/jobs", params={"limit": 100}).json() != listing:
+            if job_states(client) != listing:
                 raise fail("the jobs after down/up differ from before", stack)
             if metric_steps(client, long_job) != loss:
                 raise fail("the long job's metrics after down/up differ from before", stack)

@@ -13,6 +13,10 @@ stack under test cannot drift from the user's:
   the connection URLs, `--host 0.0.0.0 --port 8000` in the API's command, Flower's `--address`/`--port`,
   Redis's port and the health checks that name a port are rewritten to match.
 
+- one thing host networking forces on the worker: `pid: host`. A worker names itself hostname:pid; on
+  the host's network every replica has the host's hostname, and in a PID namespace of its own every
+  replica's worker has the same small pid, so two replicas would share one name (and one heartbeat row).
+
 `ports:` stays as it is: docker-compose v1 cannot delete a key in an override, and under host networking
 Docker ignores published ports.
 """
@@ -99,6 +103,8 @@ def derive(ports: Ports, base_image: str) -> dict[str, Any]:
         # Only the variables whose value changes: the rest comes from docker-compose.yml as it is.
         environment = {k: _addresses(str(v), ports) for k, v in service["environment"].items()}
         out[name]["environment"] = {k: v for k, v in environment.items() if v != service["environment"][k]}
+
+    out["worker"]["pid"] = "host"
 
     api = _replace_option(services["api"]["command"], "--host", "127.0.0.1")
     out["api"]["command"] = _replace_option(api, "--port", str(ports.api))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from tests.deploy.compose.engine import Engine
 
 T = TypeVar("T")
@@ -104,6 +106,11 @@ class Stack:
         if check and result.returncode != 0:
             raise CheckFailed(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result.stdout
+
+    def service_image(self, service: str) -> str:
+        """The image a service runs, as compose resolves it."""
+        config = self.compose("--profile", "monitoring", "config", timeout=120).stdout
+        return str(yaml.safe_load(config)["services"][service]["image"])
 
     def containers(self, service: str) -> list[str]:
         """Ids of the service's containers, running or not, oldest first."""
