@@ -446,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
                 "EXTRA_CA_CERT": engines.extra_ca_certificates(),
             },
         )
+        merged = stack.compose("--profile", "monitoring", "config", timeout=120).stdout
+        (work / "stack.yml").write_text(override.without_ports(merged))
+        (work / "stack.yml").chmod(0o600)  # interpolated: it holds this run's generated passwords
+        stack.files = [work / "stack.yml"]
         with step("remove what an earlier run left"):
             stack.remove_everything()
         scenario(stack, values)

@@ -17,8 +17,11 @@ stack under test cannot drift from the user's:
   the host's network every replica has the host's hostname, and in a PID namespace of its own every
   replica's worker has the same small pid, so two replicas would share one name (and one heartbeat row).
 
-`ports:` stays as it is: docker-compose v1 cannot delete a key in an override, and under host networking
-Docker ignores published ports.
+And one transformation an override cannot make: under host networking docker-compose refuses `ports:`
+("host" network_mode is incompatible with port_bindings), and v1 cannot delete a key in an override. So
+`without_ports` takes the three files as `docker-compose config` merges them (interpolated, `$$` kept
+escaped; the file holds the run's generated passwords, so it is written 0600 under var/) and drops `ports`
+from every service; the stack runs from that one merged file.
 """
 
 from __future__ import annotations
@@ -136,3 +139,13 @@ def write(path: Path, ports: Ports, base_image: str) -> Path:
         + yaml.safe_dump(derive(ports, base_image), sort_keys=False)
     )
     return path
+
+
+def without_ports(merged_config: str) -> str:
+    """`docker-compose config --no-interpolate` output with every service's `ports` removed (see above)."""
+    config = yaml.safe_load(merged_config)
+    for service in config["services"].values():
+        service.pop("ports", None)
+    return "# Derived by tests/deploy/compose/override.py: do not edit.\n" + yaml.safe_dump(
+        config, sort_keys=False
+    )

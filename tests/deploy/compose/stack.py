@@ -95,7 +95,7 @@ class Stack:
         if check and result.returncode != 0:
             raise CheckFailed(
                 f"docker-compose {' '.join(args)} exited {result.returncode}\n"
-                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}\n{self.logs()}"
             )
         return result
 

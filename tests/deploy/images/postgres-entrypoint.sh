@@ -9,7 +9,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     rm -f "$pwfile"
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-    if [ "$POSTGRES_DB" != "$POSTGRES_USER" ]; then
+    # initdb makes only the `postgres` database; the official image creates POSTGRES_DB (default: the user).
+    if [ "$POSTGRES_DB" != postgres ]; then
         createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
     fi
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
