@@ -6,7 +6,9 @@ set -eu
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pwfile=$(mktemp)
     printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
-    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    # UTF8, as the official image: without a locale initdb picks SQL_ASCII, whose text psycopg returns as bytes.
+    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     rm -f "$pwfile"
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
     # initdb makes only the `postgres` database; the official image creates POSTGRES_DB (default: the user).
