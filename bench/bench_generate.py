@@ -25,6 +25,7 @@ Targets on the 2-core development CPU: single stream >= 5x naive; 32 clients >= 
 aggregate with p99 <= 4x one client's latency; single-client p99 while training <= 2.5x idle.
 
     .venv/bin/python bench/bench_generate.py [--train-steps 300] [--rounds 10] [--unique-seed-texts]
+        [--url http://127.0.0.1:PORT --token TOKEN]   (a running API, e.g. a container, instead of serve)
 """
 
 from __future__ import annotations
@@ -344,14 +345,23 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=10, help="requests per client in the C-client runs")
     parser.add_argument("--samples", type=int, default=30, help="single-client requests, idle and training")
+    parser.add_argument(
+        "--url",
+        help="measure this running API (e.g. a container: http://127.0.0.1:8000) instead of "
+        "starting `rnnlab serve`; it must lift the rate limit as start_serve does, and have a worker",
+    )
+    parser.add_argument("--token", help="the bearer token of --url's API")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.url:
+        global AUTH
+        AUTH = {"Authorization": f"Bearer {args.token}"}
 
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
-        port = free_port()
+        port = int(args.url.rsplit(":", 1)[1].rstrip("/")) if args.url else free_port()
         url = f"http://127.0.0.1:{port}"
-        serve = start_serve(Path(tmp), port)
+        serve = None if args.url else start_serve(Path(tmp), port)
         try:
             with httpx.Client(base_url=url, headers=AUTH, timeout=300) as api:
                 started = time.perf_counter()
@@ -366,11 +376,12 @@ def main() -> None:
                 streaming(port, checkpoint_id, ckpt, args.rounds)
                 while_training(api, checkpoint_id, args.samples)
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+            if serve is not None:
+                os.killpg(serve.pid, signal.SIGTERM)
+                try:
+                    serve.wait(90)
+                except subprocess.TimeoutExpired:
+                    os.killpg(serve.pid, signal.SIGKILL)
     print(f"load average at end: {load_average()}")
 
 

@@ -223,8 +223,14 @@ def test_dockerfile_shape() -> None:
     assert "python:3.11-slim" in text
     assert re.search(r"(?m)^ARG TORCH_VARIANT=cu128$", text)
     assert 'download.pytorch.org/whl/${TORCH_VARIANT}" "torch==2.13.0"' in text
-    # Dependencies are installed from pyproject.toml alone, before the source is copied.
-    assert text.index("COPY pyproject.toml") < text.index("pip install -r") < text.index("COPY app")
+    # Dependencies are installed from pyproject.toml alone, before the source is copied in.
+    assert (
+        text.index("COPY pyproject.toml")
+        < text.index("-r /tmp/requirements.txt")
+        < text.index("COPY --from=source")
+    )
+    # A `# syntax=` line makes BuildKit pull its front end from a registry: an air-gapped build cannot.
+    assert not re.search(r"(?m)^# *syntax=", text)
     user = re.findall(r"(?m)^USER\s+(\S+)", text)
     assert user and user[-1].split(":")[0] not in ("root", "0")
     healthcheck = re.search(r"(?ms)^HEALTHCHECK.*?CMD (\[.*?\])$", text)
@@ -237,5 +243,51 @@ def test_the_image_copies_every_package_that_pyproject_installs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = [name.rstrip("*") for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
     assert "client" in packages
-    missing = [name for name in packages if not re.search(rf"(?m)^COPY {name} \./{name}$", text)]
+    missing = [name for name in packages if not re.search(rf"(?m)^COPY {name} /app/{name}$", text)]
     assert not missing, f"the image would install without {missing}"
+
+
+BUILD_ARGS = (
+    "BASE_IMAGE",
+    "TORCH_VARIANT",
+    "TORCH_WHEELS",
+    "PIP_INDEX_URL",
+    "EXTRA_CA_CERT",
+    "RNNLAB_EXTRAS",
+)
+
+
+def test_build_arguments_are_declared_documented_and_off_by_default() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    header = text[: text.index("ARG BASE_IMAGE")]
+    for name in BUILD_ARGS:
+        assert re.search(rf"(?m)^ARG {name}=", text), f"ARG {name} has no default"
+        assert f"#   {name}" in header, f"{name} is not explained at the top of the Dockerfile"
+    # The online defaults: what users with internet got before these arguments existed.
+    assert re.search(r"(?m)^ARG BASE_IMAGE=python:3.11-slim-bookworm$", text)
+    assert re.search(r'(?m)^ARG TORCH_WHEELS=""$', text) and re.search(r'(?m)^ARG EXTRA_CA_CERT=""$', text)
+
+
+def test_compose_passes_the_build_arguments_to_every_rnnlab_build(gpu_stack: dict) -> None:
+    for name in ("migrate", "api", "worker", "flower"):
+        args = gpu_stack[name]["build"]["args"]
+        assert {"BASE_IMAGE", "TORCH_WHEELS", "PIP_INDEX_URL", "EXTRA_CA_CERT"} <= set(args), name
+        assert args["BASE_IMAGE"] == "python:3.11-slim-bookworm" and args["TORCH_WHEELS"] == ""
+    assert gpu_stack["api"]["build"]["args"]["TORCH_VARIANT"] == "cpu"
+
+
+def test_flower_runs_from_the_api_image_on_loopback(gpu_stack: dict) -> None:
+    flower = gpu_stack["flower"]
+    assert flower["image"] == gpu_stack["api"]["image"] == "rnnlab:cpu"
+    assert flower["build"]["args"]["RNNLAB_EXTRAS"] == "monitoring"
+    assert flower["ports"] == ["127.0.0.1:5555:5555/tcp"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert any(d.startswith("flower") for d in pyproject["project"]["optional-dependencies"]["monitoring"])
+
+
+def test_cpu_overlay_worker_builds_the_api_image(project: Path) -> None:
+    filled_env_file(project, COMPOSE_FILE="docker-compose.yml:docker-compose.cpu.yml")
+    services = resolved(project, None, clean_env())["services"]
+    # Same tag and same arguments: building both must give one image, not two that overwrite each other.
+    assert services["worker"]["image"] == services["api"]["image"]
+    assert services["worker"]["build"]["args"] == services["api"]["build"]["args"]
