@@ -123,9 +123,10 @@ RECIPES: dict[str, dict[str, object]] = {
         "lr_schedule": "cosine",
         "warmup_steps": 100,
     },
+    # The best measured: 2 x 256, dropout 0.3 (0.2 was measured too), bfloat16, Adam, warm-up and cosine.
     "wide_bf16_dropout_cosine": {
         "hidden_size": 256,
-        "dropout": 0.2,
+        "dropout": 0.3,
         "precision": "bfloat16",
         "optimizer": "adam",
         "learning_rate": 2e-3,
