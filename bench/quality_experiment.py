@@ -72,21 +72,42 @@ def wait_for_experiment(client: httpx.Client, experiment_id: int, poll_s: float)
         time.sleep(poll_s)
 
 
-def summary_table(experiment: dict[str, Any]) -> tuple[str, dict[tuple[str, int], list[float]]]:
-    """Final val_accuracy per (model, length): mean [min, max] over seeds."""
+# Issue 20's extended figure: the course's models and the LSTM with each ingredient alone, then all
+# of them together, as named variants of one experiment (the course recipe is the base body).
+EXTENDED_VARIANTS: dict[str, dict[str, Any]] = {
+    "rnn": {"model": "rnn"},
+    "lstm_course": {},
+    "lstm_adam": {"optimizer": "adam"},
+    "lstm_chrono": {"init": "chrono"},
+    "lstm_orthogonal": {"init": "orthogonal"},
+    "lstm_curriculum": {"curriculum_start": 10},
+    "lstm_all": {"optimizer": "adam", "init": "chrono", "curriculum_start": 10},
+    "phased_lstm": {"model": "phased_lstm"},
+}
+EXTENDED_LENGTHS = [10, 20, 40, 60, 80, 100]
+
+
+def summary_table(
+    experiment: dict[str, Any], arm: str = "model", metric: str = "final"
+) -> tuple[str, dict[tuple[str, int], list[float]]]:
+    """Held-out accuracy per (arm, length), the final or the best of each job: mean [min, max] over seeds."""
     cells: dict[tuple[str, int], list[float]] = {}
     for row in experiment["results"]:
-        accuracy = row["final_metrics"].get("val_accuracy", float("nan"))
-        cells.setdefault((row["params"]["model"], row["params"]["input_length"]), []).append(accuracy)
-    models = experiment["sweep"]["model"]
+        if metric == "best":
+            accuracy = row["best_val_accuracy"] if row["best_val_accuracy"] is not None else float("nan")
+        else:
+            accuracy = row["final_metrics"].get("val_accuracy", float("nan"))
+        cells.setdefault((row["params"][arm], row["params"]["input_length"]), []).append(accuracy)
+    models = experiment["sweep"][arm]
     lengths = experiment["sweep"]["input_length"]
-    lines = ["  model        " + "".join(f"{f'L={n}':>22}" for n in lengths)]
+    width = max(12, *(len(str(m)) for m in models))
+    lines = [f"  {arm:<{width}} " + "".join(f"{f'L={n}':>22}" for n in lengths)]
     for model in models:
         row = ""
         for n in lengths:
             values = cells[(model, n)]
             row += f"{statistics.fmean(values):>8.3f} [{min(values):.3f}-{max(values):.3f}]"
-        lines.append(f"  {model:<12} {row}")
+        lines.append(f"  {model:<{width}} {row}")
     return "\n".join(lines), cells
 
 
@@ -98,6 +119,11 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=1500)
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--extended",
+        action="store_true",
+        help="issue 20's figure: EXTENDED_VARIANTS x lengths 10..100 (--lengths, --seeds apply)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path, default=Path("bench-experiment"), help="results.csv, plot.png")
     args = parser.parse_args()
@@ -114,6 +140,16 @@ def main() -> None:
         "device": "cpu",
         "sweep": {"model": args.models, "input_length": args.lengths, "seed": args.seeds},
     }
+    arm = "model"
+    if args.extended:
+        arm = "variant"
+        lengths = args.lengths if args.lengths != parser.get_default("lengths") else EXTENDED_LENGTHS
+        body["name"] = "accuracy against palindrome length: the course's models and the LSTM's ingredients"
+        body["variants"] = EXTENDED_VARIANTS
+        body["sweep"] = {"input_length": lengths} | ({"seed": args.seeds} if len(args.seeds) > 1 else {})
+        if len(args.seeds) == 1:
+            body["seed"] = args.seeds[0]
+        args.models, args.lengths = list(EXTENDED_VARIANTS), lengths
     jobs = len(args.models) * len(args.lengths) * len(args.seeds)
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{jobs} jobs of {args.train_steps} steps, hidden {args.hidden_size}, batch {args.batch_size}")
@@ -132,17 +168,24 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 url = f"/experiments/{experiment_id}"
                 (args.out / "results.csv").write_text(client.get(f"{url}/results.csv").text)
-                plot = client.get(f"{url}/plot.png", params={"x": "input_length", "hue": "model"})
-                (args.out / "plot.png").write_bytes(plot.content)
+                for metric, name in (("val_accuracy", "plot.png"), ("best_val_accuracy", "plot-best.png")):
+                    plot = client.get(
+                        f"{url}/plot.png", params={"x": "input_length", "hue": arm, "metric": metric}
+                    )
+                    (args.out / name).write_bytes(plot.content)
         finally:
             proc.terminate()
             proc.wait(120)
 
-    table, cells = summary_table(experiment)
+    table, cells = summary_table(experiment, arm)
     print(f"\nFinal held-out accuracy (mean [min-max] over seeds {args.seeds}):\n{table}")
+    best_table, _ = summary_table(experiment, arm, "best")
+    print(f"\nBest held-out accuracy over each run:\n{best_table}")
     print(f"\nexperiment {experiment['status']}; wall time {wall / 60:.1f} min for {jobs} jobs")
     print(f"wrote {args.out / 'results.csv'} and {args.out / 'plot.png'}")
     longest, shortest = max(args.lengths), min(args.lengths)
+    if args.extended:
+        return
     if "rnn" in args.models:
         rnn_long = statistics.fmean(cells[("rnn", longest)])
         falling = rnn_long < statistics.fmean(cells[("rnn", shortest)])

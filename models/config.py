@@ -52,6 +52,19 @@ class TrainingConfig(BaseModel):
     # Step decay: lr *= lr_decay every lr_decay_every steps (1.0 disables it).
     lr_decay: float = Field(1.0, gt=0, le=1)
     lr_decay_every: int = Field(5000, ge=1, le=1_000_000)
+    lr_schedule: Literal["step", "cosine"] = Field(
+        "step",
+        description=(
+            "step: lr *= lr_decay every lr_decay_every steps. cosine: lr follows half a cosine from "
+            "learning_rate to 0 at train_steps (lr_decay is then unused). See models/schedule.py"
+        ),
+    )
+    warmup_steps: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="steps over which lr rises linearly from learning_rate/warmup_steps",
+    )
     batch_size: int = Field(128, ge=1, le=4096)
     train_steps: int = Field(1000, ge=1, le=1_000_000)
     # Clip the global gradient norm: RNN gradients explode on long sequences.
@@ -138,6 +151,24 @@ class TextConfig(TrainingConfig):
     sample_length: int = Field(100, ge=1, le=10_000)
     sample_temperature: float = Field(0.8, ge=MIN_TEMPERATURE, le=10)
     init: LstmInit = Field("default", description=INIT_DESCRIPTION)
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description=(
+            "the training step's arithmetic. bfloat16: the forward pass under torch.autocast to bfloat16 "
+            "(weights, optimizer state and gradients stay float32; evaluation and generation run in "
+            "float32): 2-4x the characters a second on CPUs with AVX512-BF16 or AMX and on recent GPUs, "
+            "slower elsewhere"
+        ),
+    )
+    carry_state: bool = Field(
+        False,
+        description=(
+            "truncated backpropagation through time, as char-rnn trains: the training split is read as "
+            "batch_size contiguous streams, seq_length characters a step, and each batch starts from the "
+            "state the one before ended in (the gradient stops at the batch boundary). false: random "
+            "windows, each from a zero state"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from models.curriculum import Curriculum
 from models.data import PalindromeData, TextData, Vocabulary
 from models.registry import architecture_for
 from models.sample import generate
+from models.streams import TrainStreams
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets) on the training device
 
@@ -50,6 +51,13 @@ class Task(ABC):
     def state_dict(self) -> dict[str, Any] | None:
         """The task's own training state (a curriculum's), stored in checkpoints as `task_state`."""
         return None
+
+    def train_state(self, device: torch.device) -> Any:
+        """The recurrent state the next training batch starts from; None: zeros."""
+        return None
+
+    def keep_train_state(self, state: Any) -> None:  # noqa: B027 (a hook, no-op by default)
+        """The (detached) state the latest training batch ended in."""
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:  # noqa: B027 (a hook)
         """Continue from a checkpoint's `task_state` (None: the checkpoint had none)."""
@@ -133,11 +141,32 @@ class TextTask(Task):
         self.data.check_seq_length(config.seq_length)
         self.architecture = architecture_for(config, len(vocab))
         self.chars_per_step = config.batch_size * config.seq_length
+        self.streams = (
+            TrainStreams(self.data.train_ids, config.batch_size, config.seq_length)
+            if config.carry_state
+            else None
+        )
 
     def train_batch(self, generator: torch.Generator, device: torch.device) -> Batch:
+        if self.streams is not None:
+            return self.streams.next_batch(device)
         # Fresh random windows every step, each from a zero state: the windows are unrelated text,
         # so a state carried over from the previous batch would be noise, not context.
         return self.data.train_batch(self.config.batch_size, self.config.seq_length, generator, device)
+
+    def train_state(self, device: torch.device) -> Any:
+        return None if self.streams is None else self.streams.state_on(device)
+
+    def keep_train_state(self, state: Any) -> None:
+        if self.streams is not None:
+            self.streams.state = state
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None if self.streams is None else {"streams": self.streams.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if self.streams is not None and state is not None and "streams" in state:
+            self.streams.load_state_dict(state["streams"])
 
     def eval_batches(self, device: torch.device) -> Iterator[Batch]:
         return self.data.val_batches(self.config.seq_length, device)

@@ -30,6 +30,8 @@ from models.config import PalindromeConfig, TextConfig
 from models.data import PalindromeData, TextData
 from models.meters import Stopwatch, TrainingMeter
 from models.registry import architecture_mismatch, build_model, initialisation_for
+from models.schedule import make_scheduler
+from models.streams import detached
 from models.tasks import Batch, Task, make_task
 
 
@@ -151,9 +153,7 @@ class _Run:
         self.device = device
         self.callbacks = callbacks
         self.optimizer = make_optimizer(config, model.parameters())
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
-        )
+        self.scheduler = make_scheduler(config, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed)  # the training batches
         self.step = 0
         self.best_val_loss: float | None = None
@@ -188,9 +188,18 @@ class _Run:
         """One optimizer step on the task's next training batch."""
         inputs, targets = self.task.train_batch(self.generator, self.device)
         lr = self.optimizer.param_groups[0]["lr"]
-        loss, correct, grad_norm = train_step(
-            self.model, self.optimizer, inputs, targets, self.config.max_norm, self.task.last_step_only
+        loss, correct, grad_norm, final_state = train_step(
+            self.model,
+            self.optimizer,
+            inputs,
+            targets,
+            self.config.max_norm,
+            self.task.last_step_only,
+            state=self.task.train_state(self.device),
+            # Text only: the hand-written palindrome cells' own backward is written for float32.
+            autocast=isinstance(self.config, TextConfig) and self.config.precision == "bfloat16",
         )
+        self.task.keep_train_state(final_state)
         self.meter.add(loss, correct, targets.numel(), grad_norm, lr)
         self.task.observe(correct, targets.numel())
         self.scheduler.step()
@@ -257,13 +266,18 @@ def train_step(
     targets: torch.Tensor,
     max_norm: float,
     last_step_only: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimizer step -> (loss, correct predictions, gradient norm before clipping), on the device.
+    state: Any = None,
+    autocast: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+    """One optimizer step from recurrent `state` (None: zeros) -> (loss, correct predictions, gradient
+    norm before clipping, the final state detached), on the device; `autocast`: the forward pass in
+    bfloat16 (TextConfig.precision).
 
     The loop's step, exposed so that the benchmark times exactly what training runs.
     """
-    logits, _ = model(inputs)
-    loss, correct = _loss_and_correct(logits, targets, last_step_only)
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits, final_state = model(inputs, state)
+        loss, correct = _loss_and_correct(logits, targets, last_step_only)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
     # Clip the global gradient norm: an RNN's gradient can grow exponentially with the sequence
@@ -271,7 +285,7 @@ def train_step(
     # The returned norm is the one before clipping, which is what the metric should show.
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     optimizer.step()
-    return loss.detach(), correct, grad_norm
+    return loss.detach(), correct, grad_norm, detached(final_state)
 
 
 def _loss_and_correct(

@@ -263,6 +263,12 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# The shared in-process clients serve the whole session, one token's requests from every test: the
+# per-token rate limit would start answering 429 part way through. tests/api/test_limits.py checks
+# the limiter with settings of its own.
+UNLIMITED: dict[str, Any] = {"rate_limit_per_minute": 1e9, "rate_limit_burst": 1_000_000}
+
+
 @pytest.fixture(scope="session")
 def pg_settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """PostgreSQL + Redis, with a queue of this test run's own."""
@@ -273,6 +279,7 @@ def pg_settings(postgres_url: str, redis_url: str, tmp_path_factory: pytest.Temp
         queue=f"rnnlab-test-{uuid4().hex[:10]}",
         data_dir=tmp_path_factory.mktemp("pg-data"),
         api_tokens=API_TOKEN,
+        **UNLIMITED,
     )
 
 
@@ -286,6 +293,7 @@ def sqlite_settings(sqlite_url: str, tmp_path_factory: pytest.TempPathFactory) -
         data_dir=tmp_path_factory.mktemp("sqlite-data"),
         broker_polling_interval=0.1,
         api_tokens=API_TOKEN,
+        **UNLIMITED,
     )
 
 

@@ -77,6 +77,8 @@ class Experiment(Base):
     base_config: Mapped[dict[str, Any]] = mapped_column(JSON)
     # {axis: [values]} in the order given: the grid is their product, the first axis varying slowest.
     sweep: Mapped[dict[str, list[Any]]] = mapped_column(JSON)
+    # Named sets of fields, one arm each, crossed with the sweep (their names are sweep["variant"]).
+    variants: Mapped[dict[str, dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

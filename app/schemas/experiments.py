@@ -13,6 +13,11 @@ from app.schemas.training import PalindromeTrainRequest, TextTrainRequest
 # queued: no job has started. running: some job is queued or running and some has started or ended.
 # Once every job has ended: succeeded (all succeeded), partial (some succeeded, some did not),
 # failed (none succeeded, some failed), cancelled (all cancelled).
+# Variants (named sets of fields) appear in results and figures as one more axis, named so.
+VARIANT_AXIS = "variant"
+MAX_VARIANTS = 20
+VARIANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,39}$"
+
 ExperimentStatus = Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
 
 SWEEP_DESCRIPTION = (
@@ -21,11 +26,21 @@ SWEEP_DESCRIPTION = (
 )
 
 
+VARIANTS_DESCRIPTION = (
+    "named recipes, each a set of training fields that differ from the body (e.g. "
+    '{"rnn": {"model": "rnn"}, "lstm_adam": {"optimizer": "adam"}, "lstm_course": {}}): one arm per '
+    "name, crossed with the sweep's grid. The results, the CSV and the figure show them as the axis "
+    f"`{VARIANT_AXIS}`, which varies slowest. At most {MAX_VARIANTS} names of 1 to 40 characters "
+    "(letters, digits, _ . + -); a field may not be both in a variant and a sweep axis"
+)
+
+
 class ExperimentFields(BaseModel):
     """What an experiment adds to a training request."""
 
     name: str | None = Field(None, max_length=200, description="a label for people; need not be unique")
-    sweep: dict[str, list[Any]] = Field(description=SWEEP_DESCRIPTION)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict, description=SWEEP_DESCRIPTION)
+    variants: dict[str, dict[str, Any]] | None = Field(None, description=VARIANTS_DESCRIPTION)
 
 
 class PalindromeExperimentRequest(PalindromeTrainRequest, ExperimentFields):
@@ -64,7 +79,10 @@ class ExperimentSummary(BaseModel):
     status: ExperimentStatus
     jobs: int
     counts: dict[str, int] = Field(description="jobs per status, every status present")
-    sweep: dict[str, list[Any]]
+    sweep: dict[str, list[Any]] = Field(
+        description=f"the axes of the grid; with variants, `{VARIANT_AXIS}` (their names) comes first"
+    )
+    variants: dict[str, dict[str, Any]] | None = Field(description="the variants' fields, by name")
     created_at: datetime
 
 

@@ -17,6 +17,7 @@ from app.core.job_status import FINISHED, JobStatus
 from app.core.queue import Enqueue
 from app.core.tables import Experiment, Job, Metric
 from app.schemas.experiments import (
+    VARIANT_AXIS,
     ExperimentOut,
     ExperimentPage,
     ExperimentRequest,
@@ -47,7 +48,9 @@ def create_experiment(
         jobs.new_job(session, request=point, queue=route(point.device), memory_budget=memory_budget)
         for point in grid.points
     ]
-    experiment = Experiment(name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep)
+    experiment = Experiment(
+        name=request.name, task=request.task, base_config=grid.base, sweep=grid.sweep, variants=grid.variants
+    )
     session.add(experiment)
     session.flush()  # the experiment's id, for its jobs, inside the same transaction
     for row in rows:
@@ -104,6 +107,7 @@ def _summary(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any]:
         "jobs": sum(counts.values()),
         "counts": counts,
         "sweep": experiment.sweep,
+        "variants": experiment.variants,
         "created_at": experiment.created_at,
     }
 
@@ -128,7 +132,7 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
     best = _best_validation(session, [job.id for job in rows])
     return [
         ExperimentRow(
-            params={axis: axis_value(job, axis) for axis in experiment.sweep},
+            params=params,
             job_id=job.id,
             status=job.status,
             step=job.step,
@@ -136,7 +140,21 @@ def results(session: Session, experiment: Experiment) -> list[ExperimentRow]:
             best_val_loss=best[job.id].get("val_loss"),
             best_val_accuracy=best[job.id].get("val_accuracy"),
         )
-        for job in rows
+        for job, params in zip(rows, grid_params(experiment, rows), strict=True)
+    ]
+
+
+def grid_params(experiment: Experiment, rows: Sequence[Job]) -> list[dict[str, Any]]:
+    """Each job's value on every axis; `rows` are all the experiment's jobs, in id (= grid) order."""
+    # A job's variant is not in its config (an empty variant is the base itself): the jobs were
+    # stored in grid order, the variant varying slowest, so the job's place says which it is.
+    names = experiment.sweep.get(VARIANT_AXIS, []) if experiment.variants else []
+    per_variant = max(1, len(rows) // max(1, len(names)))
+    axes = [axis for axis in experiment.sweep if axis != VARIANT_AXIS or not names]
+    return [
+        ({VARIANT_AXIS: names[index // per_variant]} if names else {})
+        | {axis: axis_value(job, axis) for axis in axes}
+        for index, job in enumerate(rows)
     ]
 
 

@@ -192,12 +192,16 @@ def experiment_memory_horizon_plot(
             "on text models; for palindrome models see GET /jobs/{id}/gradient-flow.png of its jobs"
         )
     rows = experiments.experiment_jobs(session, experiment_id)
+    labels = {
+        job.id: ", ".join(f"{axis}={value}" for axis, value in params.items())
+        for job, params in zip(rows, experiments.grid_params(experiment, rows), strict=True)
+    }
     measured = [job for job in rows if job.latest_checkpoint_id is not None]
     shown = measured[:MAX_HORIZON_CHECKPOINTS]
     curves = {}
     for job in shown:
         horizon = memory_horizon.memory_horizon(session, job.id, params=params, checkpoint_id=None)
-        values = ", ".join(f"{axis}={experiments.axis_value(job, axis)}" for axis in experiment.sweep)
+        values = labels[job.id]
         curves[f"{values} (job {job.id}, step {horizon.step})"] = (horizon.k, horizon.mean_norm)
     text = "each job's validation split" if params.text is None else "a given text"
     some = f"the first {len(shown)} of {len(measured)} jobs" if len(shown) < len(measured) else "its jobs"

@@ -253,3 +253,79 @@ def test_an_unreachable_broker_leaves_every_job_queued_for_the_sweep(settings: S
         assert response.status_code == 202, response.text
         experiment = client.get("/experiments?limit=1").json()["items"][0]
         assert experiment["status"] == "queued" and experiment["counts"]["queued"] == 3
+
+
+# Named recipes crossed with a sweep: the extended course figure's shape (issue 20), in seconds.
+VARIANTS = {"rnn": {"model": "rnn"}, "lstm": {}, "lstm_chrono_sgd": {"init": "chrono", "optimizer": "sgd"}}
+
+
+@pytest.mark.slow
+def test_variants_cross_the_sweep_as_its_slowest_axis(client: TestClient, settings: Settings) -> None:
+    body = BASE | {"variants": VARIANTS, "sweep": {"input_length": [3, 6]}}
+    response = client.post("/experiments", json=body)
+    assert response.status_code == 202, response.text
+    experiment = response.json()
+    assert experiment["jobs"] == 6 and experiment["variants"] == VARIANTS
+    assert experiment["sweep"] == {"variant": list(VARIANTS), "input_length": [3, 6]}
+    params = [row["params"] for row in experiment["results"]]
+    assert params == [{"variant": v, "input_length": n} for v in VARIANTS for n in (3, 6)]
+    for row in experiment["results"]:
+        config = client.get(f"/jobs/{row['job_id']}").json()["config"]
+        fields = VARIANTS[row["params"]["variant"]]
+        # The variant's fields over the base, the base's where the variant says nothing.
+        assert config["model"] == fields.get("model", BASE.get("model", "lstm"))
+        assert config["init"] == fields.get("init", "default")
+        assert config["optimizer"] == fields.get("optimizer", BASE.get("optimizer", "rmsprop"))
+        assert config["input_length"] == row["params"]["input_length"]
+
+    # Trained in-process, then the table, the CSV and the figure with one line per variant.
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    for row in experiment["results"]:
+        assert run_job(row["job_id"], sessions=sessions) == "succeeded"
+    done = client.get(f"/experiments/{experiment['id']}").json()
+    assert done["status"] == "succeeded" and [r["params"] for r in done["results"]] == params
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/experiments/{experiment['id']}/results.csv").text)))
+    assert [(r["variant"], int(r["input_length"])) for r in rows] == [
+        (p["variant"], p["input_length"]) for p in params
+    ]
+    figure = client.get(
+        f"/experiments/{experiment['id']}/plot.png",
+        params={"metric": "best_val_accuracy", "x": "input_length", "hue": "variant"},
+    )
+    assert figure.status_code == 200, figure.text
+    assert_png(figure.content)
+
+
+def test_variants_alone_make_one_job_each(client: TestClient) -> None:
+    experiment = client.post(
+        "/experiments", json=BASE | {"variants": {"a": {}, "b": {"hidden_size": 4}}}
+    ).json()
+    assert experiment["sweep"] == {"variant": ["a", "b"]}
+    assert [row["params"] for row in experiment["results"]] == [{"variant": "a"}, {"variant": "b"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"variants": {}}, "variants"),
+        ({"variants": {"bad name": {}}}, "variants.bad name"),
+        ({"variants": {"a": {"hidden_units": 8}}}, "variants.a.hidden_units"),
+        ({"variants": {"a": {"task": "text"}}}, "variants.a.task"),
+        ({"variants": {"a": {"hidden_size": 0}}}, "variants.a.hidden_size"),
+        ({"variants": {"a": {"init": "identity"}}}, "variants.a.init"),  # lstm takes no identity
+        ({"variants": {"a": {"seed": 1}}, "sweep": {"seed": [0, 1]}}, "variants.a.seed"),
+        ({"variants": {"a": {}, "b": {"model": "lstm"}}}, "variants.b"),  # the same job as a
+        ({"variants": {f"v{i}": {"seed": i} for i in range(21)}}, "variants"),
+        ({"variants": {"a": {}}, "sweep": {"variant": ["x"]}}, "sweep.variant"),
+        ({"variants": {"a": {}, "b": {"seed": 1}}, "sweep": {"input_length": list(range(1, 102))}}, "sweep"),
+        ({"variants": [{"model": "rnn"}]}, "variants"),
+    ],
+)
+def test_bad_variants_are_422_naming_the_field_and_store_nothing(
+    client: TestClient, settings: Settings, body: dict[str, Any], field: str
+) -> None:
+    before = _stored(client, settings)
+    response = client.post("/experiments", json=BASE | body)
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"]
+    assert _stored(client, settings) == before
