@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.core.bounds import DbId
 from app.schemas.registry import ModelRefStr
@@ -20,6 +20,21 @@ from models.decode.limits import (
     MAX_STOP_LENGTH,
     MAX_STOPS,
 )
+
+
+def _not_too_cold(temperature: float) -> float:
+    # Colder than this, logits / temperature overflow to inf and sampling has no distribution.
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+    return temperature
+
+
+# A sampling temperature, the same rule in every body that samples (/generate, /v1, sessions, timeline).
+Temperature = Annotated[
+    float,
+    Field(ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}"),
+    AfterValidator(_not_too_cold),
+]
 
 
 class ModelRef(BaseModel):
@@ -55,7 +70,7 @@ class GenerateParams(ModelRef):
         json_schema_extra=DEPRECATED,
     )
     length: int = Field(200, ge=0, le=10_000, description="characters to generate (at most)")
-    temperature: float = Field(1.0, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}")
+    temperature: Temperature = 1.0
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
     random_seed: int | None = Field(
@@ -113,14 +128,6 @@ class GenerateParams(ModelRef):
         le=MAX_NO_REPEAT_NGRAM_SIZE,
         description="transformers: no n-gram of this size occurs twice in prompt and text; 0 is off",
     )
-
-    @field_validator("temperature")
-    @classmethod
-    def _not_too_cold(cls, temperature: float) -> float:
-        # Colder than this, logits / temperature overflow to inf and sampling has no distribution.
-        if 0 < temperature < MIN_TEMPERATURE:
-            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
-        return temperature
 
     @model_validator(mode="after")
     def _one_prompt(self) -> Self:

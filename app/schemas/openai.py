@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.generation import MAX_N
+from app.schemas.generation import MAX_N, Temperature
 from models.config import MIN_TEMPERATURE
 from models.decode.limits import (
     DEFAULT_PENALTY_WINDOW,
@@ -81,7 +81,7 @@ class CompletionRequest(BaseModel):
         ]
     ) = Field(max_length=MAX_CHARS, description=f"a text, or a list of up to {MAX_PROMPTS}")
     max_tokens: int = Field(16, ge=0, le=MAX_CHARS, description="characters to generate")
-    temperature: float = Field(1.0, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}")
+    temperature: Temperature = 1.0
     top_p: float = Field(1.0, gt=0, le=1)
     n: int = Field(1, ge=1, le=MAX_N, description="completions per prompt")
     stream: bool = False

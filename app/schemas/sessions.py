@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.generation import ModelRef
-from models.config import MIN_TEMPERATURE
+from app.schemas.generation import ModelRef, Temperature
 from models.decode.limits import MAX_CLAMP_STEPS, MAX_CLAMP_VALUE, MAX_RANDOM_SEED
 
 # Characters one request feeds or generates: as much as /generate's prompt or length, and /score's text.
@@ -71,19 +70,12 @@ class SessionGenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     length: int = Field(200, ge=1, le=MAX_SESSION_TEXT, description="characters to generate")
-    temperature: float = Field(1.0, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}")
+    temperature: Temperature = 1.0
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
     random_seed: int | None = Field(
         None, ge=0, le=MAX_RANDOM_SEED, description="chosen at random when omitted"
     )
-
-    @field_validator("temperature")
-    @classmethod
-    def _not_too_cold(cls, temperature: float) -> float:
-        if 0 < temperature < MIN_TEMPERATURE:
-            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
-        return temperature
 
 
 class SessionGenerateOut(BaseModel):

@@ -3,9 +3,9 @@ and validation bits per character beside each sample (the course reports' "sampl
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from models.config import MIN_TEMPERATURE
+from app.schemas.generation import Temperature
 from models.decode.limits import MAX_RANDOM_SEED
 
 # Each row is one checkpoint loaded and one generation of `length` characters, in the request.
@@ -23,9 +23,7 @@ class TimelineParams(BaseModel):
     length: int = Field(
         DEFAULT_TIMELINE_LENGTH, ge=0, le=MAX_TIMELINE_LENGTH, description="characters per sample"
     )
-    temperature: float = Field(
-        DEFAULT_TEMPERATURE, ge=0, le=10, description=f"0 is greedy; else at least {MIN_TEMPERATURE}"
-    )
+    temperature: Temperature = DEFAULT_TEMPERATURE
     random_seed: int | None = Field(
         None,
         ge=0,
@@ -38,14 +36,6 @@ class TimelineParams(BaseModel):
         le=MAX_TIMELINE_CHECKPOINTS,
         description="at most this many of the kept checkpoints, evenly spread, first and last included",
     )
-
-    @field_validator("temperature")
-    @classmethod
-    def _not_too_cold(cls, temperature: float) -> float:
-        # GenerateParams' rule: colder than this, logits / temperature overflow to inf.
-        if 0 < temperature < MIN_TEMPERATURE:
-            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
-        return temperature
 
 
 class TimelineRow(BaseModel):

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.core.db import MIGRATIONS_DIR, migrate
+from app.core.db import migrate
 from app.core.tables import Base
-from tests.conftest import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    with fresh_postgres_database("rnnlab_migration") as url:
-        yield url
+from tests.migrations.conftest import downgrade
 
 
 def test_upgrade_matches_the_orm_and_downgrade_removes_it(empty_database: str) -> None:
@@ -37,10 +22,7 @@ def test_upgrade_matches_the_orm_and_downgrade_removes_it(empty_database: str) -
         assert any(fk["referred_table"] == "experiments" for fk in jobs.get_foreign_keys("jobs"))
         assert "ix_jobs_experiment_id" in {index["name"] for index in jobs.get_indexes("jobs")}
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["url"] = empty_database
-        command.downgrade(config, "0001")
+        downgrade(empty_database, "0001")
         after = inspect(engine)
         assert "experiments" not in after.get_table_names()
         assert "experiment_id" not in {column["name"] for column in after.get_columns("jobs")}

@@ -3,27 +3,12 @@ back bitwise, and it goes back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.orm import Session
 
-from app.core.db import MIGRATIONS_DIR, migrate
+from app.core.db import migrate
 from app.core.tables import ModelSession, utcnow
-from tests.conftest import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    with fresh_postgres_database("rnnlab_migration") as url:
-        yield url
+from tests.migrations.conftest import downgrade
 
 
 def test_the_sessions_table_stores_a_state_bitwise_and_goes_back(empty_database: str) -> None:
@@ -60,10 +45,7 @@ def test_the_sessions_table_stores_a_state_bitwise_and_goes_back(empty_database:
             row = session.get(ModelSession, "ab" * 16)
             assert row is not None and row.state == state and row.clamps[0]["value"] == 0.1
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["url"] = empty_database
-        command.downgrade(config, "0004_model_registry")
+        downgrade(empty_database, "0004_model_registry")
         assert "sessions" not in inspect(engine).get_table_names()
         migrate(empty_database)  # and forward again
     finally:

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from app.core.db import MIGRATIONS_DIR, migrate
+from app.core.db import migrate
 from app.core.tables import Base
-from tests.conftest import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    with fresh_postgres_database("rnnlab_migration") as url:
-        yield url
-
-
-def _alembic(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["url"] = url
-    return config
+from tests.migrations.conftest import downgrade
 
 
 def test_0006_keeps_earlier_rows_matches_the_orm_and_goes_back(empty_database: str) -> None:
@@ -71,7 +49,7 @@ def test_0006_keeps_earlier_rows_matches_the_orm_and_goes_back(empty_database: s
         indexes = {index["name"] for index in inspect(engine).get_indexes("job_attempts")}
         assert {"ix_job_attempts_job_id", "ix_job_attempts_worker"} <= indexes
 
-        command.downgrade(_alembic(empty_database), "0004_model_registry")
+        downgrade(empty_database, "0004_model_registry")
         after = inspect(engine)
         assert "job_attempts" not in after.get_table_names()
         assert "device" not in {column["name"] for column in after.get_columns("workers")}
