@@ -24,6 +24,8 @@ BUDGET = (
     f"256 units, e.g. all of a 2 x 128 char-LSTM); at most {MAX_POSITIONS:,} positions"
 )
 Signal = Literal["c", "h"]
+Encoding = Literal["json", "base64"]
+PACKED = "with encoding base64: a string, base64 of little-endian float32 (shape in `arrays`)"
 Feature = Literal["in_quotes", "in_brackets", "line_position", "word_start", "vowel"]
 
 
@@ -53,6 +55,12 @@ class AnalyzeIn(ModelRef):
         description='the signals to list (e.g. ["c", "h"]); default every one the model has',
     )
     top: int = Field(3, ge=0, le=MAX_TOP, description="text models: alternatives listed at each position")
+    encoding: Encoding = Field(
+        "json",
+        description="json: lists of numbers (signals to 4 decimals); base64: each per-unit series "
+        "and per-position array as base64 of little-endian float32, unrounded, with the dtype and "
+        "shapes stated once in `arrays` (a tenth of the bytes and time at every unit)",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> Self:
@@ -71,10 +79,10 @@ class Saturation(BaseModel):
 class LayerTrace(BaseModel):
     layer: int
     units: list[int]
-    signals: dict[str, list[list[float]]] = Field(
+    signals: dict[str, list[list[float]] | str] = Field(
         description="per signal (i, f, g, o, c, h for an LSTM; h for the RNN; also k, the time gate, for "
         "the Phased LSTM), per chosen unit, its value at every position (after reading that position), "
-        f"to {SIGNAL_DECIMALS} decimal places"
+        f"to {SIGNAL_DECIMALS} decimal places; {PACKED}: `arrays.shapes.signals`, (units, positions)"
     )
     saturation: dict[str, Saturation] = Field(
         description="per sigmoid gate (i, f, o): Karpathy, Johnson & Fei-Fei 2015, figure 3"
@@ -82,8 +90,12 @@ class LayerTrace(BaseModel):
 
 
 class TextPositions(BaseModel):
-    surprisal_bits: list[float | None] = Field(description="-log2 p(character | the ones before); first null")
-    entropy_bits: list[float | None] = Field(description="of the distribution that predicted the character")
+    surprisal_bits: list[float | None] | str = Field(
+        description=f"-log2 p(character | the ones before); first null (NaN {PACKED})"
+    )
+    entropy_bits: list[float | None] | str = Field(
+        description=f"of the distribution that predicted the character; first null (NaN {PACKED})"
+    )
     top: list[dict[str, float] | None] = Field(
         description="the likeliest characters there, with probabilities"
     )
@@ -91,7 +103,19 @@ class TextPositions(BaseModel):
 
 class DigitPositions(BaseModel):
     predictions: list[int] = Field(description="the digit the model would answer after each position")
-    probabilities: list[list[float]] = Field(description="per position, the 10 digits' probabilities")
+    probabilities: list[list[float]] | str = Field(
+        description=f"per position, the 10 digits' probabilities; {PACKED}: (positions, 10)"
+    )
+
+
+class PackedArrays(BaseModel):
+    """How to read the strings of a base64 answer, stated once: every one is the same dtype."""
+
+    dtype: Literal["<f4"] = Field(description="numpy's name: little-endian float32, C order")
+    shapes: dict[str, list[int]] = Field(
+        description="signals (every layer's every signal): [units, positions]; surprisal_bits and "
+        "entropy_bits: [positions]; probabilities: [positions, 10]"
+    )
 
 
 class AnalyzeOut(BaseModel):
@@ -101,6 +125,8 @@ class AnalyzeOut(BaseModel):
     text: TextPositions | None = None
     digits: DigitPositions | None = None
     layers: list[LayerTrace]
+    encoding: Encoding = Field("json", description="as asked")
+    arrays: PackedArrays | None = Field(None, description="with encoding base64: the dtype and shapes")
     timings: Timings
 
 

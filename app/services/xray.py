@@ -18,6 +18,7 @@ from app.schemas.xray import (
     AnalyzeOut,
     DigitPositions,
     LayerTrace,
+    PackedArrays,
     RankedUnitOut,
     Saturation,
     TextPositions,
@@ -25,6 +26,7 @@ from app.schemas.xray import (
     UnitsOut,
 )
 from app.services.generation import Sessions, loaded_model
+from app.services.xray_arrays import DTYPE, packed
 from models.xray.limits import MAX_TRACE_VALUES, SIGNAL_DECIMALS
 
 if TYPE_CHECKING:
@@ -106,11 +108,14 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
     given = model_input(loaded, text=body.text, digits=body.digits)
     layers, units = chosen(layer_sizes(loaded.model), body.layers, body.units, len(given.tokens), given.field)
     loaded_at = perf_counter()
-    parts = await run_in_threadpool(_analyze, loaded, given, layers, units, body.top, body.signals)
+    parts = await run_in_threadpool(
+        _analyze, loaded, given, layers, units, body.top, body.signals, body.encoding == "base64"
+    )
     done = perf_counter()
     return AnalyzeOut(
         checkpoint_id=loaded.checkpoint_id,
         tokens=given.tokens,
+        encoding=body.encoding,
         timings=Timings(
             load_ms=(loaded_at - started) * 1000,
             generate_ms=(done - loaded_at) * 1000,
@@ -127,8 +132,9 @@ def _analyze(
     units: list[int],
     top: int,
     signals: list[str] | None,
+    pack: bool,
 ) -> dict[str, Any]:
-    from models.xray.predictions import digit_predictions, text_predictions
+    from models.xray.predictions import digit_predictions, information_bits, text_predictions
     from models.xray.saturation import saturation
     from models.xray.trace import SIGNALS, model_type, trace
 
@@ -142,14 +148,27 @@ def _analyze(
             )
     traced = trace(loaded.model, given.tensor)
     parts: dict[str, Any] = {"model_type": kind}
+    positions = len(given.tokens)
+    shapes = {"signals": [len(units), positions]}
     if given.field == "text":
         predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
-        parts["text"] = TextPositions(
-            surprisal_bits=predicted.surprisal_bits, entropy_bits=predicted.entropy_bits, top=predicted.top
-        )
+        surprisal: list[float | None] | str = predicted.surprisal_bits
+        entropy: list[float | None] | str = predicted.entropy_bits
+        if pack:
+            bits = information_bits(traced.logits[0], given.tensor[0])
+            surprisal, entropy = packed(bits[0]), packed(bits[1])
+            shapes |= {"surprisal_bits": [positions], "entropy_bits": [positions]}
+        parts["text"] = TextPositions(surprisal_bits=surprisal, entropy_bits=entropy, top=predicted.top)
     else:
         predictions, probabilities = digit_predictions(traced.logits[0])
-        parts["digits"] = DigitPositions(predictions=predictions, probabilities=probabilities)
+        if pack:
+            shapes["probabilities"] = [positions, 10]
+        parts["digits"] = DigitPositions(
+            predictions=predictions.tolist(),
+            probabilities=packed(probabilities) if pack else probabilities.tolist(),
+        )
+    if pack:
+        parts["arrays"] = PackedArrays(dtype=DTYPE, shapes=shapes)
     listed = []
     for layer in layers:
         # (T, units) per signal, then one list per unit: the response's per-unit series.
@@ -162,7 +181,9 @@ def _analyze(
             LayerTrace.model_construct(
                 layer=layer,
                 units=units,
-                signals={name: rounded(picked[name].t()) for name in shown},
+                signals={
+                    name: packed(picked[name].t()) if pack else rounded(picked[name].t()) for name in shown
+                },
                 saturation={
                     gate: Saturation(left=left.tolist(), right=right.tolist())
                     for gate, (left, right) in fractions.items()
