@@ -25,7 +25,7 @@ BUDGET = (
 )
 Signal = Literal["c", "h"]
 Encoding = Literal["json", "base64"]
-PACKED = "with encoding base64: a string, base64 of little-endian float32 (shape in `arrays`)"
+PACKED = "base64 of little-endian float32 (dtype and shape in `arrays`)"
 Feature = Literal["in_quotes", "in_brackets", "line_position", "word_start", "vowel"]
 
 
@@ -79,10 +79,10 @@ class Saturation(BaseModel):
 class LayerTrace(BaseModel):
     layer: int
     units: list[int]
-    signals: dict[str, list[list[float]] | str] = Field(
+    signals: dict[str, list[list[float]]] = Field(
         description="per signal (i, f, g, o, c, h for an LSTM; h for the RNN; also k, the time gate, for "
         "the Phased LSTM), per chosen unit, its value at every position (after reading that position), "
-        f"to {SIGNAL_DECIMALS} decimal places; {PACKED}: `arrays.shapes.signals`, (units, positions)"
+        f"to {SIGNAL_DECIMALS} decimal places"
     )
     saturation: dict[str, Saturation] = Field(
         description="per sigmoid gate (i, f, o): Karpathy, Johnson & Fei-Fei 2015, figure 3"
@@ -90,12 +90,8 @@ class LayerTrace(BaseModel):
 
 
 class TextPositions(BaseModel):
-    surprisal_bits: list[float | None] | str = Field(
-        description=f"-log2 p(character | the ones before); first null (NaN {PACKED})"
-    )
-    entropy_bits: list[float | None] | str = Field(
-        description=f"of the distribution that predicted the character; first null (NaN {PACKED})"
-    )
+    surprisal_bits: list[float | None] = Field(description="-log2 p(character | the ones before); first null")
+    entropy_bits: list[float | None] = Field(description="of the distribution that predicted the character")
     top: list[dict[str, float] | None] = Field(
         description="the likeliest characters there, with probabilities"
     )
@@ -103,19 +99,7 @@ class TextPositions(BaseModel):
 
 class DigitPositions(BaseModel):
     predictions: list[int] = Field(description="the digit the model would answer after each position")
-    probabilities: list[list[float]] | str = Field(
-        description=f"per position, the 10 digits' probabilities; {PACKED}: (positions, 10)"
-    )
-
-
-class PackedArrays(BaseModel):
-    """How to read the strings of a base64 answer, stated once: every one is the same dtype."""
-
-    dtype: Literal["<f4"] = Field(description="numpy's name: little-endian float32, C order")
-    shapes: dict[str, list[int]] = Field(
-        description="signals (every layer's every signal): [units, positions]; surprisal_bits and "
-        "entropy_bits: [positions]; probabilities: [positions, 10]"
-    )
+    probabilities: list[list[float]] = Field(description="per position, the 10 digits' probabilities")
 
 
 class AnalyzeOut(BaseModel):
@@ -125,8 +109,54 @@ class AnalyzeOut(BaseModel):
     text: TextPositions | None = None
     digits: DigitPositions | None = None
     layers: list[LayerTrace]
-    encoding: Encoding = Field("json", description="as asked")
-    arrays: PackedArrays | None = Field(None, description="with encoding base64: the dtype and shapes")
+    encoding: Literal["json"] = "json"
+    timings: Timings
+
+
+# The base64 answer: its own models, not unions in the ones above, so that a JSON answer is
+# serialised against exact types (a `list[list[float]] | str` field costs pydantic-core ~1.7x the
+# time over 3 M numbers: it checks the list before choosing it).
+
+
+class PackedArrays(BaseModel):
+    """How to read every string of a base64 answer, stated once: they all have one dtype."""
+
+    dtype: Literal["<f4"] = Field(description="numpy's name: little-endian float32, C order, unrounded")
+    shapes: dict[str, list[int]] = Field(
+        description="signals (every signal of every layer): [units, positions]; surprisal_bits and "
+        "entropy_bits: [positions]; probabilities: [positions, 10]"
+    )
+
+
+class PackedLayerTrace(BaseModel):
+    layer: int
+    units: list[int]
+    signals: dict[str, str] = Field(description=f"per signal, {PACKED}: [units, positions]")
+    saturation: dict[str, Saturation] = Field(description="as with encoding json")
+
+
+class PackedTextPositions(BaseModel):
+    surprisal_bits: str = Field(description=f"{PACKED}: [positions], NaN at the first (JSON's null)")
+    entropy_bits: str = Field(description=f"{PACKED}: [positions], NaN at the first")
+    top: list[dict[str, float] | None] = Field(description="as with encoding json")
+
+
+class PackedDigitPositions(BaseModel):
+    predictions: list[int] = Field(description="as with encoding json")
+    probabilities: str = Field(description=f"{PACKED}: [positions, 10]")
+
+
+class PackedAnalyzeOut(BaseModel):
+    """`POST /analyze` with `"encoding": "base64"`: the same fields, every array a string."""
+
+    checkpoint_id: int
+    model_type: str
+    tokens: list[str]
+    text: PackedTextPositions | None = None
+    digits: PackedDigitPositions | None = None
+    layers: list[PackedLayerTrace]
+    encoding: Literal["base64"] = "base64"
+    arrays: PackedArrays
     timings: Timings
 
 

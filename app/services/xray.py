@@ -18,7 +18,11 @@ from app.schemas.xray import (
     AnalyzeOut,
     DigitPositions,
     LayerTrace,
+    PackedAnalyzeOut,
     PackedArrays,
+    PackedDigitPositions,
+    PackedLayerTrace,
+    PackedTextPositions,
     RankedUnitOut,
     Saturation,
     TextPositions,
@@ -98,7 +102,7 @@ def chosen(
     return layers, units
 
 
-async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut:
+async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut | PackedAnalyzeOut:
     from models.xray.trace import layer_sizes
 
     started = perf_counter()
@@ -112,10 +116,10 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
         _analyze, loaded, given, layers, units, body.top, body.signals, body.encoding == "base64"
     )
     done = perf_counter()
-    return AnalyzeOut(
+    answer = PackedAnalyzeOut if body.encoding == "base64" else AnalyzeOut
+    return answer(
         checkpoint_id=loaded.checkpoint_id,
         tokens=given.tokens,
-        encoding=body.encoding,
         timings=Timings(
             load_ms=(loaded_at - started) * 1000,
             generate_ms=(done - loaded_at) * 1000,
@@ -152,21 +156,26 @@ def _analyze(
     shapes = {"signals": [len(units), positions]}
     if given.field == "text":
         predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
-        surprisal: list[float | None] | str = predicted.surprisal_bits
-        entropy: list[float | None] | str = predicted.entropy_bits
         if pack:
-            bits = information_bits(traced.logits[0], given.tensor[0])
-            surprisal, entropy = packed(bits[0]), packed(bits[1])
+            surprisal, entropy = information_bits(traced.logits[0], given.tensor[0])
             shapes |= {"surprisal_bits": [positions], "entropy_bits": [positions]}
-        parts["text"] = TextPositions(surprisal_bits=surprisal, entropy_bits=entropy, top=predicted.top)
+            parts["text"] = PackedTextPositions(
+                surprisal_bits=packed(surprisal), entropy_bits=packed(entropy), top=predicted.top
+            )
+        else:
+            bits = {"surprisal_bits": predicted.surprisal_bits, "entropy_bits": predicted.entropy_bits}
+            parts["text"] = TextPositions(**bits, top=predicted.top)
     else:
         predictions, probabilities = digit_predictions(traced.logits[0])
         if pack:
             shapes["probabilities"] = [positions, 10]
-        parts["digits"] = DigitPositions(
-            predictions=predictions.tolist(),
-            probabilities=packed(probabilities) if pack else probabilities.tolist(),
-        )
+            parts["digits"] = PackedDigitPositions(
+                predictions=predictions.tolist(), probabilities=packed(probabilities)
+            )
+        else:
+            parts["digits"] = DigitPositions(
+                predictions=predictions.tolist(), probabilities=probabilities.tolist()
+            )
     if pack:
         parts["arrays"] = PackedArrays(dtype=DTYPE, shapes=shapes)
     listed = []
@@ -177,13 +186,15 @@ def _analyze(
         shown = [name for name in picked if signals is None or name in signals]
         # model_construct: ~3 M numbers at the budget's limit, made here from tensors, need no
         # validation (which would cost as much as the trace).
+        trace_of = PackedLayerTrace if pack else LayerTrace
+        series: dict[str, Any] = {
+            name: packed(picked[name].t()) if pack else rounded(picked[name].t()) for name in shown
+        }
         listed.append(
-            LayerTrace.model_construct(
+            trace_of.model_construct(
                 layer=layer,
                 units=units,
-                signals={
-                    name: packed(picked[name].t()) if pack else rounded(picked[name].t()) for name in shown
-                },
+                signals=series,
                 saturation={
                     gate: Saturation(left=left.tolist(), right=right.tolist())
                     for gate, (left, right) in fractions.items()
