@@ -10,10 +10,14 @@ checkpoint, then measures in one run, interleaved round by round:
                    position, surprisal, entropy, top 3): wall time at the client, JSON parsed
     analyze 8      the same with `units` = 0..7 (of both layers)
     analyze 1      one unit of the last layer: the dashboard's request
-    server         the service's own `timings.generate_ms` of the all-units and one-unit requests:
-                   the trace and the lists it answers, without the JSON
+    base64 all     every unit with `"encoding": "base64"`: the JSON parsed and every array decoded
+                   into numpy (np.frombuffer), as a client would
+    base64 1       the dashboard's one unit, base64
+    server         the service's own `timings.generate_ms` of the all-units and one-unit requests
+                   (json and base64): the trace and the lists or bytes it answers, without the JSON
 
-The ratio printed is the median request time over the median forward time. Target: <= 3x.
+The ratio printed is the median request time over the median forward time. Target: <= 3x (every
+unit: with the base64 encoding).
 
     .venv/bin/python bench/bench_analyze.py [--train-steps 50] [--rounds 15] [--corpus PATH]
     .venv/bin/python bench/bench_analyze.py --url http://127.0.0.1:8000 --token T --checkpoint-id 3
@@ -22,6 +26,7 @@ The ratio printed is the median request time over the median forward time. Targe
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import os
 import signal
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import torch
 
 from bench_generate import AUTH, free_port, load_average, start_serve, train  # bench/ is on sys.path
@@ -64,19 +70,29 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
         with torch.inference_mode():
             model(ids)
 
-    def analyze(units: list[int] | None, layers: list[int] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"checkpoint_id": checkpoint_id, "text": text, "top": 3}
+    def analyze(
+        units: list[int] | None, layers: list[int] | None = None, encoding: str = "json"
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"checkpoint_id": checkpoint_id, "text": text, "top": 3, "encoding": encoding}
         if units is not None:
             body["units"] = units
         if layers is not None:
             body["layers"] = layers
         response = api.post("/analyze", json=body)
         response.raise_for_status()
-        return response.json()
+        answer = response.json()
+        if encoding == "base64":  # what a client does next: every string into an array
+            dtype, shapes = answer["arrays"]["dtype"], answer["arrays"]["shapes"]
+            for layer in answer["layers"]:
+                for name, packed in layer["signals"].items():
+                    raw = base64.b64decode(packed)
+                    layer["signals"][name] = np.frombuffer(raw, dtype).reshape(shapes["signals"])
+        return answer
 
     analyze(None)  # load the checkpoint into the server's cache
     rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "analyze 1": []}
-    rows |= {"server all": [], "server 1": []}
+    rows |= {"base64 all": [], "base64 1": []}
+    rows |= {"server all": [], "server 1": [], "server b64 all": [], "server b64 1": []}
     last_layer = arch["num_layers"] - 1
     for _ in range(rounds):
         rows["forward"].append(timed(forward)[0])
@@ -88,9 +104,18 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
         rows["analyze 1"].append(ms)
         rows["server 1"].append(body["timings"]["generate_ms"])
         rows["forward"].append(timed(forward)[0])
-    size = len(api.post("/analyze", json={"checkpoint_id": checkpoint_id, "text": text, "top": 3}).content)
+        ms, body = timed(lambda: analyze(None, encoding="base64"))
+        rows["base64 all"].append(ms)
+        rows["server b64 all"].append(body["timings"]["generate_ms"])
+        ms, body = timed(lambda: analyze([0], [last_layer], encoding="base64"))
+        rows["base64 1"].append(ms)
+        rows["server b64 1"].append(body["timings"]["generate_ms"])
+        rows["forward"].append(timed(forward)[0])
+    everything = {"checkpoint_id": checkpoint_id, "text": text, "top": 3}
+    size = len(api.post("/analyze", json=everything).content)
+    packed_size = len(api.post("/analyze", json=everything | {"encoding": "base64"}).content)
     floor = statistics.median(rows["forward"])
-    print(f"all-units response: {size / 1e6:.1f} MB of JSON")
+    print(f"all-units response: {size / 1e6:.1f} MB of JSON, {packed_size / 1e6:.1f} MB base64")
     print(f"{'':14} {'median ms':>10} {'x forward':>10}")
     for name, values in rows.items():
         median = statistics.median(values)

@@ -24,6 +24,8 @@ BUDGET = (
     f"256 units, e.g. all of a 2 x 128 char-LSTM); at most {MAX_POSITIONS:,} positions"
 )
 Signal = Literal["c", "h"]
+Encoding = Literal["json", "base64"]
+PACKED = "base64 of little-endian float32 (dtype and shape in `arrays`)"
 Feature = Literal["in_quotes", "in_brackets", "line_position", "word_start", "vowel"]
 
 
@@ -53,6 +55,12 @@ class AnalyzeIn(ModelRef):
         description='the signals to list (e.g. ["c", "h"]); default every one the model has',
     )
     top: int = Field(3, ge=0, le=MAX_TOP, description="text models: alternatives listed at each position")
+    encoding: Encoding = Field(
+        "json",
+        description="json: lists of numbers (signals to 4 decimals); base64: each per-unit series "
+        "and per-position array as base64 of little-endian float32, unrounded, with the dtype and "
+        "shapes stated once in `arrays` (a tenth of the bytes and time at every unit)",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> Self:
@@ -101,6 +109,54 @@ class AnalyzeOut(BaseModel):
     text: TextPositions | None = None
     digits: DigitPositions | None = None
     layers: list[LayerTrace]
+    encoding: Literal["json"] = "json"
+    timings: Timings
+
+
+# The base64 answer: its own models, not unions in the ones above, so that a JSON answer is
+# serialised against exact types (a `list[list[float]] | str` field costs pydantic-core ~1.7x the
+# time over 3 M numbers: it checks the list before choosing it).
+
+
+class PackedArrays(BaseModel):
+    """How to read every string of a base64 answer, stated once: they all have one dtype."""
+
+    dtype: Literal["<f4"] = Field(description="numpy's name: little-endian float32, C order, unrounded")
+    shapes: dict[str, list[int]] = Field(
+        description="signals (every signal of every layer): [units, positions]; surprisal_bits and "
+        "entropy_bits: [positions]; probabilities: [positions, 10]"
+    )
+
+
+class PackedLayerTrace(BaseModel):
+    layer: int
+    units: list[int]
+    signals: dict[str, str] = Field(description=f"per signal, {PACKED}: [units, positions]")
+    saturation: dict[str, Saturation] = Field(description="as with encoding json")
+
+
+class PackedTextPositions(BaseModel):
+    surprisal_bits: str = Field(description=f"{PACKED}: [positions], NaN at the first (JSON's null)")
+    entropy_bits: str = Field(description=f"{PACKED}: [positions], NaN at the first")
+    top: list[dict[str, float] | None] = Field(description="as with encoding json")
+
+
+class PackedDigitPositions(BaseModel):
+    predictions: list[int] = Field(description="as with encoding json")
+    probabilities: str = Field(description=f"{PACKED}: [positions, 10]")
+
+
+class PackedAnalyzeOut(BaseModel):
+    """`POST /analyze` with `"encoding": "base64"`: the same fields, every array a string."""
+
+    checkpoint_id: int
+    model_type: str
+    tokens: list[str]
+    text: PackedTextPositions | None = None
+    digits: PackedDigitPositions | None = None
+    layers: list[PackedLayerTrace]
+    encoding: Literal["base64"] = "base64"
+    arrays: PackedArrays
     timings: Timings
 
 

@@ -18,6 +18,11 @@ from app.schemas.xray import (
     AnalyzeOut,
     DigitPositions,
     LayerTrace,
+    PackedAnalyzeOut,
+    PackedArrays,
+    PackedDigitPositions,
+    PackedLayerTrace,
+    PackedTextPositions,
     RankedUnitOut,
     Saturation,
     TextPositions,
@@ -25,6 +30,7 @@ from app.schemas.xray import (
     UnitsOut,
 )
 from app.services.generation import Sessions, loaded_model
+from app.services.xray_arrays import DTYPE, packed
 from models.xray.limits import MAX_TRACE_VALUES, SIGNAL_DECIMALS
 
 if TYPE_CHECKING:
@@ -96,7 +102,7 @@ def chosen(
     return layers, units
 
 
-async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut:
+async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut | PackedAnalyzeOut:
     from models.xray.trace import layer_sizes
 
     started = perf_counter()
@@ -106,9 +112,12 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
     given = model_input(loaded, text=body.text, digits=body.digits)
     layers, units = chosen(layer_sizes(loaded.model), body.layers, body.units, len(given.tokens), given.field)
     loaded_at = perf_counter()
-    parts = await run_in_threadpool(_analyze, loaded, given, layers, units, body.top, body.signals)
+    parts = await run_in_threadpool(
+        _analyze, loaded, given, layers, units, body.top, body.signals, body.encoding == "base64"
+    )
     done = perf_counter()
-    return AnalyzeOut(
+    answer = PackedAnalyzeOut if body.encoding == "base64" else AnalyzeOut
+    return answer(
         checkpoint_id=loaded.checkpoint_id,
         tokens=given.tokens,
         timings=Timings(
@@ -127,8 +136,9 @@ def _analyze(
     units: list[int],
     top: int,
     signals: list[str] | None,
+    pack: bool,
 ) -> dict[str, Any]:
-    from models.xray.predictions import digit_predictions, text_predictions
+    from models.xray.predictions import digit_predictions, information_bits, text_predictions
     from models.xray.saturation import saturation
     from models.xray.trace import SIGNALS, model_type, trace
 
@@ -142,14 +152,32 @@ def _analyze(
             )
     traced = trace(loaded.model, given.tensor)
     parts: dict[str, Any] = {"model_type": kind}
+    positions = len(given.tokens)
+    shapes = {"signals": [len(units), positions]}
     if given.field == "text":
         predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
-        parts["text"] = TextPositions(
-            surprisal_bits=predicted.surprisal_bits, entropy_bits=predicted.entropy_bits, top=predicted.top
-        )
+        if pack:
+            surprisal, entropy = information_bits(traced.logits[0], given.tensor[0])
+            shapes |= {"surprisal_bits": [positions], "entropy_bits": [positions]}
+            parts["text"] = PackedTextPositions(
+                surprisal_bits=packed(surprisal), entropy_bits=packed(entropy), top=predicted.top
+            )
+        else:
+            bits = {"surprisal_bits": predicted.surprisal_bits, "entropy_bits": predicted.entropy_bits}
+            parts["text"] = TextPositions(**bits, top=predicted.top)
     else:
         predictions, probabilities = digit_predictions(traced.logits[0])
-        parts["digits"] = DigitPositions(predictions=predictions, probabilities=probabilities)
+        if pack:
+            shapes["probabilities"] = [positions, 10]
+            parts["digits"] = PackedDigitPositions(
+                predictions=predictions.tolist(), probabilities=packed(probabilities)
+            )
+        else:
+            parts["digits"] = DigitPositions(
+                predictions=predictions.tolist(), probabilities=probabilities.tolist()
+            )
+    if pack:
+        parts["arrays"] = PackedArrays(dtype=DTYPE, shapes=shapes)
     listed = []
     for layer in layers:
         # (T, units) per signal, then one list per unit: the response's per-unit series.
@@ -158,11 +186,15 @@ def _analyze(
         shown = [name for name in picked if signals is None or name in signals]
         # model_construct: ~3 M numbers at the budget's limit, made here from tensors, need no
         # validation (which would cost as much as the trace).
+        trace_of = PackedLayerTrace if pack else LayerTrace
+        series: dict[str, Any] = {
+            name: packed(picked[name].t()) if pack else rounded(picked[name].t()) for name in shown
+        }
         listed.append(
-            LayerTrace.model_construct(
+            trace_of.model_construct(
                 layer=layer,
                 units=units,
-                signals={name: rounded(picked[name].t()) for name in shown},
+                signals=series,
                 saturation={
                     gate: Saturation(left=left.tolist(), right=right.tolist())
                     for gate, (left, right) in fractions.items()

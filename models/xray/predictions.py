@@ -22,6 +22,16 @@ class TextPredictions:
     top: list[dict[str, float] | None]  # the `top` likeliest characters there, with their probabilities
 
 
+def information_bits(logits: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (T, V), ids (T,) -> surprisal and entropy in bits, each (T,) float64, NaN at position 0
+    (no context predicted it): the arrays themselves, for an answer that packs them."""
+    logp = torch.log_softmax(logits[:-1].double(), dim=-1)  # (T - 1, V)
+    nan = logp.new_full((1,), math.nan)
+    surprisal = -logp.gather(1, ids[1:, None])[:, 0] / LN2
+    entropy = -(logp.exp() * logp).sum(dim=-1) / LN2
+    return torch.cat([nan, surprisal]), torch.cat([nan, entropy])
+
+
 def text_predictions(logits: torch.Tensor, ids: torch.Tensor, vocab: Vocabulary, top: int) -> TextPredictions:
     """logits (T, V) after each character, ids (T,): position t is scored by the logits at t - 1."""
     logp = torch.log_softmax(logits[:-1].double(), dim=-1)  # (T - 1, V)
@@ -38,7 +48,7 @@ def text_predictions(logits: torch.Tensor, ids: torch.Tensor, vocab: Vocabulary,
     return TextPredictions([None, *surprisal.tolist()], [None, *entropy.tolist()], tops)
 
 
-def digit_predictions(logits: torch.Tensor) -> tuple[list[int], list[list[float]]]:
-    """logits (T, 10) -> the predicted digit at each step and its 10 probabilities."""
+def digit_predictions(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (T, 10) -> the predicted digit at each step (T,) and its 10 probabilities (T, 10)."""
     probabilities = logits.double().softmax(dim=-1)
-    return probabilities.argmax(dim=-1).tolist(), probabilities.tolist()
+    return probabilities.argmax(dim=-1), probabilities

@@ -3,10 +3,12 @@ models traced in-process, on both backends."""
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -136,6 +138,7 @@ def test_phased_lstm_xray_has_the_time_gate_and_the_rnn_only_h(
         ("text", {"text": "x" * 10_001}, 422, "text"),
         ("text", {"top": 11}, 422, "top"),
         ("text", {"signals": ["c", "k"]}, 422, "signals"),  # k is the Phased LSTM's
+        ("text", {"encoding": "float16"}, 422, "encoding"),
         ("text", {"digits": "12"}, 422, "exactly one"),
         ("text", {"text": None}, 422, "exactly one"),
     ],
@@ -147,6 +150,54 @@ def test_bad_input(
     response = client.post("/analyze", json={k: v for k, v in body.items() if v is not None})
     assert response.status_code == status, response.text
     assert field in response.json()["detail"]
+
+
+def decoded(body: dict[str, Any], packed: str, shape: str) -> np.ndarray:
+    """The README's recipe: base64 -> bytes -> the stated dtype -> the stated shape."""
+    arrays = body["arrays"]
+    return np.frombuffer(base64.b64decode(packed), dtype=arrays["dtype"]).reshape(arrays["shapes"][shape])
+
+
+def test_base64_arrays_are_the_json_values_and_bitwise_the_trace(
+    client: TestClient, trained: dict[str, Any]
+) -> None:
+    job = trained["text"]
+    request = {"job_id": job["id"], "text": TEXT, "units": [5, 1, 2], "top": 2}
+    listed = client.post("/analyze", json=request).json()
+    response = client.post("/analyze", json=request | {"encoding": "base64"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert listed["encoding"] == "json" and "arrays" not in listed
+    assert body["encoding"] == "base64" and body["arrays"]["dtype"] == "<f4"
+    assert body["arrays"]["shapes"]["signals"] == [3, len(TEXT)]
+    assert body["tokens"] == listed["tokens"] and body["text"]["top"] == listed["text"]["top"]
+    ckpt = checkpoint_of(client, job)
+    model, vocab = load_model(ckpt), load_vocabulary(ckpt)
+    assert vocab is not None
+    traced = trace(model, vocab.encode(TEXT)[None])
+    [layer], [json_layer] = body["layers"], listed["layers"]
+    assert layer["units"] == [5, 1, 2] and layer["saturation"] == json_layer["saturation"]
+    assert set(layer["signals"]) == set(json_layer["signals"]) == {"i", "f", "g", "o", "c", "h"}
+    for name, packed in layer["signals"].items():
+        values = decoded(body, packed, "signals")
+        assert np.array_equal(values, traced.layers[0][name][0][:, [5, 1, 2]].t().numpy())  # unrounded
+        np.testing.assert_allclose(values, json_layer["signals"][name], rtol=0, atol=5e-5)  # 4 decimals
+    for field in ("surprisal_bits", "entropy_bits"):
+        values = decoded(body, body["text"][field], field)
+        assert values.shape == (len(TEXT),) and np.isnan(values[0])  # JSON's null
+        np.testing.assert_allclose(values[1:], listed["text"][field][1:], rtol=1e-6)  # float32 of float64
+
+
+def test_base64_palindrome_probabilities(client: TestClient, trained: dict[str, Any]) -> None:
+    request = {"job_id": trained["phased_lstm"]["id"], "digits": DIGITS, "units": [0, 2]}
+    listed = client.post("/analyze", json=request).json()
+    body = client.post("/analyze", json=request | {"encoding": "base64"}).json()
+    assert body["arrays"]["shapes"] == {"signals": [2, len(DIGITS)], "probabilities": [len(DIGITS), 10]}
+    assert body["digits"]["predictions"] == listed["digits"]["predictions"]
+    probabilities = decoded(body, body["digits"]["probabilities"], "probabilities")
+    np.testing.assert_allclose(probabilities, listed["digits"]["probabilities"], rtol=1e-6)
+    k = decoded(body, body["layers"][0]["signals"]["k"], "signals")
+    np.testing.assert_allclose(k, listed["layers"][0]["signals"]["k"], rtol=0, atol=5e-5)
 
 
 def test_the_budget_allows_long_texts_with_few_units(client: TestClient, trained: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from app.api.deps import CacheDep, SessionsDep
 from app.api.media import PNG
 from app.api.openapi import error_responses
 from app.core.bounds import DbId
-from app.schemas.xray import AnalyzeIn, AnalyzeOut, UnitsIn, UnitsOut
+from app.schemas.xray import AnalyzeIn, AnalyzeOut, PackedAnalyzeOut, UnitsIn, UnitsOut
 from app.services import gate_saturation, xray
 
 router = APIRouter(tags=["analysis"])
@@ -20,13 +20,14 @@ TEXT = Query(min_length=1, max_length=4000, description="default: the job's vali
 DIGITS = Query(pattern=r"^[0-9]+$", max_length=1000, description="default: 256 palindromes")
 
 
-@router.post("/analyze", response_model=AnalyzeOut, responses=error_responses(404, 409))
+@router.post("/analyze", response_model=AnalyzeOut | PackedAnalyzeOut, responses=error_responses(404, 409))
 async def analyze(body: Annotated[AnalyzeIn, Body()], sessions: SessionsDep, cache: CacheDep) -> Response:
     """One forward pass over `text` (a text model) or `digits` (a palindrome model), keeping at every
     position each chosen unit's gates i, f, g, o, cell c and output h (the RNN: h; the Phased LSTM
     also k, its time gate), what the model predicted there, and each gate's saturation. 409 for the
     other kind of input; 422 names characters outside the vocabulary, a layer or unit out of range,
-    or an input over the budget (positions x units x layers)."""
+    or an input over the budget (positions x units x layers). `"encoding": "base64"` answers every
+    series and per-position array as base64 of little-endian float32, for clients that want arrays."""
     answer = await xray.analyze(sessions, cache, body)
     # Serialised by pydantic-core, not re-validated and dumped by json.dumps as a returned model
     # would be: at the budget's limit that is ~3 M numbers, and seconds instead of a fraction.
