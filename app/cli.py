@@ -29,7 +29,7 @@ def migrate() -> None:
     log.info("database migrated: %s", settings.resolved_database_url.split("@")[-1])
 
 
-MAX_REQUEST_HEAD = 256 * 1024  # bytes: the longest query text (10,000 characters x 12) with room to spare
+MAX_REQUEST_HEAD = 64 * 1024  # bytes: the longest query text (4,000 characters x 12 = 48 KB) and headers
 
 
 def run_api(host: str, port: int) -> None:
@@ -49,9 +49,9 @@ def run_api(host: str, port: int) -> None:
         # Whose X-Forwarded-For sets the client address (and so an anonymous caller's rate bucket).
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        # Texts travel in the query of some GETs (a memory horizon's or a gate-saturation figure's
-        # `text`, up to 10,000 characters): percent-encoded, 4-byte characters take 12 bytes each, past
-        # h11's 16 KiB default for a request head, which uvicorn answers with a bare 400.
+        # Texts travel in the query of some GETs (GET /generate's prompt, a memory horizon's or a
+        # gate-saturation figure's `text`, up to 4,000 characters): percent-encoded, 4-byte characters
+        # take 12 bytes each, past h11's 16 KiB default for a request head (a bare 400).
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
     )
 

@@ -60,7 +60,7 @@ class GradientFlowOut(BaseModel):
 
 
 # The memory horizon's query limits (models/horizon.py has the lag and window bounds).
-MAX_HORIZON_TEXT = 10_000  # characters of a text given in the query: a URL, not an upload
+MAX_HORIZON_TEXT = 4_000  # characters of a text in the query: a URL, as GET /generate's prompt
 MAX_HORIZON_CHECKPOINTS = 8  # curves on one figure (checkpoints of a job, or jobs of an experiment)
 
 
