@@ -29,9 +29,7 @@ import argparse
 import base64
 import io
 import os
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,7 +40,14 @@ import httpx
 import numpy as np
 import torch
 
-from bench_generate import AUTH, free_port, load_average, start_serve, train  # bench/ is on sys.path
+from bench_generate import (  # bench/ is on sys.path
+    AUTH,
+    free_port,
+    load_average,
+    start_serve,
+    stop_serve,
+    train,
+)
 from corpus import add_corpus_argument, load_bench_corpus
 from models.checkpoint import load_model, load_vocabulary
 
@@ -151,11 +156,7 @@ def main() -> None:
                 job = train(api, args.train_steps)
                 measure(api, job["latest_checkpoint_id"], corpus, args.rounds)
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+            stop_serve(serve)
     print(f"load average at end: {load_average()}")
 
 

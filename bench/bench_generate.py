@@ -84,6 +84,15 @@ def wait_until(predicate: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def stop_serve(serve: subprocess.Popen[bytes]) -> None:
+    """SIGTERM `rnnlab serve` and the worker it supervises (its process group); SIGKILL after 90 s."""
+    os.killpg(serve.pid, signal.SIGTERM)
+    try:
+        serve.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(serve.pid, signal.SIGKILL)
+
+
 def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env |= {"RNNLAB_DATA_DIR": str(data_dir), "RNNLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
@@ -377,11 +386,7 @@ def main() -> None:
                 while_training(api, checkpoint_id, args.samples)
         finally:
             if serve is not None:
-                os.killpg(serve.pid, signal.SIGTERM)
-                try:
-                    serve.wait(90)
-                except subprocess.TimeoutExpired:
-                    os.killpg(serve.pid, signal.SIGKILL)
+                stop_serve(serve)
     print(f"load average at end: {load_average()}")
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import signal
 import statistics
 import tempfile
 import time
@@ -33,7 +32,16 @@ from pathlib import Path
 import httpx
 import torch
 
-from bench_generate import AUTH, free_port, load_average, naive_chars_per_s, run_clients, start_serve, train
+from bench_generate import (
+    AUTH,
+    free_port,
+    load_average,
+    naive_chars_per_s,
+    run_clients,
+    start_serve,
+    stop_serve,
+    train,
+)
 from http_load import Connection, run_client
 from models.decode.stops import StopMatcher
 
@@ -197,8 +205,7 @@ def main() -> None:
                 stop_rows(api, "bench", args.repeats)
                 score_rows(api, "bench", args.repeats)
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)  # serve and the worker it supervises
-            serve.wait(90)
+            stop_serve(serve)
     print(f"load average at end: {load_average()}")
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +28,16 @@ from pathlib import Path
 import httpx
 import torch
 
-from bench_generate import AUTH, free_port, load_average, percentile, run_clients, start_serve, train
+from bench_generate import (
+    AUTH,
+    free_port,
+    load_average,
+    percentile,
+    run_clients,
+    start_serve,
+    stop_serve,
+    train,
+)
 from http_load import Connection, run_client  # bench/ is on sys.path when a bench script runs
 
 PROMPT = "The "
@@ -104,11 +111,7 @@ def main() -> None:
                 api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
                 compare(api, port, checkpoint_id, args.rounds, args.length)
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+            stop_serve(serve)
     print(f"load average at end: {load_average()}")
 
 
