@@ -68,6 +68,23 @@ GEN = {"length": 80, "random_seed": 1234, "temperature": 0.9, "top_k": 12}
 
 
 @pytest.mark.parametrize("native_decode", [True, False])
+def bare_session(db: Any, owner: str, *, cap: int) -> session_store.SessionRecord:
+    """A row straight through the store (no model behind it): for the store's own concurrency rules."""
+    return session_store.create(
+        db,
+        owner=owner,
+        checkpoint_id=1,
+        model=None,
+        state=b"\0" * 16,
+        num_layers=1,
+        hidden_size=2,
+        characters=0,
+        clamps=[],
+        idle_s=3600,
+        cap=cap,
+    )
+
+
 def test_generating_from_a_session_equals_generate_with_everything_it_consumed(
     settings: Settings, trained: dict[str, Any], native_decode: bool
 ) -> None:
@@ -351,19 +368,7 @@ def test_concurrent_creates_never_pass_the_cap(settings: Settings) -> None:
     def create(_: int) -> str:
         with sessions() as db:
             try:
-                session_store.create(
-                    db,
-                    owner=owner,
-                    checkpoint_id=1,
-                    model=None,
-                    state=b"\0" * 16,
-                    num_layers=1,
-                    hidden_size=2,
-                    characters=0,
-                    clamps=[],
-                    idle_s=3600,
-                    cap=3,
-                )
+                bare_session(db, owner, cap=3)
             except TooManySessions:
                 return "refused"
             return "created"
@@ -386,22 +391,7 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
     sessions = sessionmaker_for(settings.resolved_database_url)
     owner = f"{uuid4().hex}{uuid4().hex}"
     with sessions() as db:
-        records = [
-            session_store.create(
-                db,
-                owner=owner,
-                checkpoint_id=1,
-                model=None,
-                state=b"\0" * 16,
-                num_layers=1,
-                hidden_size=2,
-                characters=0,
-                clamps=[],
-                idle_s=3600,
-                cap=64,
-            )
-            for _ in range(8)
-        ]
+        records = [bare_session(db, owner, cap=64) for _ in range(8)]
     writer = writer_for(sessions)
 
     def save(i: int) -> session_store.SessionRecord | str:
