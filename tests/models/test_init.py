@@ -64,21 +64,13 @@ def test_default_gives_bitwise_the_weights_it_gave_before(model_type: str) -> No
         )
 
 
-def test_a_default_run_trains_to_bitwise_what_a_model_built_without_init_options_does() -> None:
+def test_a_default_run_trains_to_bitwise_what_a_model_built_without_init_options_does(
+    make_palindrome_config,
+) -> None:
     """The loop's default (init, curriculum and schedule all off) changes nothing about a run: it
     trains bitwise what the registry's model, built with no initialisation arguments at all, trains
     to. (A digest of trained weights would pin this machine's floating-point kernels, not the code.)"""
-    config = PalindromeConfig(
-        input_length=5,
-        hidden_size=16,
-        batch_size=32,
-        optimizer="adam",
-        learning_rate=1e-2,
-        train_steps=20,
-        eval_every=10,
-        checkpoint_every=1000,
-        device="cpu",
-    )
+    config = make_palindrome_config(hidden_size=16, batch_size=32)
     torch.manual_seed(config.seed)
     plain = build_model(architecture_for(config))
     trained_plain = train(config, make_data(config), model=plain).final_checkpoint["model"]
