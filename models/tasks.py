@@ -52,15 +52,15 @@ class Task(ABC):
         """The task's own training state (a curriculum's), stored in checkpoints as `task_state`."""
         return None
 
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:  # noqa: B027 (a hook)
+        """Continue from a checkpoint's `task_state` (None: the checkpoint had none)."""
+
     def train_state(self, device: torch.device) -> Any:
         """The recurrent state the next training batch starts from; None: zeros."""
         return None
 
     def keep_train_state(self, state: Any) -> None:  # noqa: B027 (a hook, no-op by default)
         """The (detached) state the latest training batch ended in."""
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:  # noqa: B027 (a hook)
-        """Continue from a checkpoint's `task_state` (None: the checkpoint had none)."""
 
     def samples_due(self, step: int) -> bool:
         """Whether `samples` has anything to say after `step`."""

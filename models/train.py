@@ -155,6 +155,9 @@ class _Run:
         self.optimizer = make_optimizer(config, model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed)  # the training batches
+        # The forward pass in bfloat16: text only, as the hand-written palindrome cells' own backward
+        # is written for float32.
+        self.autocast = isinstance(config, TextConfig) and config.precision == "bfloat16"
         self.step = 0
         self.best_val_loss: float | None = None
         self.metrics: dict[str, float] = {}
@@ -196,8 +199,7 @@ class _Run:
             self.config.max_norm,
             self.task.last_step_only,
             state=self.task.train_state(self.device),
-            # Text only: the hand-written palindrome cells' own backward is written for float32.
-            autocast=isinstance(self.config, TextConfig) and self.config.precision == "bfloat16",
+            autocast=self.autocast,
         )
         self.task.keep_train_state(final_state)
         self.meter.add(loss, correct, targets.numel(), grad_norm, lr)
