@@ -163,6 +163,15 @@ class Timings(BaseModel):
     generate_ms: float
     total_ms: float
 
+    @classmethod
+    def between(cls, started: float, loaded: float, done: float) -> Timings:
+        """From three perf_counter() instants: the request's start, the model ready, the answer ready."""
+        return cls(
+            load_ms=(loaded - started) * 1000,
+            generate_ms=(done - loaded) * 1000,
+            total_ms=(done - started) * 1000,
+        )
+
 
 FinishReason = Literal["length", "stop"]
 

@@ -59,11 +59,7 @@ class Started:
         """load_ms: resolving and loading the checkpoint; generate_ms: from the engine's waiting line
         to the last character (time waiting for a slot included)."""
         submitted_at, finished_at = self.handles[0].submitted_at, finished_at_of(self.handles)
-        return Timings(
-            load_ms=(submitted_at - self.started_at) * 1000,
-            generate_ms=(finished_at - submitted_at) * 1000,
-            total_ms=(finished_at - self.started_at) * 1000,
-        )
+        return Timings.between(self.started_at, submitted_at, finished_at)
 
     def observe(self) -> None:
         observe_handles(self.handles, self.started_at, self.model_name)

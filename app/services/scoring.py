@@ -41,9 +41,5 @@ async def score(sessions: Sessions, cache: ModelCache, body: ScoreIn) -> ScoreOu
         top_logprobs=scored.top_logprobs,
         total_logprob=scored.total_logprob,
         bits_per_character=scored.bits_per_character,
-        timings=Timings(
-            load_ms=(loaded_at - started) * 1000,
-            generate_ms=(done - loaded_at) * 1000,
-            total_ms=(done - started) * 1000,
-        ),
+        timings=Timings.between(started, loaded_at, done),
     )

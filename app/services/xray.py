@@ -120,11 +120,7 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
     return answer(
         checkpoint_id=loaded.checkpoint_id,
         tokens=given.tokens,
-        timings=Timings(
-            load_ms=(loaded_at - started) * 1000,
-            generate_ms=(done - loaded_at) * 1000,
-            total_ms=(done - started) * 1000,
-        ),
+        timings=Timings.between(started, loaded_at, done),
         **parts,
     )
 
@@ -232,11 +228,7 @@ async def rank_units(sessions: Sessions, cache: ModelCache, body: UnitsIn) -> Un
         layer=body.layer,
         signal=body.signal,
         positions=len(given.tokens),
-        timings=Timings(
-            load_ms=(loaded_at - started) * 1000,
-            generate_ms=(done - loaded_at) * 1000,
-            total_ms=(done - started) * 1000,
-        ),
+        timings=Timings.between(started, loaded_at, done),
         **parts,
     )
 
