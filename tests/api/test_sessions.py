@@ -67,7 +67,6 @@ def session_generate(client: TestClient, session_id: str, **params: Any) -> dict
 GEN = {"length": 80, "random_seed": 1234, "temperature": 0.9, "top_k": 12}
 
 
-@pytest.mark.parametrize("native_decode", [True, False])
 def bare_session(db: Any, owner: str, *, cap: int) -> session_store.SessionRecord:
     """A row straight through the store (no model behind it): for the store's own concurrency rules."""
     return session_store.create(
@@ -85,6 +84,7 @@ def bare_session(db: Any, owner: str, *, cap: int) -> session_store.SessionRecor
     )
 
 
+@pytest.mark.parametrize("native_decode", [True, False])
 def test_generating_from_a_session_equals_generate_with_everything_it_consumed(
     settings: Settings, trained: dict[str, Any], native_decode: bool
 ) -> None:
