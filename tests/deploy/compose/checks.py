@@ -14,6 +14,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -69,8 +70,10 @@ def port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def env_file(path: Path, base_image: str) -> dict[str, str]:
-    """.env.example filled in as its comments tell a user to, for the CPU stack built air-gapped."""
+def env_file(path: Path, base_image: str, *, unlimited: bool = False) -> dict[str, str]:
+    """.env.example filled in as its comments tell a user to, for the CPU stack built air-gapped.
+
+    `unlimited`: the per-token rate limit lifted, as the benches lift it for `rnnlab serve`."""
     values = {
         "COMPOSE_FILE": "docker-compose.yml:docker-compose.cpu.yml",
         "COMPOSE_PROJECT_NAME": PROJECT,
@@ -81,6 +84,8 @@ def env_file(path: Path, base_image: str) -> dict[str, str]:
         "BASE_IMAGE": base_image,
         "TORCH_WHEELS": "local",
     }
+    if unlimited:
+        values |= {"RNNLAB_RATE_LIMIT_PER_MINUTE": "1e9", "RNNLAB_RATE_LIMIT_BURST": "100000"}
     text = (ROOT / ".env.example").read_text()
     for key, value in values.items():
         text, n = re.subn(rf"(?m)^{key}=.*$", f"{key}={value}", text)
@@ -242,45 +247,69 @@ class Runner:
     pid: int  # the worker process, inside its container
 
 
-def worker_running(stack: Stack, job_id: int, password: str) -> Runner | None:
-    """The worker that says (in its heartbeat row) it runs `job_id`, found as a process in a worker container.
+def worker_running(client: httpx.Client, stack: Stack, job_id: int) -> Runner | None:
+    """The worker that the running attempt names (`GET /jobs/{id}`), as a process of a worker container.
 
-    GET /jobs/{id} does not name the worker yet: the heartbeat row is where this version records it.
+    A worker names itself hostname:pid. Under host networking every replica has the host's hostname
+    and, with `pid: host`, a host pid; the process's cgroup names the container it runs in.
     """
-    query = f"SELECT name, pid FROM workers WHERE current_job_id = {int(job_id)}"
-    psql = ["psql", "-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", "rnnlab", "-d", "rnnlab", "-At"]
-    postgres = stack.container("postgres")
-    out = stack.docker(
-        "exec", "-e", f"PGPASSWORD={password}", postgres, *psql, "-F", " ", "-c", query, check=False
-    )
-    for line in out.splitlines():
-        name, pid = line.split()
-        for container in stack.containers("worker"):
-            cmdline = stack.docker("exec", container, "cat", f"/proc/{pid}/cmdline", check=False)
-            if "rnnlab" in cmdline and "worker" in cmdline:
-                return Runner(name, container, int(pid))
-    return None
+    running = [a for a in get_job(client, job_id)["attempt_history"] if a["ended_at"] is None]
+    if not running:
+        return None
+    name = running[-1]["worker"]
+    pid = int(name.rsplit(":", 1)[1])
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    if "rnnlab" not in cmdline or "worker" not in cmdline:
+        raise fail(f"job {job_id}'s attempt names {name}, whose pid runs {cmdline!r}, not a worker", stack)
+    for container in stack.containers("worker"):
+        if stack.inspect(container)["Id"] in cgroup:
+            return Runner(name, container, pid)
+    raise fail(f"job {job_id} runs in {name}, a process of no worker container of this stack", stack)
+
+
+def check_ran_in_a_worker_container(stack: Stack, job: dict[str, Any]) -> str:
+    """The job's one attempt names a worker process of the worker container, on the CPU: its name."""
+    attempts = job["attempt_history"]
+    if len(attempts) != 1 or attempts[0]["device"] != "cpu":
+        raise fail(f"job {job['id']}: expected one attempt on the cpu, got {attempts}", stack)
+    name = attempts[0]["worker"]
+    pid = int(name.rsplit(":", 1)[1])
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        raise fail(f"job {job['id']} names worker {name}, but no process {pid} runs", stack) from None
+    container = stack.container("worker")
+    if stack.inspect(container)["Id"] not in cgroup:
+        raise fail(f"job {job['id']} names worker {name}, which is not in the worker container", stack)
+    return f"{name} (worker container {stack.inspect(container)['Name'].lstrip('/')})"
 
 
 def check_flower_lists_the_worker(stack: Stack) -> None:
+    """Flower's workers page as its own UI reads it (`/workers?json=1`). Not `/api/workers`: Flower 2
+    answers that 401 unless FLOWER_UNAUTHENTICATED_API opens its whole API (and CORS) to anyone who can
+    reach the port, which the stack does not do."""
     url = f"http://127.0.0.1:{PORTS.flower}"
 
     def listed() -> list[str] | None:
         try:
-            response = httpx.get(f"{url}/api/workers", params={"refresh": "1"}, timeout=15)
+            response = httpx.get(f"{url}/workers", params={"json": "1", "refresh": "1"}, timeout=15)
         except httpx.TransportError:
             return None
         if response.status_code != 200:
             return None
-        names = [name for name in response.json() if name.startswith("celery@")]
-        return names or None
+        names = [str(w.get("hostname")) for w in response.json()["data"] if w.get("status")]
+        return [name for name in names if name.startswith("celery@")] or None
 
-    names = wait_for("Flower's /api/workers to list the worker", listed, 180, stack.logs)
+    names = wait_for("Flower's workers page to list the worker", listed, 180, stack.logs)
     say(f"Flower lists {names}")
 
 
-def scenario(stack: Stack, values: dict[str, str]) -> None:
-    token = values["RNNLAB_API_TOKENS"]
+def build_and_start(stack: Stack) -> None:
+    """Build every image, start the stack with the monitoring profile, and wait for the API's health check."""
     with step("build every image (docker-compose build, air-gapped build arguments)"):
         # migrate, worker (CPU overlay) and flower build the api's image, same tag and same arguments
         # (tests/deploy/test_static.py holds them to that): one build, not four context uploads.
@@ -294,6 +323,28 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
         wait_api_healthy(stack)
     say(f"time to healthy (up to the api's health check): {time.monotonic() - up_started:.1f} s")
 
+
+def bench(stack: Stack, values: dict[str, str]) -> None:
+    """`--bench`: bench/bench_container.py against the stack's API, beside a bare `rnnlab serve`."""
+    build_and_start(stack)
+    token = values["RNNLAB_API_TOKENS"]
+    url = f"http://127.0.0.1:{PORTS.api}"
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        wait_ready(client, stack)
+    with step("bench/bench_container.py: the container's API against rnnlab serve"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "bench_container.py"), "--url", url, "--token", token],
+            cwd=ROOT,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise fail(f"bench/bench_container.py exited {result.returncode}", stack)
+
+
+def scenario(stack: Stack, values: dict[str, str]) -> None:
+    token = values["RNNLAB_API_TOKENS"]
+    build_and_start(stack)
+
     with httpx.Client(
         base_url=f"http://127.0.0.1:{PORTS.api}", headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
@@ -306,8 +357,10 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
 
         with step("train a small text job in the worker container"):
             text_job = submit(client, {**TEXT, "train_steps": 60})
-            wait_finished(client, stack, text_job, timeout=600)
+            finished = wait_finished(client, stack, text_job, timeout=600)
             assert_each_step_once(client, text_job, 60)
+            ran_in = check_ran_in_a_worker_container(stack, finished)
+            say(f"job {text_job} ran in {ran_in}")
         with step("/generate and /generate/stream answer from its checkpoint"):
             text = generate(client, text_job)
             streamed = generate_stream(client, text_job)
@@ -327,7 +380,7 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
             wait_for("the long job's first checkpoint", checkpointed, 300, stack.logs)
             runner = wait_for(
                 f"a worker row running job {long_job}",
-                lambda: worker_running(stack, long_job, values["POSTGRES_PASSWORD"]),
+                lambda: worker_running(client, stack, long_job),
                 60,
                 stack.logs,
             )
@@ -375,11 +428,15 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
             stack.compose("up", "-d", "--no-deps", "--scale", "worker=2", "worker", timeout=600)
             wait_for("two live workers in /metrics", lambda: live_workers(client) >= 2, 180, stack.logs)
             jobs = [submit(client, {**PALINDROME, "train_steps": 40, "seed": i}) for i in range(8)]
+            ran_by: dict[str, int] = {}
             for job_id in jobs:
                 job = wait_finished(client, stack, job_id, timeout=900)
-                if job["attempts"] != 1:
-                    raise fail(f"job {job_id} took {job['attempts']} attempts", stack)
+                if job["attempts"] != 1 or len(job["attempt_history"]) != 1:
+                    raise fail(f"job {job_id}: {job['attempts']} attempts, {job['attempt_history']}", stack)
                 assert_each_step_once(client, job_id, 40)
+                worker = job["attempt_history"][0]["worker"]
+                ran_by[worker] = ran_by.get(worker, 0) + 1
+            say(f"jobs per worker: {ran_by}")
 
         listing = job_states(client)
         loss = metric_steps(client, long_job)
@@ -410,6 +467,11 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./run compose-test", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the stack up at the end (to look at it)")
+    parser.add_argument(
+        "--bench",
+        action="store_true",
+        help="instead of the checks: start the stack and run bench/bench_container.py against its API",
+    )
     args = parser.parse_args(argv)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -430,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = engines.start_engine()
             base = engines.ensure_base_image(engine)
             engines.ensure_torch_wheel(ROOT / "wheels")
-        values = env_file(work / "env", base)
+        values = env_file(work / "env", base, unlimited=args.bench)
         files = [
             ROOT / "docker-compose.yml",
             ROOT / "docker-compose.cpu.yml",
@@ -452,8 +514,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.files = [work / "stack.yml"]
         with step("remove what an earlier run left"):
             stack.remove_everything()
-        scenario(stack, values)
-        say("every check passed")
+        if args.bench:
+            bench(stack, values)
+            say("bench done")
+        else:
+            scenario(stack, values)
+            say("every check passed")
         return 0
     except (CheckFailed, engines.EngineError) as exc:
         say(f"FAILED: {exc}")
