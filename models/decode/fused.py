@@ -177,13 +177,19 @@ def _run_layer(
 
 
 def _input_product(bias: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """bias + inputs (T, H) @ weight for a whole layer's sequence. Each row of a matrix product comes
-    out bitwise the same whatever the number of rows, except one: a single row takes the BLAS's
-    matrix-vector path, which sums in another order. One row is therefore computed as two, so that
-    feeding a text in pieces (a session's appends) gives the state priming it whole gives."""
-    if inputs.shape[0] == 1:
-        return torch.addmm(bias, inputs.repeat(2, 1), weight)[:1]
-    return torch.addmm(bias, inputs, weight)
+    """bias + inputs (T, H) @ weight for a whole layer's sequence, one row at a time.
+
+    Not one (T, H) product: a BLAS's kernels for different row counts sum in different orders (a single
+    row takes the matrix-vector path; on some CPUs the edge rows of a block do too), so a row's value
+    would depend on how many rows came with it. One product per row has one shape, hence one order,
+    whatever T is: feeding a text in pieces (a session's appends) gives bitwise the state priming it
+    whole gives, on every CPU (tests/models/test_decode_state.py). The recurrence that follows costs a
+    product per character already, so this at most doubles the small matmuls of priming."""
+    out = torch.empty(inputs.shape[0], weight.shape[1], dtype=inputs.dtype, device=inputs.device)
+    row_bias = bias.view(1, -1)
+    for t in range(inputs.shape[0]):
+        torch.addmm(row_bias, inputs[t : t + 1], weight, out=out[t : t + 1])
+    return out
 
 
 def _of_layer(clamps: Sequence[Clamp], layer: int) -> tuple[Clamp, ...]:
