@@ -132,7 +132,9 @@ def test_env_example_selects_gpu_worker_by_default(project: Path) -> None:
     filled_env_file(project)
     config = resolved(project, None, clean_env())
     devices = config["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    # One GPU, pinned by index (RNNLAB_WORKER_GPU, default 0), and named so in GET /workers.
+    assert devices == [{"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}]
+    assert config["services"]["worker"]["environment"]["RNNLAB_WORKER_DEVICE"] == "cuda:0"
     assert config["services"]["worker"]["build"]["args"]["TORCH_VARIANT"] == "cu128"
     env = config["services"]["api"]["environment"]
     assert env["RNNLAB_DATABASE_URL"] == "postgresql+psycopg://rnnlab:pg-secret@postgres:5432/rnnlab"

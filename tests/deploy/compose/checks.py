@@ -466,7 +466,11 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./run compose-test", description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="leave the stack up at the end (to look at it)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack and the daemon up at the end to look at (after a failed check or --bench)",
+    )
     parser.add_argument(
         "--bench",
         action="store_true",
