@@ -13,11 +13,15 @@ checkpoint, then measures in one run, interleaved round by round:
     base64 all     every unit with `"encoding": "base64"`: the JSON parsed and every array decoded
                    into numpy (np.frombuffer), as a client would
     base64 1       the dashboard's one unit, base64
+    npz all        every unit with `"encoding": "npz"`: np.load of the answer, `answer.json` parsed and
+                   every array read out of the zip, as a client would
+    npz 1          the dashboard's one unit, npz
     server         the service's own `timings.generate_ms` of the all-units and one-unit requests
-                   (json and base64): the trace and the lists or bytes it answers, without the JSON
+                   (json, base64 and npz): the trace and the lists or arrays it answers, before they
+                   are serialised
 
 The ratio printed is the median request time over the median forward time. Target: <= 3x (every
-unit: with the base64 encoding).
+unit: with a packed encoding, base64 or npz).
 
     .venv/bin/python bench/bench_analyze.py [--train-steps 50] [--rounds 15] [--corpus PATH]
     .venv/bin/python bench/bench_analyze.py --url http://127.0.0.1:8000 --token T --checkpoint-id 3
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import json
 import os
 import statistics
 import tempfile
@@ -85,6 +90,11 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
             body["layers"] = layers
         response = api.post("/analyze", json=body)
         response.raise_for_status()
+        if encoding == "npz":  # what a client does: every member read into an array
+            with np.load(io.BytesIO(response.content)) as members:
+                answer = json.loads(members["answer.json"])
+                answer["members"] = {name: members[name] for name in members.files if name != "answer.json"}
+            return answer
         answer = response.json()
         if encoding == "base64":  # what a client does next: every string into an array
             dtype, shapes = answer["arrays"]["dtype"], answer["arrays"]["shapes"]
@@ -96,8 +106,9 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
 
     analyze(None)  # load the checkpoint into the server's cache
     rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "analyze 1": []}
-    rows |= {"base64 all": [], "base64 1": []}
+    rows |= {"base64 all": [], "base64 1": [], "npz all": [], "npz 1": []}
     rows |= {"server all": [], "server 1": [], "server b64 all": [], "server b64 1": []}
+    rows |= {"server npz all": [], "server npz 1": []}
     last_layer = arch["num_layers"] - 1
     for _ in range(rounds):
         rows["forward"].append(timed(forward)[0])
@@ -115,12 +126,22 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
         ms, body = timed(lambda: analyze([0], [last_layer], encoding="base64"))
         rows["base64 1"].append(ms)
         rows["server b64 1"].append(body["timings"]["generate_ms"])
+        ms, body = timed(lambda: analyze(None, encoding="npz"))
+        rows["npz all"].append(ms)
+        rows["server npz all"].append(body["timings"]["generate_ms"])
+        ms, body = timed(lambda: analyze([0], [last_layer], encoding="npz"))
+        rows["npz 1"].append(ms)
+        rows["server npz 1"].append(body["timings"]["generate_ms"])
         rows["forward"].append(timed(forward)[0])
     everything = {"checkpoint_id": checkpoint_id, "text": text, "top": 3}
     size = len(api.post("/analyze", json=everything).content)
     packed_size = len(api.post("/analyze", json=everything | {"encoding": "base64"}).content)
+    npz_size = len(api.post("/analyze", json=everything | {"encoding": "npz"}).content)
     floor = statistics.median(rows["forward"])
-    print(f"all-units response: {size / 1e6:.1f} MB of JSON, {packed_size / 1e6:.1f} MB base64")
+    print(
+        f"all-units response: {size / 1e6:.1f} MB of JSON, {packed_size / 1e6:.1f} MB base64, "
+        f"{npz_size / 1e6:.1f} MB npz"
+    )
     print(f"{'':14} {'median ms':>10} {'x forward':>10}")
     for name, values in rows.items():
         median = statistics.median(values)

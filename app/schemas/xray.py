@@ -24,8 +24,11 @@ BUDGET = (
     f"256 units, e.g. all of a 2 x 128 char-LSTM); at most {MAX_POSITIONS:,} positions"
 )
 Signal = Literal["c", "h"]
-Encoding = Literal["json", "base64"]
-PACKED = "base64 of little-endian float32 (dtype and shape in `arrays`)"
+Encoding = Literal["json", "base64", "npz"]
+PACKED = (
+    "base64 of little-endian float32 (dtype and shape in `arrays`); in an npz answer, the name of "
+    "its .npy member"
+)
 Feature = Literal["in_quotes", "in_brackets", "line_position", "word_start", "vowel"]
 
 
@@ -59,7 +62,9 @@ class AnalyzeIn(ModelRef):
         "json",
         description="json: lists of numbers (signals to 4 decimals); base64: each per-unit series "
         "and per-position array as base64 of little-endian float32, unrounded, with the dtype and "
-        "shapes stated once in `arrays` (a tenth of the bytes and time at every unit)",
+        "shapes stated once in `arrays` (a tenth of the time at every unit); npz: the same arrays as "
+        "the .npy members of an application/x-npz answer (numpy's .npz, a zip) whose `answer.json` is "
+        "the base64 answer with each string the name of its member (the cheapest for every unit)",
     )
 
     @model_validator(mode="after")
@@ -147,7 +152,8 @@ class PackedDigitPositions(BaseModel):
 
 
 class PackedAnalyzeOut(BaseModel):
-    """`POST /analyze` with `"encoding": "base64"`: the same fields, every array a string."""
+    """`POST /analyze` with `"encoding": "base64"`: the same fields, every array a string (with
+    `"npz"`: the `answer.json` member, every string the name of the array's member)."""
 
     checkpoint_id: int
     model_type: str
@@ -155,7 +161,7 @@ class PackedAnalyzeOut(BaseModel):
     text: PackedTextPositions | None = None
     digits: PackedDigitPositions | None = None
     layers: list[PackedLayerTrace]
-    encoding: Literal["base64"] = "base64"
+    encoding: Literal["base64", "npz"] = "base64"
     arrays: PackedArrays
     timings: Timings
 

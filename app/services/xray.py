@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import InvalidInput, WrongTask
@@ -30,10 +31,11 @@ from app.schemas.xray import (
     UnitsOut,
 )
 from app.services.generation import Sessions, loaded_model
-from app.services.xray_arrays import DTYPE, packed
+from app.services.xray_arrays import DTYPE, NPZ, float32, npz, packed
 from models.xray.limits import MAX_TRACE_VALUES, SIGNAL_DECIMALS
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -102,7 +104,15 @@ def chosen(
     return layers, units
 
 
-async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> AnalyzeOut | PackedAnalyzeOut:
+@dataclass(frozen=True)
+class Encoded:
+    """An answer ready to send: its bytes and their media type."""
+
+    content: bytes
+    media_type: str
+
+
+async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Encoded:
     from models.xray.trace import layer_sizes
 
     started = perf_counter()
@@ -112,17 +122,23 @@ async def analyze(sessions: Sessions, cache: ModelCache, body: AnalyzeIn) -> Ana
     given = model_input(loaded, text=body.text, digits=body.digits)
     layers, units = chosen(layer_sizes(loaded.model), body.layers, body.units, len(given.tokens), given.field)
     loaded_at = perf_counter()
-    parts = await run_in_threadpool(
-        _analyze, loaded, given, layers, units, body.top, body.signals, body.encoding == "base64"
+    parts, arrays = await run_in_threadpool(
+        _analyze, loaded, given, layers, units, body.top, body.signals, body.encoding
     )
     done = perf_counter()
-    answer = PackedAnalyzeOut if body.encoding == "base64" else AnalyzeOut
-    return answer(
-        checkpoint_id=loaded.checkpoint_id,
-        tokens=given.tokens,
-        timings=Timings.between(started, loaded_at, done),
-        **parts,
-    )
+    timings = Timings.between(started, loaded_at, done)
+    # Made here from checked parts: model_construct, no validation of up to 3 M numbers.
+    fields: dict[str, Any] = {"checkpoint_id": loaded.checkpoint_id, "tokens": given.tokens} | parts
+    fields |= {"encoding": body.encoding, "timings": timings}
+    answer = AnalyzeOut if body.encoding == "json" else PackedAnalyzeOut
+    encoded = answer.model_construct(**fields)
+    # Serialised by pydantic-core to bytes, in a server thread: at the budget's limit that is tens of
+    # MB, not to be made on the event loop (nor re-validated and dumped by json.dumps, as a returned
+    # model would be: seconds instead of a fraction).
+    content = await run_in_threadpool(pydantic_core.to_json, encoded)
+    if body.encoding == "npz":
+        return Encoded(await run_in_threadpool(npz, content, arrays), NPZ)
+    return Encoded(content, "application/json")
 
 
 def _analyze(
@@ -132,11 +148,13 @@ def _analyze(
     units: list[int],
     top: int,
     signals: list[str] | None,
-    pack: bool,
-) -> dict[str, Any]:
-    from models.xray.predictions import digit_predictions, information_bits, text_predictions
+    encoding: str,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The answer's parts, and for a packed encoding its float32 arrays by member name (each field a
+    base64 string of its array, or with npz the name)."""
+    from models.xray.predictions import digit_predictions, information_bits, text_predictions, top_characters
     from models.xray.saturation import saturation
-    from models.xray.trace import SIGNALS, model_type, trace
+    from models.xray.trace import SIGNALS, layer_sizes, model_type, trace
 
     kind = model_type(loaded.model)
     if signals is not None:
@@ -146,19 +164,31 @@ def _analyze(
                 ("body", "signals"),
                 f"a {kind} model has no {', '.join(unknown)}; it has {', '.join(SIGNALS[kind])}",
             )
-    traced = trace(loaded.model, given.tensor)
+    every_unit = units == list(range(layer_sizes(loaded.model)[0]))
+    # Gates only for the listed layers: the dashboard's one unit of the last layer skips the first's.
+    traced = trace(loaded.model, given.tensor, units=None if every_unit else units, layers=layers)
+    arrays: dict[str, np.ndarray] = {}
+    pack = encoding != "json"
+
+    def array(name: str, values: torch.Tensor) -> str:
+        arrays[name] = float32(values)
+        return name if encoding == "npz" else packed(arrays[name])
+
     parts: dict[str, Any] = {"model_type": kind}
     positions = len(given.tokens)
     shapes = {"signals": [len(units), positions]}
     if given.field == "text":
-        predicted = text_predictions(traced.logits[0], given.tensor[0], loaded.vocab, top)
+        logits, ids = traced.logits[0], given.tensor[0]
         if pack:
-            surprisal, entropy = information_bits(traced.logits[0], given.tensor[0])
+            surprisal, entropy = information_bits(logits, ids)
             shapes |= {"surprisal_bits": [positions], "entropy_bits": [positions]}
             parts["text"] = PackedTextPositions(
-                surprisal_bits=packed(surprisal), entropy_bits=packed(entropy), top=predicted.top
+                surprisal_bits=array("surprisal_bits", surprisal),
+                entropy_bits=array("entropy_bits", entropy),
+                top=top_characters(logits, loaded.vocab, top),
             )
         else:
+            predicted = text_predictions(logits, ids, loaded.vocab, top)
             bits = {"surprisal_bits": predicted.surprisal_bits, "entropy_bits": predicted.entropy_bits}
             parts["text"] = TextPositions(**bits, top=predicted.top)
     else:
@@ -166,7 +196,7 @@ def _analyze(
         if pack:
             shapes["probabilities"] = [positions, 10]
             parts["digits"] = PackedDigitPositions(
-                predictions=predictions.tolist(), probabilities=packed(probabilities)
+                predictions=predictions.tolist(), probabilities=array("probabilities", probabilities)
             )
         else:
             parts["digits"] = DigitPositions(
@@ -176,15 +206,15 @@ def _analyze(
         parts["arrays"] = PackedArrays(dtype=DTYPE, shapes=shapes)
     listed = []
     for layer in layers:
-        # (T, units) per signal, then one list per unit: the response's per-unit series.
-        picked = {name: values[0][:, units] for name, values in traced.layers[layer].items()}
+        picked = {name: values[0] for name, values in traced.layers[layer].items()}  # each (T, units)
         fractions = saturation({name: values[None] for name, values in picked.items()})
         shown = [name for name in picked if signals is None or name in signals]
         # model_construct: ~3 M numbers at the budget's limit, made here from tensors, need no
-        # validation (which would cost as much as the trace).
+        # validation (which would cost as much as the trace). One series per unit: (units, T).
         trace_of = PackedLayerTrace if pack else LayerTrace
         series: dict[str, Any] = {
-            name: packed(picked[name].t()) if pack else rounded(picked[name].t()) for name in shown
+            name: array(f"layer{layer}/{name}", picked[name].t()) if pack else rounded(picked[name].t())
+            for name in shown
         }
         listed.append(
             trace_of.model_construct(
@@ -198,7 +228,7 @@ def _analyze(
             )
         )
     parts["layers"] = listed
-    return parts
+    return parts, arrays
 
 
 def rounded(values: torch.Tensor) -> list[Any]:
@@ -249,7 +279,8 @@ def _rank(loaded: LoadedModel, given: Input, body: UnitsIn) -> dict[str, Any]:
         assert body.feature is not None
         name, field = body.feature, "feature"
         feature = FEATURES[body.feature](text)
-    activations = trace(loaded.model, given.tensor).layers[body.layer][body.signal][0]  # (T, H)
+    traced = trace(loaded.model, given.tensor, layers=[body.layer])  # the other layers: no gates
+    activations = traced.layers[body.layer][body.signal][0]  # (T, H)
     try:
         ranked = rank_units(activations, feature, body.top)
     except ConstantFeature as e:

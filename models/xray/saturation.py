@@ -21,8 +21,10 @@ def saturation(layer: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, 
     fractions = {}
     for gate in SIGMOID_GATES:
         if gate in layer:
-            values = layer[gate].reshape(-1, layer[gate].shape[-1])  # (B*T, H)
-            left = (values < LEFT_SATURATED).float().mean(dim=0)
-            right = (values > RIGHT_SATURATED).float().mean(dim=0)
+            values = layer[gate]  # reduced over (B, T) as it lies: no reshape, which would copy a view
+            steps = values.shape[0] * values.shape[1]
+            # Counted, then divided: no float copy of every value first.
+            left = (values < LEFT_SATURATED).sum(dim=(0, 1)) / steps
+            right = (values > RIGHT_SATURATED).sum(dim=(0, 1)) / steps
             fractions[gate] = (left, right)
     return fractions

@@ -4,6 +4,8 @@ models traced in-process, on both backends."""
 from __future__ import annotations
 
 import base64
+import io
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -186,6 +188,38 @@ def test_base64_arrays_are_the_json_values_and_bitwise_the_trace(
         values = decoded(body, body["text"][field], field)
         assert values.shape == (len(TEXT),) and np.isnan(values[0])  # JSON's null
         np.testing.assert_allclose(values[1:], listed["text"][field][1:], rtol=1e-6)  # float32 of float64
+
+
+def test_npz_members_are_the_base64_arrays(client: TestClient, trained: dict[str, Any]) -> None:
+    """The README's recipe: np.load, answer.json, then each string names its member."""
+    job = trained["text"]
+    request = {"job_id": job["id"], "text": TEXT, "layers": [0], "units": [5, 1, 2], "top": 2}
+    packed = client.post("/analyze", json=request | {"encoding": "base64"}).json()
+    response = client.post("/analyze", json=request | {"encoding": "npz"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-npz"
+    with np.load(io.BytesIO(response.content)) as members:
+        body = json.loads(members["answer.json"])
+        assert body["encoding"] == "npz" and body["arrays"] == packed["arrays"]
+        assert body["text"]["top"] == packed["text"]["top"] and body["tokens"] == packed["tokens"]
+        [layer], [packed_layer] = body["layers"], packed["layers"]
+        assert layer["saturation"] == packed_layer["saturation"]
+        for name, member in layer["signals"].items():
+            assert member == f"layer0/{name}" and members[member].dtype == np.dtype("<f4")
+            assert np.array_equal(members[member], decoded(packed, packed_layer["signals"][name], "signals"))
+        for field in ("surprisal_bits", "entropy_bits"):
+            values = members[body["text"][field]]
+            expected = decoded(packed, packed["text"][field], field)
+            assert values.shape == (len(TEXT),) and np.array_equal(values, expected, equal_nan=True)
+
+
+def test_npz_palindrome_probabilities(client: TestClient, trained: dict[str, Any]) -> None:
+    request = {"job_id": trained["lstm"]["id"], "digits": DIGITS, "encoding": "npz"}
+    with np.load(io.BytesIO(client.post("/analyze", json=request).content)) as members:
+        body = json.loads(members["answer.json"])
+        probabilities = members[body["digits"]["probabilities"]]
+    assert probabilities.shape == (len(DIGITS), 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-6)
 
 
 def test_base64_palindrome_probabilities(client: TestClient, trained: dict[str, Any]) -> None:

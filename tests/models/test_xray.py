@@ -13,7 +13,7 @@ from models.phased_lstm import PhasedLSTM
 from models.rnn import RNN
 from models.xray.features import FEATURES, InvalidRegex, in_brackets, in_quotes, line_position, regex_feature
 from models.xray.saturation import saturation
-from models.xray.trace import SIGNALS, trace
+from models.xray.trace import SIGNALS, cell_states, trace
 from models.xray.units import ConstantFeature, correlations, rank_units
 
 TEXT = 'He said "no (not now)" and left.\nShe said "yes".'
@@ -98,6 +98,40 @@ def test_rnn_trace_equals_the_module() -> None:
     torch.testing.assert_close(traced.logits, logits)
     torch.testing.assert_close(traced.layers[0]["h"][:, -1], h)
     assert list(traced.layers[0]) == ["h"] and saturation(traced.layers[0]) == {}
+
+
+def test_a_narrowed_trace_is_bitwise_the_full_traces_columns() -> None:
+    model, vocab = char_model(layers=3)
+    ids = vocab.encode(TEXT)[None]
+    full = trace(model, ids)
+    narrowed = trace(model, ids, units=[7, 0, 3], layers=[2, 0])
+    assert torch.equal(narrowed.logits, full.logits)
+    assert narrowed.layers[1] == {}  # not listed: no gates computed
+    for layer in (0, 2):
+        assert set(narrowed.layers[layer]) == set(SIGNALS["char_lstm"])
+        for name, values in narrowed.layers[layer].items():
+            assert torch.equal(values, full.layers[layer][name][:, :, [7, 0, 3]]), name
+    lstm = LSTM(1, 6).eval()
+    inputs = palindromes("scalar")
+    assert torch.equal(
+        trace(lstm, inputs, units=[4]).layers[0]["c"], trace(lstm, inputs).layers[0]["c"][..., [4]]
+    )
+
+
+@pytest.mark.parametrize("steps", [1, 2, 16, 17, 100])
+def test_cell_states_equal_the_step_by_step_recurrence(steps: int) -> None:
+    generator = torch.Generator().manual_seed(steps)
+    ig = torch.randn(2, 5, steps, generator=generator)
+    f = torch.rand(2, 5, steps, generator=generator)
+    f[:, 0, steps // 2] = 0.0  # a closed forget gate: c restarts from i g there, exactly
+    c, expected = torch.zeros(2, 5), []
+    for t in range(steps):
+        c = ig[..., t] + f[..., t] * c
+        expected.append(c)
+    cells = cell_states(ig, f)
+    assert cells.is_contiguous()
+    torch.testing.assert_close(cells, torch.stack(expected, dim=-1), **TOL)
+    assert torch.equal(cells[:, 0, steps // 2], ig[:, 0, steps // 2])
 
 
 def test_trace_leaves_a_training_model_in_training_mode() -> None:

@@ -8,30 +8,40 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from app.api.deps import CacheDep, SessionsDep
-from app.api.media import PNG
+from app.api.media import PNG, media
 from app.api.openapi import error_responses
 from app.core.bounds import DbId
 from app.schemas.xray import AnalyzeIn, AnalyzeOut, PackedAnalyzeOut, UnitsIn, UnitsOut
 from app.services import gate_saturation, xray
+from app.services.xray_arrays import NPZ
 
 router = APIRouter(tags=["analysis"])
 
 TEXT = Query(min_length=1, max_length=4000, description="default: the job's validation text")
 DIGITS = Query(pattern=r"^[0-9]+$", max_length=1000, description="default: 256 palindromes")
+NPZ_ANSWER = media(
+    NPZ,
+    "JSON with encoding json or base64; with npz, numpy's .npz (a zip, uncompressed): `answer.json` (the "
+    "base64 answer, each string the name of its array's member) and a little-endian float32 .npy per array",
+)
 
 
-@router.post("/analyze", response_model=AnalyzeOut | PackedAnalyzeOut, responses=error_responses(404, 409))
+@router.post(
+    "/analyze",
+    response_model=AnalyzeOut | PackedAnalyzeOut,
+    responses=error_responses(404, 409) | NPZ_ANSWER,
+)
 async def analyze(body: Annotated[AnalyzeIn, Body()], sessions: SessionsDep, cache: CacheDep) -> Response:
     """One forward pass over `text` (a text model) or `digits` (a palindrome model), keeping at every
     position each chosen unit's gates i, f, g, o, cell c and output h (the RNN: h; the Phased LSTM
     also k, its time gate), what the model predicted there, and each gate's saturation. 409 for the
     other kind of input; 422 names characters outside the vocabulary, a layer or unit out of range,
     or an input over the budget (positions x units x layers). `"encoding": "base64"` answers every
-    series and per-position array as base64 of little-endian float32, for clients that want arrays."""
+    series and per-position array as base64 of little-endian float32, for clients that want arrays;
+    `"encoding": "npz"` answers them as the .npy members of an application/x-npz zip, beside
+    `answer.json`."""
     answer = await xray.analyze(sessions, cache, body)
-    # Serialised by pydantic-core, not re-validated and dumped by json.dumps as a returned model
-    # would be: at the budget's limit that is ~3 M numbers, and seconds instead of a fraction.
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return Response(answer.content, media_type=answer.media_type)
 
 
 @router.post("/analyze/units", response_model=UnitsOut, responses=error_responses(404, 409))
