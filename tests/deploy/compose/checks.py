@@ -9,6 +9,7 @@ stack is always torn down, volumes too, and the leftovers of an interrupted run 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import secrets
@@ -308,6 +309,18 @@ def check_flower_lists_the_worker(stack: Stack) -> None:
     say(f"Flower lists {names}")
 
 
+def check_images(stack: Stack, secrets_of_run: list[str]) -> None:
+    """Every rnnlab image runs as uid 10001, and no layer's history holds this run's passwords or token."""
+    for image in sorted({stack.service_image(name) for name in ("migrate", "api", "worker", "flower")}):
+        config = json.loads(stack.docker("image", "inspect", image))[0]
+        if config["Config"]["User"] != "10001:10001":
+            raise CheckFailed(f"{image} runs as {config['Config']['User']!r}, not 10001:10001")
+        history = stack.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
+        if any(value in history for value in secrets_of_run):
+            raise CheckFailed(f"{image}: a secret of this run is in its layer history")
+        say(f"{image}: {config['Size'] / 1e9:.2f} GB, user {config['Config']['User']}")
+
+
 def build_and_start(stack: Stack) -> None:
     """Build every image, start the stack with the monitoring profile, and wait for the API's health check."""
     with step("build every image (docker-compose build, air-gapped build arguments)"):
@@ -344,6 +357,8 @@ def bench(stack: Stack, values: dict[str, str]) -> None:
 def scenario(stack: Stack, values: dict[str, str]) -> None:
     token = values["RNNLAB_API_TOKENS"]
     build_and_start(stack)
+    with step("the images run as non-root and hold no secret in any layer"):
+        check_images(stack, [values[k] for k in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "RNNLAB_API_TOKENS")])
 
     with httpx.Client(
         base_url=f"http://127.0.0.1:{PORTS.api}", headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -482,6 +497,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"compose-test: stopped by signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
+    # One compose test per machine at a time: two share the project name, the ports and the private
+    # daemon, which the first to finish stops under the other. The lock dies with its process.
+    engines.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    lock = (engines.RUN_DIR / "compose-test.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another compose test runs on this machine: waiting for it to end")
+        fcntl.flock(lock, fcntl.LOCK_EX)
     busy = [f"{name} {port}" for name, port in vars(PORTS).items() if not port_free(port)]
     if busy:
         print(f"compose-test: 127.0.0.1 ports in use: {', '.join(busy)}", file=sys.stderr)
