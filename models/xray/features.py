@@ -7,8 +7,13 @@ is: an opening quote is already inside the quotes, a closing one is outside agai
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+
+# The `regex` package, not `re`: the same syntax, plus a time limit. A user's pattern such as (a|aa)+$
+# backtracks exponentially; `re` would hold a server thread for hours.
+import regex
+
+from models.xray.limits import REGEX_SECONDS
 
 # Curly quotes and guillemets, whose opening and closing marks differ. Single curly quotes are
 # Gutenberg's dialogue marks (Grimm's tales: 2,311 of them, against 13 double ones), and their
@@ -21,7 +26,7 @@ VOWELS = frozenset("aeiouAEIOU")
 
 
 class InvalidRegex(ValueError):
-    """A regex feature that does not compile."""
+    """A regex feature that does not compile, or that runs past REGEX_SECONDS on the text."""
 
 
 def in_quotes(text: str) -> list[float]:
@@ -87,13 +92,19 @@ FEATURES: dict[str, Callable[[str], list[float]]] = {
 
 
 def regex_feature(text: str, pattern: str) -> list[float]:
-    """1 for every character inside a match of `pattern` (re.finditer; empty matches mark nothing)."""
+    """1 for every character inside a match of `pattern` (finditer; empty matches mark nothing)."""
     try:
-        compiled = re.compile(pattern)
-    except re.error as e:
+        compiled = regex.compile(pattern)
+    except regex.error as e:
         raise InvalidRegex(f"not a valid regular expression: {e}") from e
     values = [0.0] * len(text)
-    for match in compiled.finditer(text):
-        for n in range(match.start(), match.end()):
-            values[n] = 1.0
+    try:
+        for match in compiled.finditer(text, timeout=REGEX_SECONDS):
+            for n in range(match.start(), match.end()):
+                values[n] = 1.0
+    except TimeoutError as e:
+        raise InvalidRegex(
+            f"the regular expression ran past {REGEX_SECONDS:g} s on this text (nested repetition such as "
+            "(a|aa)+ backtracks exponentially): simplify it"
+        ) from e
     return values

@@ -7,6 +7,7 @@ MAX_TRACE_VALUES = 512_000
 MAX_POSITIONS = 10_000  # the longest text /score reads
 MAX_TOP = 10  # alternatives per position, units in a ranking
 MAX_REGEX_LENGTH = 100
+REGEX_SECONDS = 1.0  # a regex feature's matching time on the text, at most (422 beyond)
 EXCERPT_CHARS = 80  # characters in a ranked unit's example excerpt
 # Karpathy, Johnson & Fei-Fei 2015, fig. 3: a gate is left-saturated below 0.1, right-saturated above 0.9.
 LEFT_SATURATED = 0.1

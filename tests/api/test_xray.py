@@ -276,6 +276,14 @@ def test_units_by_regex(client: TestClient, trained: dict[str, Any]) -> None:
     assert {u["unit"] for u in by_regex["units"]} & {u["unit"] for u in by_vowel["units"]}
 
 
+def test_units_regex_that_backtracks_forever_is_stopped(client: TestClient, trained: dict[str, Any]) -> None:
+    # (a|aa)+b on 60 a's tries every composition of 60 into 1s and 2s (~10^12): `re` would not return.
+    request = {"job_id": trained["text"]["id"], "text": "a" * 60, "regex": "(a|aa)+b"}
+    response = client.post("/analyze/units", json=request)
+    assert response.status_code == 422, response.text
+    assert "regex" in response.json()["detail"] and "ran past 1 s" in response.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("changes", "status", "field"),
     [
