@@ -133,8 +133,12 @@ def get(session: Session, session_id: str, *, owner: str, idle_s: float) -> Sess
     if row is None or row.owner != owner:
         raise SessionNotFound(session_id)
     if row.last_used_at < _cutoff(idle_s):
+        version = row.version
+        # The delete gets a transaction of its own: the read's may be a reader's (db.begin_reading),
+        # which on SQLite cannot always become a writer.
+        session.rollback()
         session.execute(
-            delete(ModelSession).where(ModelSession.id == session_id, ModelSession.version == row.version)
+            delete(ModelSession).where(ModelSession.id == session_id, ModelSession.version == version)
         )
         session.commit()
         raise SessionNotFound(session_id)

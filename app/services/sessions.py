@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
+from app.core.db import begin_reading
 from app.core.errors import Conflict, InvalidInput, WrongTask
 from app.core.settings import Settings
 from app.generation.cache import LoadedModel, ModelCache
@@ -140,6 +141,7 @@ def _check_total(record: SessionRecord, more: int, field: str) -> None:
 async def _read(sessions: Sessions, settings: Settings, owner: str, session_id: str) -> SessionRecord:
     def read() -> SessionRecord:
         with sessions() as session:
+            begin_reading(session)  # no write lock: a read never waits for other sessions' commits
             return session_store.get(session, session_id, owner=owner, idle_s=settings.session_idle_seconds)
 
     return await run_in_threadpool(read)
@@ -215,6 +217,7 @@ async def get(sessions: Sessions, settings: Settings, owner: str, session_id: st
 async def list_sessions(sessions: Sessions, settings: Settings, owner: str) -> SessionList:
     def read() -> Sequence[SessionRecord]:
         with sessions() as session:
+            begin_reading(session)
             return session_store.list_for(session, owner=owner, idle_s=settings.session_idle_seconds)
 
     return SessionList(sessions=[session_out(r, settings) for r in await run_in_threadpool(read)])
