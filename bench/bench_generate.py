@@ -93,9 +93,12 @@ def stop_serve(serve: subprocess.Popen[bytes]) -> None:
         os.killpg(serve.pid, signal.SIGKILL)
 
 
-def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_serve(data_dir: Path, port: int, database_url: str = "") -> subprocess.Popen[bytes]:
+    """`rnnlab serve` on `data_dir` (its SQLite file there, or `database_url`), ready on `port`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env |= {"RNNLAB_DATA_DIR": str(data_dir), "RNNLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    if database_url:
+        env["RNNLAB_DATABASE_URL"] = database_url
     # This measures the engine, not the per-token rate limit (600/min by default), so lift it.
     env |= {
         "RNNLAB_API_TOKENS": TOKEN,

@@ -8,13 +8,18 @@ connection (bench/http_load.py):
     generate   `POST /generate` continuing "The " (primed once, then a prefix-cache hit)
     session    `POST /sessions/{id}/generate` on a session of its own per client (made with the prompt
                "The "): the same decode batch, joined with the stored state; each request also reads
-               the session row and writes its new state (one SQLite transaction)
+               the session row and writes its new state (one SQLite transaction, committed with the
+               other writes waiting: app/services/session_writer.py)
 
 Each row is measured generate, session, generate again (this machine's speed drifts within minutes;
 the ratio divides by the mean of the two generate runs). Printed: aggregate characters/s, p50 and p99
 latency, and session / generate. Target: within 10 %.
 
+With `--database-url` (an empty PostgreSQL database, e.g. made with `createdb`; `rnnlab serve` migrates
+it) the service keeps its rows there instead of in SQLite: what a session's read and commit cost there.
+
     .venv/bin/python bench/bench_sessions.py [--train-steps 100] [--rounds 10] [--length 200]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/rnnlab_bench]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import torch
+from sqlalchemy.engine import make_url
 
 from bench_generate import (
     AUTH,
@@ -97,12 +103,14 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=100, help="steps of the 2 x 128 model to serve")
     parser.add_argument("--rounds", type=int, default=10, help="requests per client")
     parser.add_argument("--length", type=int, default=200, help="characters per request")
+    parser.add_argument("--database-url", default="", help="the service's database (default: SQLite)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
+    print(f"database: {make_url(args.database_url).render_as_string() if args.database_url else 'SQLite'}")
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         port = free_port()
-        serve = start_serve(Path(tmp), port)
+        serve = start_serve(Path(tmp), port, args.database_url)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api:
                 job = train(api, args.train_steps)

@@ -26,10 +26,16 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, busy_timeout_s: f
     cursor.close()
 
 
+# A connection execution option: this transaction only reads (`begin_reading`).
+_READ_ONLY = "rnnlab_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front and waits for it (busy_timeout); a deferred transaction
     # that later upgrades to a write fails at once with "database is locked" when another one wrote.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction that only reads needs no write lock: under WAL it reads its snapshot while a
+    # writer commits, instead of queueing behind the writer's fsync (and the busy handler's sleeps).
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
@@ -56,6 +62,14 @@ def engine_for(url: str) -> Engine:
 @lru_cache(maxsize=16)
 def sessionmaker_for(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def begin_reading(session: Session) -> None:
+    """Begin `session`'s transaction as one that only reads (call it before its first statement): on
+    SQLite a DEFERRED transaction, which never waits for the write lock; elsewhere an ordinary one.
+    A write in it may fail on SQLite ("database is locked") when another writer committed after its
+    first read: end it (commit or rollback) before writing."""
+    session.connection(execution_options={_READ_ONLY: True})
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -5,9 +5,9 @@ Feeding text (`create`'s prompt, `append`) runs `FusedCharLSTM.feed` in a server
 layer-by-layer arithmetic as the engine's priming, so the state after a prompt and appends is bitwise
 the state `/generate` primes for their concatenation. Generating joins the checkpoint's decode batch
 with the stored state (no priming) and takes the state after its last character back from it. Each
-change is read, computed, then written conditioned on the version read (app/services/session_store.py,
-committed in groups by app/services/session_writer.py): two requests on one session never interleave;
-the later one gets 409 and changes nothing.
+change is read (in groups: app/services/session_reader.py), computed, then written conditioned on the
+version read (app/services/session_store.py, committed in groups by app/services/session_writer.py):
+two requests on one session never interleave; the later one gets 409 and changes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
+from app.core.db import begin_reading
 from app.core.errors import Conflict, InvalidInput, WrongTask
 from app.core.settings import Settings
 from app.generation.cache import LoadedModel, ModelCache
@@ -40,6 +41,7 @@ from app.schemas.sessions import (
 )
 from app.services import session_store
 from app.services.generation import Sessions, loaded_model, model_name_of, observe_handles
+from app.services.session_reader import reader_for
 from app.services.session_store import SessionRecord
 from app.services.session_writer import writer_for
 
@@ -138,16 +140,14 @@ def _check_total(record: SessionRecord, more: int, field: str) -> None:
 
 
 async def _read(sessions: Sessions, settings: Settings, owner: str, session_id: str) -> SessionRecord:
-    def read() -> SessionRecord:
-        with sessions() as session:
-            return session_store.get(session, session_id, owner=owner, idle_s=settings.session_idle_seconds)
-
-    return await run_in_threadpool(read)
+    """The row, read together with the other session reads waiting (session_reader.py)."""
+    reader = reader_for(sessions)
+    return await reader.get(session_id, owner=owner, idle_s=settings.session_idle_seconds)
 
 
 async def _save(sessions: Sessions, record: SessionRecord, **values: Any) -> SessionRecord:
     """The new state, committed together with the other session writes waiting (session_writer.py)."""
-    return await run_in_threadpool(writer_for(sessions).save, record, **values)
+    return await writer_for(sessions).write(record, **values)
 
 
 async def _loaded_for(sessions: Sessions, cache: ModelCache, record: SessionRecord) -> LoadedModel:
@@ -215,6 +215,7 @@ async def get(sessions: Sessions, settings: Settings, owner: str, session_id: st
 async def list_sessions(sessions: Sessions, settings: Settings, owner: str) -> SessionList:
     def read() -> Sequence[SessionRecord]:
         with sessions() as session:
+            begin_reading(session)
             return session_store.list_for(session, owner=owner, idle_s=settings.session_idle_seconds)
 
     return SessionList(sessions=[session_out(r, settings) for r in await run_in_threadpool(read)])

@@ -410,3 +410,33 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
             assert len(won) == 1 and pair.count("changed") == 1
             stored = session_store.get(db, record.id, owner=owner, idle_s=3600)
             assert (stored.state, stored.characters, stored.version) == (won[0].state, won[0].characters, 2)
+
+
+def test_grouped_reads_answer_each_read_as_a_lone_get_would(settings: Settings) -> None:
+    # 8 reads awaited at once (one or a few groups, one SELECT each): a live session of the caller's,
+    # one of another owner's, an unknown id and an expired one, which is deleted as `get` deletes it.
+    from app.core.errors import SessionNotFound
+    from app.services.session_reader import reader_for
+
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    owner, other = f"{uuid4().hex}{uuid4().hex}", f"{uuid4().hex}{uuid4().hex}"
+    with sessions() as db:
+        live, expired = bare_session(db, owner, cap=64), bare_session(db, owner, cap=64)
+        theirs = bare_session(db, other, cap=64)
+        long_ago = utcnow() - timedelta(seconds=7200)
+        db.execute(update(ModelSession).where(ModelSession.id == expired.id).values(last_used_at=long_ago))
+        db.commit()
+    reader = reader_for(sessions)
+    asked = [live.id, theirs.id, "0" * 32, expired.id] * 2
+
+    async def read_all() -> list[session_store.SessionRecord | BaseException]:
+        reads = (reader.get(i, owner=owner, idle_s=3600) for i in asked)
+        return await asyncio.gather(*reads, return_exceptions=True)
+
+    outcomes = asyncio.run(read_all())
+    for found in outcomes[0::4]:
+        assert isinstance(found, session_store.SessionRecord) and found == live
+    for missing in outcomes[1::4] + outcomes[2::4] + outcomes[3::4]:
+        assert isinstance(missing, SessionNotFound)
+    with sessions() as db:
+        assert db.get(ModelSession, expired.id) is None and db.get(ModelSession, theirs.id) is not None
