@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
@@ -70,6 +72,26 @@ def begin_reading(session: Session) -> None:
     A write in it may fail on SQLite ("database is locked") when another writer committed after its
     first read: end it (commit or rollback) before writing."""
     session.connection(execution_options={_READ_ONLY: True})
+
+
+Made = TypeVar("Made")
+
+
+class PerDatabase(Generic[Made]):
+    """One `Made` per database (an app's sessionmaker), made on first use and dropped with it: the
+    group reads and group commits of sessions are per database, and tests make many apps."""
+
+    def __init__(self, make: Callable[[sessionmaker[Session]], Made]) -> None:
+        self._make = make
+        self._made: weakref.WeakKeyDictionary[sessionmaker[Session], Made] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, sessions: sessionmaker[Session]) -> Made:
+        with self._lock:
+            made = self._made.get(sessions)
+            if made is None:
+                made = self._made[sessions] = self._make(sessions)
+            return made
 
 
 def migrate(url: str, revision: str = "head") -> None:

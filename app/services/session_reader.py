@@ -9,13 +9,11 @@ it never waits for a writer) and answers each request as `session_store.get` wou
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import begin_reading
+from app.core.db import PerDatabase, begin_reading
 from app.core.grouped import Grouped
 from app.services import session_store
 from app.services.session_store import SessionRecord
@@ -40,14 +38,5 @@ class GroupRead:
             return list(session_store.get_many(session, group))
 
 
-_readers: weakref.WeakKeyDictionary[sessionmaker[Session], GroupRead] = weakref.WeakKeyDictionary()
-_readers_lock = threading.Lock()
-
-
-def reader_for(sessions: sessionmaker[Session]) -> GroupRead:
-    """The grouped reads of a database (its app's sessionmaker)."""
-    with _readers_lock:
-        reader = _readers.get(sessions)
-        if reader is None:
-            reader = _readers[sessions] = GroupRead(sessions)
-        return reader
+# The grouped reads of a database (its app's sessionmaker).
+reader_for = PerDatabase(GroupRead)

@@ -13,13 +13,12 @@ before its commit.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.db import PerDatabase
 from app.core.errors import SessionChanged, SessionNotFound
 from app.core.grouped import Grouped
 from app.services import session_store
@@ -58,14 +57,5 @@ class GroupCommit:
         return outcomes
 
 
-_writers: weakref.WeakKeyDictionary[sessionmaker[Session], GroupCommit] = weakref.WeakKeyDictionary()
-_writers_lock = threading.Lock()
-
-
-def writer_for(sessions: sessionmaker[Session]) -> GroupCommit:
-    """The group commit of a database (its app's sessionmaker)."""
-    with _writers_lock:
-        writer = _writers.get(sessions)
-        if writer is None:
-            writer = _writers[sessions] = GroupCommit(sessions)
-        return writer
+# The group commit of a database (its app's sessionmaker).
+writer_for = PerDatabase(GroupCommit)
