@@ -359,6 +359,13 @@ def scenario(stack: Stack, values: dict[str, str]) -> None:
     build_and_start(stack)
     with step("the images run as non-root and hold no secret in any layer"):
         check_images(stack, [values[k] for k in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "RNNLAB_API_TOKENS")])
+    with step("the api container: CPU-only torch, and the native decode step built for it loads"):
+        probe = (
+            "import sys, torch; from models.native import load; "
+            "sys.exit('torch has CUDA ' + str(torch.version.cuda) if torch.version.cuda else "
+            "None if load() is not None else 'the native decode step does not load')"
+        )
+        stack.docker("exec", stack.container("api"), "python", "-c", probe)
 
     with httpx.Client(
         base_url=f"http://127.0.0.1:{PORTS.api}", headers={"Authorization": f"Bearer {token}"}, timeout=60
