@@ -157,6 +157,8 @@ def stack(tmp_path: Path, database: str, queue: str) -> Iterator[Stack]:
         RNNLAB_PROTECT_READS="false",
         RNNLAB_BROKER_VISIBILITY_TIMEOUT="3600",
         RNNLAB_FORWARDED_ALLOW_IPS="127.0.0.1",
+        RNNLAB_RATE_LIMIT_PER_MINUTE="600",
+        RNNLAB_RATE_LIMIT_BURST="120",
     )
     # The stack under test gets every variable compose gives the services, and no other service setting.
     assert compose_env <= set(env), compose_env - set(env)
