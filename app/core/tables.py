@@ -286,7 +286,8 @@ class ModelSession(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     # SHA-256 of the bearer token that made it: the caller's sessions, never the token itself.
     owner: Mapped[str] = mapped_column(String(64), index=True)
-    # No foreign key: retention may delete the checkpoint, after which the session answers 404.
+    # No foreign key: deleting the job deletes the checkpoint, after which the session answers 404
+    # (retention keeps a checkpoint a session holds: app/services/retention.py).
     checkpoint_id: Mapped[int] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(200))  # the name it was made with, if any
     state: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, shape (2, L, H)

@@ -13,19 +13,15 @@ from app.core.db import sessionmaker_for
 from app.core.settings import Settings
 from app.core.tables import Job
 from app.services import model_registry
-from tests.conftest import TINY_PALINDROME
+from tests.conftest import TINY_PALINDROME, TINY_TEXT
 from worker.lifecycle import run_job
 
 pytestmark = pytest.mark.slow
 
 KEEP = 2
 # A checkpoint every 10 steps with validation (so `is_best` moves) at each: 6 checkpoints written.
-MANY_CHECKPOINTS: dict[str, Any] = TINY_PALINDROME | {
-    "train_steps": 60,
-    "eval_every": 10,
-    "checkpoint_every": 10,
-    "log_every": 10,
-}
+EVERY_TEN: dict[str, Any] = {"train_steps": 60, "eval_every": 10, "checkpoint_every": 10, "log_every": 10}
+MANY_CHECKPOINTS: dict[str, Any] = TINY_PALINDROME | EVERY_TEN
 
 
 def checkpoints_of(client: TestClient, job_id: int) -> list[dict[str, Any]]:
@@ -125,3 +121,37 @@ def test_a_checkpoint_a_model_version_names_is_never_deleted(client: TestClient,
     for version, checkpoint_id in enumerate(registered, start=1):
         assert client.get(f"/models/{name}/versions/{version}").json()["checkpoint_id"] == checkpoint_id
         assert client.get(f"/checkpoints/{checkpoint_id}/file").status_code == 200
+
+
+def test_a_checkpoint_a_session_holds_is_never_deleted(client: TestClient, settings: Settings) -> None:
+    sessions = sessionmaker_for(settings.resolved_database_url)
+    job_id = client.post("/train", json=TINY_TEXT | EVERY_TEN).json()["id"]
+    held: dict[int, str] = {}  # checkpoint id -> the session made on it
+
+    def open_a_session_on_the_first_checkpoint() -> bool:  # asked once per step: never interrupts
+        with sessions() as session:
+            latest = session.scalar(select(Job.latest_checkpoint_id).where(Job.id == job_id))
+        if latest is not None and not held:
+            made = client.post("/sessions", json={"checkpoint_id": latest, "prompt": "the "})
+            assert made.status_code == 201, made.text
+            held[latest] = made.json()["id"]
+        return False
+
+    outcome = run_job(
+        job_id, sessions=sessions, keep_checkpoints=KEEP, interrupted=open_a_session_on_the_first_checkpoint
+    )
+    assert outcome == "succeeded"
+    [(first, session_id)] = held.items()
+    kept = checkpoints_of(client, job_id)
+    # Without the session the first checkpoint (step 10) would go: KEEP latest + best of 6.
+    assert first in {c["id"] for c in kept} and kept[0]["step"] == 10
+    generated = client.post(f"/sessions/{session_id}/generate", json={"length": 5, "random_seed": 1})
+    assert generated.status_code == 200 and len(generated.json()["text"]) == 5
+    # Once the session is gone, the next pruning deletes the checkpoint like any other.
+    assert client.delete(f"/sessions/{session_id}").status_code == 204
+    with sessions() as session, session.begin():
+        from app.services.retention import prune_checkpoints
+
+        deleted = prune_checkpoints(session, job_id, keep_last=KEEP)
+    best = next(c["id"] for c in kept if c["is_best"])
+    assert (first in deleted) == (first != best)
