@@ -32,11 +32,15 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(tmp: Path) -> Iterator[LiveServer]:
+def live_server(tmp: Path, **settings: str) -> Iterator[LiveServer]:
+    """`settings`: more RNNLAB_* variables for the server and its worker."""
     port = free_port()
     data_dir = tmp / "data"
     env = clean_env(
-        RNNLAB_DATA_DIR=str(data_dir), RNNLAB_BROKER_POLLING_INTERVAL="0.1", RNNLAB_API_TOKENS=TOKEN
+        RNNLAB_DATA_DIR=str(data_dir),
+        RNNLAB_BROKER_POLLING_INTERVAL="0.1",
+        RNNLAB_API_TOKENS=TOKEN,
+        **settings,
     )
     log = tmp / "server.log"
     proc = start_server([PYTHON, "-m", "app.cli", "serve", "--port", str(port)], env, log, port)

@@ -48,6 +48,11 @@ def experiment_page(request: Request, experiment_id: int) -> HTMLResponse:
     return _page(request, "experiment.html", experiment_id=experiment_id)
 
 
+@router.get("/ui/workers", response_class=HTMLResponse)
+def workers_page(request: Request) -> HTMLResponse:
+    return _page(request, "workers.html")
+
+
 @router.get("/ui/xray", response_class=HTMLResponse)
 def xray_page(request: Request, job: int | None = None) -> HTMLResponse:
     """`?job=ID` fills in the job."""

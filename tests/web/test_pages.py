@@ -9,8 +9,25 @@ from typing import Any
 
 import pytest
 
-PAGES = ["/", "/ui/jobs/1", "/ui/experiments", "/ui/experiments/1", "/ui/xray", "/ui/xray?job=1"]
-ASSETS = ["api.js", "token.js", "jobs.js", "job.js", "experiments.js", "experiment.js", "xray.js"]
+PAGES = [
+    "/",
+    "/ui/jobs/1",
+    "/ui/experiments",
+    "/ui/experiments/1",
+    "/ui/xray",
+    "/ui/xray?job=1",
+    "/ui/workers",
+]
+ASSETS = [
+    "api.js",
+    "token.js",
+    "jobs.js",
+    "job.js",
+    "experiments.js",
+    "experiment.js",
+    "xray.js",
+    "workers.js",
+]
 
 
 class Outline(HTMLParser):
@@ -85,7 +102,22 @@ def test_dashboard_routes_stay_out_of_the_api_document(sqlite_client: Any) -> No
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_links_every_part_of_the_dashboard(sqlite_client: Any, path: str) -> None:
     nav = outline(sqlite_client.get(path).text).urls
-    assert {"/", "/ui/experiments", "/ui/xray", "/docs"} <= set(nav)
+    assert {"/", "/ui/experiments", "/ui/xray", "/ui/workers", "/docs"} <= set(nav)
+
+
+def test_the_workers_page_is_a_shell_over_get_workers(sqlite_client: Any) -> None:
+    html = sqlite_client.get("/ui/workers").text
+    assert outline(html).h1 == ["Workers"]
+    assert '<a href="/ui/workers">Workers</a>' in html
+    assert '<table id="workers">' in html and "/ui/static/workers.js" in html
+    # The script reads the same list any client does, through api.js (the token, the errors).
+    script = sqlite_client.get("/ui/static/workers.js").text
+    assert 'getJSON("/workers")' in script and 'from "./api.js"' in script
+
+
+def test_the_job_page_has_a_place_for_its_attempts_and_why_it_waits(sqlite_client: Any) -> None:
+    html = sqlite_client.get("/ui/jobs/1").text
+    assert '<table id="attempts">' in html and 'id="job-waiting"' in html
 
 
 def test_unknown_pages_and_assets_are_refused(sqlite_client: Any) -> None:

@@ -117,6 +117,15 @@ export function formatEta(seconds) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
+// How long ago an ISO time was, "3 s ago" or "2 min ago"; a clock a little ahead of this one reads "just now".
+export function formatAgo(iso, now = Date.now()) {
+  const s = Math.round((now - Date.parse(iso)) / 1000);
+  if (s < 1) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ago`;
+}
+
 export function formatPercent(fraction) {
   return `${Math.floor(fraction * 100)} %`;
 }

@@ -1,5 +1,6 @@
-// One job: its status (polled until it ends), curves, samples, checkpoints, and the generate form;
-// for a text job also its learning timeline and memory horizon, redrawn when a checkpoint is added.
+// One job: its status (polled until it ends) with its attempts and why it waits, curves, samples,
+// checkpoints, and the generate form; for a text job also its learning timeline and memory horizon,
+// redrawn when a checkpoint is added.
 import {
   formValues, formatEta, formatNumber, formatPercent, getJSON, h, imageURL, poll, postJSON,
   showError, statusBadge, streamEvents,
@@ -94,6 +95,24 @@ async function refreshCheckpoints(task) {
   }
 }
 
+// A time as this browser's clock reads it, with the server's ISO time on hover.
+function when(iso) {
+  return iso ? h("time", { datetime: iso, title: iso }, new Date(iso).toLocaleString()) : "–";
+}
+
+function showAttempts(job) {
+  $("job-waiting").hidden = !job.waiting_reason;
+  $("job-waiting").textContent = job.waiting_reason ? `Waiting: ${job.waiting_reason}` : "";
+  $("attempts").querySelector("tbody").replaceChildren(...(job.attempt_history.length
+    ? job.attempt_history.map((a) => h("tr", { "data-attempt": a.number },
+      h("td", { class: "num" }, a.number), h("td", {}, a.worker), h("td", {}, a.device),
+      h("td", {}, when(a.started_at)), h("td", {}, when(a.ended_at)),
+      // An attempt still running has no outcome yet; "worker lost" becomes one class name.
+      h("td", {}, a.outcome === null ? "running"
+        : h("span", { class: `status status-${a.outcome.replaceAll(" ", "-")}` }, a.outcome))))
+    : [h("tr", {}, h("td", { colspan: 6 }, "None yet: no worker has claimed the job."))]));
+}
+
 function showJob(job) {
   $("job-kind").textContent = `${job.task} · ${job.model}`;
   $("job-status").replaceChildren(statusBadge(job.status), job.error ? ` ${job.error}` : "");
@@ -104,6 +123,7 @@ function showJob(job) {
   $("job-metrics").textContent = metrics.length
     ? metrics.map(([k, v]) => `${k} ${formatNumber(v)}`).join(" · ") : "–";
   $("cancel").hidden = FINISHED.has(job.status) || job.cancel_requested;
+  showAttempts(job);
   for (const id of job.task === "text" ? ["generate-section", "timeline-section", "horizon-section"]
     : ["predict-section"]) $(id).hidden = false;
 }
