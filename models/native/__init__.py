@@ -20,6 +20,7 @@ environment (a fresh checkout's new .venv, the image's /opt/venv) builds its own
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -84,8 +85,11 @@ class NativeDecode(Protocol):
         ...
 
 
+@functools.cache
 def _torch_version() -> str:
     # torch.__version__ without importing torch (1-2 s), so that checking a current build is quick.
+    # Once per process: the metadata lookup costs ~1 ms, and load() runs on every traced /analyze
+    # (the torch a process has imported cannot change under it).
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:  # torch not installed as a distribution
