@@ -6,8 +6,9 @@
 // per layer computes i, f, g, o, c and h of every step and writes them straight into the trace's
 // tensors: the input product of all steps is one GEMM (as torch.lstm does), then each step is
 // h(t-1) W_hh^T and the cell as plain loops. At H = 128 a step is 64K multiply-adds and 640 sigmoid or
-// tanh: an ATen call per op would cost more in dispatch than the arithmetic, and scalar libm calls
-// alone would cost about the model's whole forward.
+// tanh: an ATen call per op would cost more in dispatch than the arithmetic, and 2.6 M scalar libm calls
+// (2,000 characters, two layers) about as much as the model's forward again. The sigmoid and tanh here
+// are Cephes' polynomials, branch-free so that the loops vectorize: within 2.5 ulp of the exact values.
 //
 // Not bitwise the fused kernel (oneDNN has its own GEMM blocking and its own activation
 // approximations): equal to it to float32 rounding (tests/models/test_native_trace.py). A unit's values
@@ -29,7 +30,6 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <tuple>
 #include <vector>
 
 namespace py = pybind11;
@@ -43,9 +43,8 @@ using at::Tensor;
 
 namespace {
 
-// exp(x), clamped to [-87, 88] (exp(88) is float32's largest power of e below infinity; below -87 a
-// sigmoid is 0 to float32 rounding anyway): Cephes' expf, 2^n times a degree-6 polynomial of the
-// remainder, ~1 ulp. Branch-free, so that the loops calling it vectorize.
+// exp(x) for x clamped to [-87, 88], where 2^n below is a normal float32 (a sigmoid beyond is 0 or 1 to
+// float32 rounding anyway): Cephes' expf, 2^n times a degree-6 polynomial of the remainder, ~1.5 ulp.
 inline float exp_clamped(float x) {
   x = x < 88.0f ? x : 88.0f;
   x = x > -87.0f ? x : -87.0f;
