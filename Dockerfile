@@ -52,11 +52,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 # source tree (alembic.ini, migrations/) resolve exactly as in a checkout.
 WORKDIR /app
 
-# g++ compiles the native decode step (models/native) at the end of this stage, against Python's headers
-# (python3-dev where the base has none: Debian's python3 does not, python:3.11-slim does); the runtime
-# stage needs no compiler, only the library it leaves in the virtual environment. Not pinned: the
-# compiler's version does not change what the step computes (it only calls into libtorch), and a pinned
-# Debian version disappears from the archive at the next point release.
+# g++ compiles the native extension (models/native: the decode step and the X-ray's traced layer) at the
+# end of this stage, against Python's headers (python3-dev where the base has none: Debian's python3
+# does not, python:3.11-slim does); the runtime stage needs no compiler, only the library it leaves in the
+# virtual environment. Not pinned: the compiler's version does not change what the decode step computes
+# (it only calls into libtorch; the X-ray's layer is its own arithmetic, equal to the model's forward to
+# float32 rounding whatever the compiler), and a pinned Debian version disappears from the archive at the
+# next point release.
 # hadolint ignore=DL3008,SC2086
 RUN if [ -n "$EXTRA_CA_CERT" ]; then \
         printf '%s\n' "$EXTRA_CA_CERT" > /usr/local/share/ca-certificates/rnnlab-extra.crt \

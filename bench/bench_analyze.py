@@ -6,6 +6,9 @@ checkpoint, then measures in one run, interleaved round by round:
 
     forward        `model(ids)` on the 2,000 characters under torch.inference_mode(), one thread,
                    in this process: the floor, what any X-ray must at least compute
+    trace          `models.xray.trace.trace(model, ids)` in this process, one thread: the X-ray's
+                   own pass (the native C++ layer where `python -m models.native` has built it)
+    trace pytorch  the same with `native=False`: the fused kernel, then the gates recomputed
     analyze all    `POST /analyze` with every unit of every layer (i, f, g, o, c, h per unit and
                    position, surprisal, entropy, top 3): wall time at the client, JSON parsed
     analyze 8      the same with `units` = 0..7 (of both layers)
@@ -55,6 +58,8 @@ from bench_generate import (  # bench/ is on sys.path
 )
 from corpus import add_corpus_argument, load_bench_corpus
 from models.checkpoint import load_model, load_vocabulary
+from models.native import load as load_native
+from models.xray.trace import trace
 
 CHARACTERS = 2_000
 
@@ -105,13 +110,17 @@ def measure(api: httpx.Client, checkpoint_id: int, corpus: str, rounds: int) -> 
         return answer
 
     analyze(None)  # load the checkpoint into the server's cache
-    rows: dict[str, list[float]] = {"forward": [], "analyze all": [], "analyze 8": [], "analyze 1": []}
+    print(f"native trace layer: {'built' if load_native() is not None else 'not built (PyTorch trace)'}")
+    rows: dict[str, list[float]] = {"forward": [], "trace": [], "trace pytorch": []}
+    rows |= {"analyze all": [], "analyze 8": [], "analyze 1": []}
     rows |= {"base64 all": [], "base64 1": [], "npz all": [], "npz 1": []}
     rows |= {"server all": [], "server 1": [], "server b64 all": [], "server b64 1": []}
     rows |= {"server npz all": [], "server npz 1": []}
     last_layer = arch["num_layers"] - 1
     for _ in range(rounds):
         rows["forward"].append(timed(forward)[0])
+        rows["trace"].append(timed(lambda: trace(model, ids))[0])
+        rows["trace pytorch"].append(timed(lambda: trace(model, ids, native=False))[0])
         ms, body = timed(lambda: analyze(None))
         rows["analyze all"].append(ms)
         rows["server all"].append(body["timings"]["generate_ms"])

@@ -1,21 +1,26 @@
-"""The native (C++) decode step of `DecodeBatch`: building it once per environment, and loading it.
+"""The native (C++) extension: `DecodeBatch`'s decode step and the X-ray's traced LSTM layer; building
+it once per environment, and loading it.
 
 `decode_step.cpp` runs a decode batch's step (`models.decode.sampler.sample`, then
 `FusedCharLSTM.advance`) as the same ATen ops from C++ with the GIL released (its header says why).
-It is compiled ahead of time, never on a request's path:
+`xray_trace.cpp` runs one nn.LSTM layer keeping every step's gates, for `models.xray.trace`'s
+char-LSTM trace (one pass instead of the fused kernel plus recomputed gates). Both are one module,
+compiled ahead of time, never on a request's path:
 
     build()   compile with torch.utils.cpp_extension (g++ and ninja) unless a current build exists
-    load()    the built module, or None: never compiles (DecodeBatch then keeps its PyTorch step)
+    load()    the built module, or None: never compiles (DecodeBatch then keeps its PyTorch step, the
+              X-ray its PyTorch trace)
 
 `python -m models.native` runs build(); `./run` calls it after installing the environment and the
 Dockerfile in its build stage. A build lives in `<sys.prefix>/rnnlab-native/<name>/<name>.so`, where the
-name carries a hash of the source, the torch version, the compiler flags and the Python ABI: an edit, a
+name carries a hash of the sources, the torch version, the compiler flags and the Python ABI: an edit, a
 torch upgrade or another interpreter gives another name, so a stale build is never loaded, and each
 environment (a fresh checkout's new .venv, the image's /opt/venv) builds its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -30,20 +35,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:  # models.decode imports this module
+    import torch
+
     from models.decode.buffers import StepBuffers
     from models.decode.fused import FusedCharLSTM
 
-__all__ = ["ROOT", "SOURCE", "NativeDecode", "Stepper", "build", "load", "module_name"]
+__all__ = ["ROOT", "SOURCES", "NativeDecode", "Stepper", "build", "load", "module_name"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("decode_step.cpp")
-# Headers the source includes: part of what a build is made of, so part of its name.
-HEADERS = (Path(__file__).with_name("checked_fields.h"),)
+# decode_step.cpp holds the module's PYBIND11_MODULE; xray_trace.cpp binds into it (xray_trace.h).
+SOURCES = (Path(__file__).with_name("decode_step.cpp"), Path(__file__).with_name("xray_trace.cpp"))
+# Headers the sources include: part of what a build is made of, so part of its name.
+HEADERS = (Path(__file__).with_name("checked_fields.h"), Path(__file__).with_name("xray_trace.h"))
 # Under the environment, not the checkout: a build belongs to the interpreter and torch it was made for.
 ROOT = Path(sys.prefix) / "rnnlab-native"
-# The extension only calls into libtorch, so these do not change the numbers, only the glue's speed.
-CFLAGS = ("-O2",)
+# decode_step.cpp only calls into libtorch, so the flags do not change its numbers. xray_trace.cpp's
+# loops are its own arithmetic: -O3 vectorizes them (GCC's -O2 leaves loops of unknown length scalar).
+CFLAGS = ("-O3",)
 _PREFIX = "decode_step_"
 
 
@@ -62,9 +71,25 @@ class NativeDecode(Protocol):
 
     def Stepper(self, buffers: StepBuffers, weights: FusedCharLSTM) -> Stepper: ...
 
+    def lstm_trace_layer(
+        self,
+        x: torch.Tensor,
+        w_ih: torch.Tensor,
+        w_hh: torch.Tensor,
+        b_ih: torch.Tensor,
+        b_hh: torch.Tensor,
+        signals: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """xray_trace.cpp: one nn.LSTM layer over x (B, T, E) from a zero state: h (B, T, H), and with
+        `signals` i, f, g, o, c, h as (6, H, B, T) (each unit's series contiguous), else None."""
+        ...
 
+
+@functools.cache
 def _torch_version() -> str:
     # torch.__version__ without importing torch (1-2 s), so that checking a current build is quick.
+    # Once per process: the metadata lookup costs ~1 ms, and load() runs on every traced /analyze
+    # (the torch a process has imported cannot change under it).
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:  # torch not installed as a distribution
@@ -76,7 +101,7 @@ def _torch_version() -> str:
 def module_name() -> str:
     """The extension's module name for this source, torch version, flags and Python ABI."""
     digest = hashlib.sha256()
-    sources = [path.read_bytes() for path in (SOURCE, *HEADERS)]
+    sources = [path.read_bytes() for path in (*SOURCES, *HEADERS)]
     for part in (*sources, _torch_version().encode(), " ".join(CFLAGS).encode()):
         digest.update(part)
         digest.update(b"\0")
@@ -111,7 +136,7 @@ def build(root: Path | None = None, *, verbose: bool = False) -> bool:
     try:
         cpp_extension.load(
             name,
-            [str(SOURCE)],
+            [str(path) for path in SOURCES],
             extra_cflags=list(CFLAGS),
             build_directory=str(staging),
             verbose=verbose,
@@ -144,7 +169,7 @@ def load(root: Path | None = None) -> NativeDecode | None:
     """The built extension for this source and torch from `root` (default ROOT), or None; never compiles."""
     try:
         name = module_name()
-    except OSError:  # decode_step.cpp or its header not installed with the package: no build can match
+    except OSError:  # a source or header not installed with the package: no build can match
         return None
     path = _library(ROOT if root is None else root, name)
     if path in _loaded:

@@ -1,7 +1,9 @@
-"""`python -m models.native`: build the native decode step unless a current build exists.
+"""`python -m models.native`: build the native extension (the decode step and the X-ray's traced LSTM
+layer) unless a current build exists.
 
 Prints what it did and how long it took; exits 1 (with the compiler's message) when the build fails,
-which `./run` reports as a warning: the service then generates with the PyTorch step.
+which `./run` reports as a warning: the service then generates with the PyTorch step and traces the
+X-ray with PyTorch.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ def main() -> int:
         built = build(args.root, verbose=args.verbose)
     except Exception as exc:  # the compiler's output is in the message
         seconds = time.perf_counter() - start
-        print(f"native decode step: build failed after {seconds:.1f} s: {exc}", file=sys.stderr)
+        print(f"native extension: build failed after {seconds:.1f} s: {exc}", file=sys.stderr)
         return 1
     what = "built" if built else "up to date"
-    print(f"native decode step: {what} ({where}, {time.perf_counter() - start:.1f} s)")
+    print(f"native extension: {what} ({where}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "checked_fields.h"
+#include "xray_trace.h"
 
 namespace py = pybind11;
 using at::Tensor;
@@ -258,11 +259,13 @@ class Stepper {
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "DecodeBatch's step in C++: the same ATen ops as models/decode/, with the GIL released";
+  m.doc() = "DecodeBatch's step in C++ (the same ATen ops as models/decode/) and the X-ray's traced "
+            "LSTM layer, with the GIL released";
   // module_local: two builds of this file loaded in one process (a test building into a temporary
   // directory) must not clash in pybind11's registry of C++ types.
   py::class_<Stepper>(m, "Stepper", py::module_local())
       .def(py::init<const py::object&, const py::object&>(), py::arg("buffers"), py::arg("weights"))
       .def("step", &Stepper::step, py::arg("column"), py::arg("all_greedy"), py::arg("scaled"),
            py::arg("top_k"), py::arg("top_p"));
+  bind_xray_trace(m);  // the X-ray's traced LSTM layer: xray_trace.cpp
 }

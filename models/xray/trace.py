@@ -8,24 +8,33 @@ phased_lstm.py, char_lstm.py), so the traced h, c and logits equal theirs (tests
 - phased_lstm: the same, plus the time gate k(t); i, f, g, o are the plain LSTM update's, c and h
   are after the time gate's interpolation (what the next step reads);
 - char_lstm: nn.LSTM has no hook for its gates, so they are recomputed from its weights layer by
-  layer. The fused kernel gives one layer's h(1..T) in C++ speed (bitwise the model's h, and what the
-  next layer reads, as in the model); then the gates of all steps are two matmuls on x(t) and h(t-1)
-  (gate order i, f, g, o, biases bias_ih + bias_hh), made transposed so that each unit's series lies
-  contiguous, and c(t) = f c(t-1) + i g is a linear recurrence, solved in blocks (`cell_states`)
-  instead of a loop of T steps. tests/models/test_xray.py checks h = o tanh(c) between the traced
-  signals: a wrong gate or order would not give back the kernel's h. A Python loop of the whole cell
-  would cost ~5x the model's forward over 2,000 characters; a loop of c alone ~1x.
+  layer (gate order i, f, g, o, biases bias_ih + bias_hh), in one of two ways:
+  - native (models/native/xray_trace.cpp, where `python -m models.native` has built it and the model
+    is on the CPU in float32): one pass per layer, the input product of all steps as one GEMM, then
+    each step's h(t-1) W_hh^T and cell in C++ loops, writing i, f, g, o, c and h straight into the
+    answer's tensors. About one forward pass. Its own arithmetic (its sigmoid and tanh are Cephes'
+    polynomials), so its h and logits equal the model's to float32 rounding, not bitwise
+    (tests/models/test_native_trace.py).
+  - PyTorch (no build, another device or dtype, or `native=False`): the fused kernel gives one
+    layer's h(1..T) in C++ speed (bitwise the model's h, and what the next layer reads, as in the
+    model); then the gates of all steps are two matmuls on x(t) and h(t-1), and c(t) = f c(t-1) + i g
+    is a linear recurrence, solved in blocks (`cell_states`) instead of a loop of T steps. About twice
+    the forward. tests/models/test_xray.py checks h = o tanh(c) between the traced signals: a wrong
+    gate or order would not give back the kernel's h. A Python loop of the whole cell would cost ~5x
+    the model's forward over 2,000 characters; a loop of c alone ~1x.
+  Either way i, f, g, o and c (natively h too) are stored transposed, (H, B, T), so that each unit's
+  series lies contiguous (the answer's [units, positions]), and handed out as (B, T, H) views.
 
-`units` and `layers` narrow a trace to what a request lists: the char-LSTM computes no gates for a
-layer not listed (its kernel still runs: the layers above read it). Units are picked from the whole
-layer's signals, never computed alone: element-wise kernels take other code paths at other widths, and
-a unit's values must not depend on which others were asked for (bitwise).
+`units` and `layers` narrow a trace to what a request lists: the char-LSTM keeps no gates for a
+layer not listed (its h is still computed, the same way: the layers above read it). Units are picked
+from the whole layer's signals, never computed alone: element-wise kernels take other code paths at
+other widths, and a unit's values must not depend on which others were asked for (bitwise).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -79,19 +88,22 @@ def trace(
     *,
     units: Sequence[int] | None = None,
     layers: Sequence[int] | None = None,
+    native: bool | None = None,
 ) -> Trace:
     """inputs: (B, T, D) floats for rnn / lstm / phased_lstm (times 1..T), (B, T) ids for char_lstm.
 
     `units` (default every one): the units kept in each layer, in that order, so each signal is
     (B, T, len(units)); `layers` (default every one): the layers traced, the others an empty dict.
-    Evaluation semantics whatever the module's mode: no dropout, no time-gate leak."""
+    Evaluation semantics whatever the module's mode: no dropout, no time-gate leak. `native` (the
+    char-LSTM only): None traces with the C++ layer where models.native is built and the model is on
+    the CPU in float32, True insists on it (RuntimeError otherwise), False keeps the PyTorch trace."""
     was_training = model.training
     model.eval()
     try:
         kind = model_type(model)
         if kind == "char_lstm":
             assert isinstance(model, CharLSTM)
-            traced = _trace_char_lstm(model, inputs, layers)
+            traced = _trace_char_lstm(model, inputs, layers, native)
         elif kind == "rnn":
             assert isinstance(model, RNN)
             logits, _, hidden = model.forward_with_hidden(inputs)
@@ -156,35 +168,89 @@ def _trace_lstm(model: LSTM, inputs: torch.Tensor) -> Trace:
     return Trace(logits.transpose(0, 1), [{name: values.contiguous() for name, values in layer.items()}])
 
 
-def _trace_char_lstm(model: CharLSTM, ids: torch.Tensor, layers: Sequence[int] | None) -> Trace:
+def _trace_char_lstm(
+    model: CharLSTM, ids: torch.Tensor, layers: Sequence[int] | None, native: bool | None
+) -> Trace:
     lstm = model.lstm
     x = model.embedding(ids)  # (B, T, E)
-    B, T, _ = x.shape
-    H = model.hidden_size
+    layer_of = _native_layer(x, native)
     traced: list[dict[str, torch.Tensor]] = []
     for n in range(model.num_layers):
         w_ih, w_hh = getattr(lstm, f"weight_ih_l{n}"), getattr(lstm, f"weight_hh_l{n}")
         b_ih, b_hh = getattr(lstm, f"bias_ih_l{n}"), getattr(lstm, f"bias_hh_l{n}")
-        zeros = x.new_zeros(1, B, H)
-        # The fused kernel for this one layer (nn.LSTM's own call): h(1..T), the recurrence's input.
-        out, _, _ = torch.lstm(x, (zeros, zeros), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, True)
-        if layers is not None and n not in layers:
-            traced.append({})
-            x = out
-            continue
-        h_prev = torch.cat([x.new_zeros(B, 1, H), out[:, :-1]], dim=1)  # (B, T, H): h(t-1)
-        # Transposed, (4H, B*T): each gate's units come out as rows over positions, the answer's
-        # [units, positions] layout, so the signals need no transposing copy on their way out.
-        gates = torch.addmm((b_ih + b_hh)[:, None], w_ih, x.reshape(B * T, -1).t())
-        gates = gates.addmm_(w_hh, h_prev.reshape(B * T, H).t()).view(4, H, B, T)
-        i, f, o = (torch.sigmoid(gates[j]) for j in (0, 1, 3))  # each (H, B, T)
-        g = torch.tanh(gates[2])
-        c = cell_states(i * g, f)
-        signals = {"i": i, "f": f, "g": g, "o": o, "c": c}
-        # (B, T, H) views of the (H, B, T) storage, as every trace answers; h is the kernel's own.
-        traced.append({name: values.permute(1, 2, 0) for name, values in signals.items()} | {"h": out})
-        x = out
+        listed = layers is None or n in layers
+        x, signals = layer_of(x, w_ih, w_hh, b_ih, b_hh, listed)  # x: (B, T, H), what the next layer reads
+        traced.append(signals if listed else {})
     return Trace(model.head(x), traced)
+
+
+# One layer: (x, w_ih, w_hh, b_ih, b_hh, listed) -> (h (B, T, H), its signals, or {} when not listed).
+LayerTrace = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool],
+    tuple[torch.Tensor, dict[str, torch.Tensor]],
+]
+
+
+def _native_layer(x: torch.Tensor, native: bool | None) -> LayerTrace:
+    """The C++ layer (models/native/xray_trace.cpp) where it is built and x is CPU float32 (or
+    `native` is True: then it must be), else the PyTorch one (or `native` is False)."""
+    if native is False:
+        return _torch_layer
+    from models.native import load
+
+    module = load()
+    usable = x.device.type == "cpu" and x.dtype == torch.float32
+    if native and (module is None or not usable):
+        why = "not built: run `python -m models.native`" if module is None else "CPU float32 only"
+        raise RuntimeError(f"the native trace is unavailable: {why}")
+    if module is None or not usable:
+        return _torch_layer
+    step = module.lstm_trace_layer
+
+    def layer(
+        x: torch.Tensor,
+        w_ih: torch.Tensor,
+        w_hh: torch.Tensor,
+        b_ih: torch.Tensor,
+        b_hh: torch.Tensor,
+        listed: bool,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        hidden, signals = step(x.contiguous(), w_ih, w_hh, b_ih, b_hh, listed)
+        if signals is None:
+            return hidden, {}
+        # (B, T, H) views of the (H, B, T) storage of each, as every char-LSTM trace answers.
+        return hidden, {name: signals[j].permute(1, 2, 0) for j, name in enumerate(LSTM_SIGNALS)}
+
+    return layer
+
+
+def _torch_layer(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    listed: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One layer in PyTorch: the fused kernel for h, then the gates recomputed (without `listed`, none)."""
+    B, T, _ = x.shape
+    H = w_hh.shape[1]
+    zeros = x.new_zeros(1, B, H)
+    # The fused kernel for this one layer (nn.LSTM's own call): h(1..T), the recurrence's input.
+    out, _, _ = torch.lstm(x, (zeros, zeros), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, True)
+    if not listed:
+        return out, {}
+    h_prev = torch.cat([x.new_zeros(B, 1, H), out[:, :-1]], dim=1)  # (B, T, H): h(t-1)
+    # Transposed, (4H, B*T): each gate's units come out as rows over positions, the answer's
+    # [units, positions] layout, so the signals need no transposing copy on their way out.
+    gates = torch.addmm((b_ih + b_hh)[:, None], w_ih, x.reshape(B * T, -1).t())
+    gates = gates.addmm_(w_hh, h_prev.reshape(B * T, H).t()).view(4, H, B, T)
+    i, f, o = (torch.sigmoid(gates[j]) for j in (0, 1, 3))  # each (H, B, T)
+    g = torch.tanh(gates[2])
+    c = cell_states(i * g, f)
+    signals = {"i": i, "f": f, "g": g, "o": o, "c": c}
+    # (B, T, H) views of the (H, B, T) storage, as every trace answers; h is the kernel's own.
+    return out, {name: values.permute(1, 2, 0) for name, values in signals.items()} | {"h": out}
 
 
 def cell_states(ig: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

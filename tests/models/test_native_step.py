@@ -258,16 +258,20 @@ def test_the_build_name_changes_with_source_torch_and_flags(
     # A stale build is never loaded because any of these gives it another name.
     name = models.native.module_name()
     assert name.startswith("decode_step_") and name.isidentifier()
-    monkeypatch.setattr(models.native, "CFLAGS", ("-O3",))
+    monkeypatch.setattr(models.native, "CFLAGS", ("-O2",))
     assert models.native.module_name() != name
     monkeypatch.undo()
     monkeypatch.setattr(models.native, "_torch_version", lambda: "0.0.0")
     assert models.native.module_name() != name
     monkeypatch.undo()
-    edited = tmp_path / "decode_step.cpp"
-    edited.write_bytes(models.native.SOURCE.read_bytes() + b"\n// edited\n")
-    monkeypatch.setattr(models.native, "SOURCE", edited)
-    assert models.native.module_name() != name
+    for n, source in enumerate(models.native.SOURCES):  # each source: the decode step, the X-ray's layer
+        edited = tmp_path / source.name
+        edited.write_bytes(source.read_bytes() + b"\n// edited\n")
+        sources = list(models.native.SOURCES)
+        sources[n] = edited
+        monkeypatch.setattr(models.native, "SOURCES", tuple(sources))
+        assert models.native.module_name() != name
+        monkeypatch.undo()
 
 
 def test_the_environment_build_is_whole_and_current() -> None:
