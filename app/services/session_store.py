@@ -175,24 +175,6 @@ def list_for(session: Session, *, owner: str, idle_s: float) -> Sequence[Session
     return [SessionRecord.of(row) for row in session.scalars(query)]
 
 
-def save(
-    session: Session,
-    record: SessionRecord,
-    *,
-    state: bytes | None = None,
-    characters: int | None = None,
-    clamps: list[dict[str, Any]] | None = None,
-) -> SessionRecord:
-    """`apply`, committed."""
-    try:
-        saved = apply(session, record, state=state, characters=characters, clamps=clamps)
-    except BaseException:
-        session.rollback()
-        raise
-    session.commit()
-    return saved
-
-
 def apply(
     session: Session,
     record: SessionRecord,

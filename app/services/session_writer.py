@@ -35,7 +35,7 @@ class GroupCommit:
         self._group: Grouped[_Write, SessionRecord] = Grouped("session-writer", self._commit)
 
     async def write(self, record: SessionRecord, **values: Any) -> SessionRecord:
-        """`session_store.save`'s result, committed with whatever other writes were waiting (awaited
+        """`session_store.apply`'s result, committed with whatever other writes were waiting (awaited
         on the event loop: no thread waits for the commit)."""
         return await self._group((record, values))
 

@@ -23,6 +23,7 @@ from app.core.settings import Settings
 from app.core.tables import ModelSession, utcnow
 from app.main import create_app
 from app.services import session_store
+from app.services.session_writer import writer_for
 from models.checkpoint import from_bytes, load_model, load_vocabulary
 from models.decode.fused import FusedCharLSTM
 from models.decode.state import Clamp, StartState
@@ -338,8 +339,8 @@ def test_a_change_made_meanwhile_wins_and_the_stale_one_is_409(
         owner = db.get(ModelSession, session["id"]).owner  # type: ignore[union-attr]
         stale = session_store.get(db, session["id"], owner=owner, idle_s=idle)
     assert client.post(f"/sessions/{session['id']}/append", json={"text": "a"}).status_code == 200
-    with sessions() as db, pytest.raises(SessionChanged):
-        session_store.save(db, stale, state=stale.state, characters=stale.characters + 99)
+    with pytest.raises(SessionChanged):  # through the requests' own write path, the group commit
+        writer_for(sessions).save(stale, state=stale.state, characters=stale.characters + 99)
     with sessions() as db:
         assert session_store.get(db, session["id"], owner=owner, idle_s=idle).characters == len(PROMPT) + 1
 
@@ -385,8 +386,6 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
     # one write wins (whichever came first), the other is SessionChanged, and each winner's answer is
     # what the database holds.
     from concurrent.futures import ThreadPoolExecutor
-
-    from app.services.session_writer import writer_for
 
     sessions = sessionmaker_for(settings.resolved_database_url)
     owner = f"{uuid4().hex}{uuid4().hex}"
