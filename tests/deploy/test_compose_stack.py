@@ -26,6 +26,7 @@ import redis
 import yaml
 
 from tests.conftest import API_TOKEN, AUTH, REDIS_URL, fresh_postgres_database
+from tests.deploy.compose.checks import PALINDROME, TEXT  # the jobs the compose test trains too
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -197,20 +198,6 @@ def submit(client: httpx.Client, body: dict) -> int:
     response = client.post("/train", json=body)
     assert response.status_code == 202, response.text
     return response.json()["id"]
-
-
-TINY = {"batch_size": 16, "log_every": 5, "eval_every": 20, "checkpoint_every": 20, "device": "cpu"}
-PALINDROME = {**TINY, "task": "palindrome", "model": "lstm", "input_length": 5, "hidden_size": 16}
-TEXT = {
-    **TINY,
-    "task": "text",
-    "hidden_size": 16,
-    "num_layers": 1,
-    "embedding_size": 8,
-    "seq_length": 16,
-    "sample_every": 20,
-    "sample_length": 10,
-}
 
 
 def metric_value(metrics: str, line_start: str) -> float | None:
