@@ -38,10 +38,8 @@ import io
 import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,10 +48,8 @@ import torch
 
 from bench_generate import (  # bench/ is on sys.path
     AUTH,
-    free_port,
     load_average,
-    start_serve,
-    stop_serve,
+    serving,
     train,
 )
 from corpus import add_corpus_argument, load_bench_corpus
@@ -173,15 +169,12 @@ def main() -> None:
         with httpx.Client(base_url=args.url, headers=headers, timeout=300) as api:
             measure(api, args.checkpoint_id, corpus, args.rounds)
         return
-    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
-        port = free_port()
-        serve = start_serve(Path(tmp), port)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api:
-                job = train(api, args.train_steps)
-                measure(api, job["latest_checkpoint_id"], corpus, args.rounds)
-        finally:
-            stop_serve(serve)
+    with (
+        serving() as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api,
+    ):
+        job = train(api, args.train_steps)
+        measure(api, job["latest_checkpoint_id"], corpus, args.rounds)
     print(f"load average at end: {load_average()}")
 
 

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
 import bench_generate  # bench/ is on sys.path
-from bench_generate import SEED_TEXT, clients, free_port, load_average, start_serve, stop_serve, train
+from bench_generate import SEED_TEXT, clients, load_average, serving, train
 from http_load import run_client
 
 
@@ -58,45 +56,37 @@ def main() -> None:
 
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
     container_port = int(args.url.rstrip("/").rsplit(":", 1)[1])
-    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
-        bare_port = free_port()
-        serve = start_serve(Path(tmp), bare_port)
-        try:
-            sides: dict[str, tuple[httpx.Client, int, int]] = {}
-            for name, port in (("container", container_port), ("bare", bare_port)):
-                api = httpx.Client(
-                    base_url=f"http://127.0.0.1:{port}", headers=bench_generate.AUTH, timeout=300
-                )
-                started = time.perf_counter()
-                checkpoint_id = train(api, args.train_steps)["latest_checkpoint_id"]
-                print(
-                    f"{name}: trained 2x128 for {args.train_steps} steps "
-                    f"in {time.perf_counter() - started:.0f} s"
-                )
-                api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
-                sides[name] = (api, port, checkpoint_id)
+    with serving() as bare_port:
+        sides: dict[str, tuple[httpx.Client, int, int]] = {}
+        for name, port in (("container", container_port), ("bare", bare_port)):
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=bench_generate.AUTH, timeout=300)
+            started = time.perf_counter()
+            checkpoint_id = train(api, args.train_steps)["latest_checkpoint_id"]
+            print(
+                f"{name}: trained 2x128 for {args.train_steps} steps in {time.perf_counter() - started:.0f} s"
+            )
+            api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
+            sides[name] = (api, port, checkpoint_id)
 
-            rows: dict[str, Callable[[httpx.Client, int, int], float]] = {
-                "single stream, 2,000 chars": lambda api, _port, ckpt: single_stream(api, ckpt),
-                "1 client x 200": lambda _api, port, ckpt: run_client(
-                    clients(port, ckpt, 1, args.requests, 200)
-                )[0],
-                "32 clients x 200": lambda _api, port, ckpt: run_client(
-                    clients(port, ckpt, 32, args.requests, 200)
-                )[0],
-            }
-            print(f"\n{'chars/s (median of rounds)':30s} {'container':>10s} {'bare':>10s}   container / bare")
-            for row, measure in rows.items():
-                rates: dict[str, list[float]] = {name: [] for name in sides}
-                for _ in range(args.rounds):
-                    for name, (api, port, ckpt) in sides.items():
-                        rates[name].append(measure(api, port, ckpt))
-                container, bare = (statistics.median(rates[name]) for name in ("container", "bare"))
-                print(f"{row:30s} {container:10.0f} {bare:10.0f}   {container / bare:.2f}x")
-            for api, _, _ in sides.values():
-                api.close()
-        finally:
-            stop_serve(serve)
+        rows: dict[str, Callable[[httpx.Client, int, int], float]] = {
+            "single stream, 2,000 chars": lambda api, _port, ckpt: single_stream(api, ckpt),
+            "1 client x 200": lambda _api, port, ckpt: run_client(clients(port, ckpt, 1, args.requests, 200))[
+                0
+            ],
+            "32 clients x 200": lambda _api, port, ckpt: run_client(
+                clients(port, ckpt, 32, args.requests, 200)
+            )[0],
+        }
+        print(f"\n{'chars/s (median of rounds)':30s} {'container':>10s} {'bare':>10s}   container / bare")
+        for row, measure in rows.items():
+            rates: dict[str, list[float]] = {name: [] for name in sides}
+            for _ in range(args.rounds):
+                for name, (api, port, ckpt) in sides.items():
+                    rates[name].append(measure(api, port, ckpt))
+            container, bare = (statistics.median(rates[name]) for name in ("container", "bare"))
+            print(f"{row:30s} {container:10.0f} {bare:10.0f}   {container / bare:.2f}x")
+        for api, _, _ in sides.values():
+            api.close()
     print(f"load average at end: {load_average()}")
 
 

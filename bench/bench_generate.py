@@ -42,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,6 +126,19 @@ def start_serve(data_dir: Path, port: int, database_url: str = "") -> subprocess
 
     wait_until(ready, 180, "rnnlab serve to be ready")
     return proc
+
+
+@contextmanager
+def serving(database_url: str = "") -> Iterator[int]:
+    """`rnnlab serve` on a free port over a temporary data dir (start_serve), stopped on the way out:
+    its port."""
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
+        port = free_port()
+        serve = start_serve(Path(tmp), port, database_url)
+        try:
+            yield port
+        finally:
+            stop_serve(serve)
 
 
 def train(api: httpx.Client, steps: int) -> dict[str, Any]:

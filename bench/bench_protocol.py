@@ -24,22 +24,18 @@ import argparse
 import io
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 import torch
 
 from bench_generate import (
     AUTH,
-    free_port,
     load_average,
     naive_chars_per_s,
     run_clients,
-    start_serve,
-    stop_serve,
+    serving,
     train,
 )
 from http_load import Connection, run_client
@@ -190,22 +186,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
-    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
-        port = free_port()
-        serve = start_serve(Path(tmp), port)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api:
-                job = train(api, args.train_steps)
-                api.post(
-                    "/models/bench/versions", json={"checkpoint_id": job["latest_checkpoint_id"]}
-                ).raise_for_status()
-                api.post("/generate", json={"model": "bench", "length": 50}).raise_for_status()  # load it
-                protocol_rows(port, "bench", args.rounds, args.repeats)
-                n_rows(port, "bench", args.rounds, args.repeats)
-                stop_rows(api, "bench", args.repeats)
-                score_rows(api, "bench", args.repeats)
-        finally:
-            stop_serve(serve)
+    with (
+        serving() as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api,
+    ):
+        job = train(api, args.train_steps)
+        api.post(
+            "/models/bench/versions", json={"checkpoint_id": job["latest_checkpoint_id"]}
+        ).raise_for_status()
+        api.post("/generate", json={"model": "bench", "length": 50}).raise_for_status()  # load it
+        protocol_rows(port, "bench", args.rounds, args.repeats)
+        n_rows(port, "bench", args.rounds, args.repeats)
+        stop_rows(api, "bench", args.repeats)
+        score_rows(api, "bench", args.repeats)
     print(f"load average at end: {load_average()}")
 
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import torch
@@ -36,12 +34,10 @@ from sqlalchemy.engine import make_url
 
 from bench_generate import (
     AUTH,
-    free_port,
     load_average,
     percentile,
     run_clients,
-    start_serve,
-    stop_serve,
+    serving,
     train,
 )
 from http_load import Connection, run_client  # bench/ is on sys.path when a bench script runs
@@ -108,18 +104,15 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
     print(f"database: {make_url(args.database_url).render_as_string() if args.database_url else 'SQLite'}")
-    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
-        port = free_port()
-        serve = start_serve(Path(tmp), port, args.database_url)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api:
-                job = train(api, args.train_steps)
-                checkpoint_id = job["latest_checkpoint_id"]
-                print(f"trained 2x128 for {args.train_steps} steps")
-                api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
-                compare(api, port, checkpoint_id, args.rounds, args.length)
-        finally:
-            stop_serve(serve)
+    with (
+        serving(args.database_url) as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api,
+    ):
+        job = train(api, args.train_steps)
+        checkpoint_id = job["latest_checkpoint_id"]
+        print(f"trained 2x128 for {args.train_steps} steps")
+        api.get("/generate", params={"checkpoint_id": checkpoint_id, "length": 50}).raise_for_status()
+        compare(api, port, checkpoint_id, args.rounds, args.length)
     print(f"load average at end: {load_average()}")
 
 
