@@ -248,22 +248,32 @@ class Runner:
     pid: int  # the worker process, inside its container
 
 
-def worker_running(client: httpx.Client, stack: Stack, job_id: int) -> Runner | None:
-    """The worker that the running attempt names (`GET /jobs/{id}`), as a process of a worker container.
+def worker_process(name: str) -> tuple[int, str, str] | None:
+    """The process of the worker that names itself `name` (hostname:pid): its pid, cgroup and command
+    line; None when no process has that pid.
 
-    A worker names itself hostname:pid. Under host networking every replica has the host's hostname
-    and, with `pid: host`, a host pid; the process's cgroup names the container it runs in.
+    Under host networking every replica has the host's hostname and, with `pid: host`, a host pid;
+    the process's cgroup names the container it runs in.
     """
-    running = [a for a in get_job(client, job_id)["attempt_history"] if a["ended_at"] is None]
-    if not running:
-        return None
-    name = running[-1]["worker"]
     pid = int(name.rsplit(":", 1)[1])
     try:
         cgroup = Path(f"/proc/{pid}/cgroup").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return None
+    return pid, cgroup, cmdline
+
+
+def worker_running(client: httpx.Client, stack: Stack, job_id: int) -> Runner | None:
+    """The worker that the running attempt names (`GET /jobs/{id}`), as a process of a worker container."""
+    running = [a for a in get_job(client, job_id)["attempt_history"] if a["ended_at"] is None]
+    if not running:
+        return None
+    name = running[-1]["worker"]
+    process = worker_process(name)
+    if process is None:
+        return None
+    pid, cgroup, cmdline = process
     if "rnnlab" not in cmdline or "worker" not in cmdline:
         raise fail(f"job {job_id}'s attempt names {name}, whose pid runs {cmdline!r}, not a worker", stack)
     for container in stack.containers("worker"):
@@ -278,13 +288,13 @@ def check_ran_in_a_worker_container(stack: Stack, job: dict[str, Any]) -> str:
     if len(attempts) != 1 or attempts[0]["device"] != "cpu":
         raise fail(f"job {job['id']}: expected one attempt on the cpu, got {attempts}", stack)
     name = attempts[0]["worker"]
-    pid = int(name.rsplit(":", 1)[1])
-    try:
-        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        raise fail(f"job {job['id']} names worker {name}, but no process {pid} runs", stack) from None
+    process = worker_process(name)
+    if process is None:
+        raise fail(
+            f"job {job['id']} names worker {name}, but no process {name.rsplit(':', 1)[1]} runs", stack
+        )
     container = stack.container("worker")
-    if stack.inspect(container)["Id"] not in cgroup:
+    if stack.inspect(container)["Id"] not in process[1]:
         raise fail(f"job {job['id']} names worker {name}, which is not in the worker container", stack)
     return f"{name} (worker container {stack.inspect(container)['Name'].lstrip('/')})"
 
