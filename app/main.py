@@ -29,6 +29,7 @@ from app.core.queue import make_celery
 from app.core.settings import Settings, get_settings
 from app.generation.cache import ModelCache
 from app.observability import install_observability
+from app.services.session_cache import RecentSessions
 from app.web.routes import install_dashboard
 
 DESCRIPTION = """Train recurrent networks (palindrome digits, character-level text) and sample from them.
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         native_decode=settings.native_decode,
         stream_interval_s=settings.generation_stream_interval_ms / 1000,
     )
+    app.state.recent_sessions = RecentSessions()  # the sessions this server changed last
     install_error_handlers(app)
     for module in (
         jobs,

@@ -11,6 +11,7 @@ from app.core.db import SessionDep
 from app.core.queue import Enqueue, enqueuer
 from app.core.settings import Settings
 from app.generation.cache import ModelCache
+from app.services.sessions import SessionContext, owner_of
 
 
 # `app.state` is untyped; main.create_app is what puts these objects there. `async def` because FastAPI
@@ -31,11 +32,15 @@ async def get_cache(request: Request) -> ModelCache:
     return cache
 
 
+async def get_session_context(request: Request) -> SessionContext:
+    """Everything the sessions' service keeps them with, in one dependency (one lookup per request)."""
+    state = request.app.state
+    return SessionContext(state.sessionmaker, state.model_cache, state.settings, state.recent_sessions)
+
+
 async def get_owner(request: Request) -> str:
     """Who the caller is, for the resources a token owns (sessions): a digest of its bearer token. The
     access middleware has already refused an invalid token where one is needed."""
-    from app.services.sessions import owner_of
-
     return owner_of(request.headers.get("authorization"))
 
 
@@ -48,5 +53,14 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+SessionContextDep = Annotated[SessionContext, Depends(get_session_context)]
 
-__all__ = ["CacheDep", "EnqueueDep", "OwnerDep", "SessionDep", "SessionsDep", "SettingsDep"]
+__all__ = [
+    "CacheDep",
+    "EnqueueDep",
+    "OwnerDep",
+    "SessionContextDep",
+    "SessionDep",
+    "SessionsDep",
+    "SettingsDep",
+]

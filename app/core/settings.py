@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # `max_sessions_per_token` at a time (429 beyond).
     session_idle_seconds: float = Field(3600.0, gt=0)
     max_sessions_per_token: int = Field(64, ge=1)
+    # When a session's change is on disk (app/services/session_writer.py): `always` before its answer;
+    # `everysec` within a second of it (a killed process loses nothing; a power cut, the last second).
+    session_fsync: Literal["everysec", "always"] = "everysec"
 
     # Defaults of `rnnlab serve | api`'s --host and --port.
     host: str = "127.0.0.1"

@@ -9,9 +9,11 @@ Torch-free: the service turns the bytes into tensors.
 
 from __future__ import annotations
 
+import json
 import secrets
+import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -58,6 +60,23 @@ class SessionRecord:
             row.version,
             row.created_at,
             row.last_used_at,
+        )
+
+    def changed(
+        self,
+        *,
+        state: bytes | None = None,
+        characters: int | None = None,
+        clamps: list[dict[str, Any]] | None = None,
+    ) -> SessionRecord:
+        """The record a change writes: the next version, used now, with the values given."""
+        return replace(
+            self,
+            state=self.state if state is None else state,
+            characters=self.characters if characters is None else characters,
+            clamps=self.clamps if clamps is None else clamps,
+            version=self.version + 1,
+            last_used_at=utcnow(),
         )
 
 
@@ -186,16 +205,11 @@ def apply(
     """Write a session's new state as one UPDATE conditioned on the version `record` was read at, in
     the caller's transaction: SessionChanged if another request wrote it meanwhile (its change
     stands; this one changed nothing), SessionNotFound if it was deleted."""
-    values: dict[str, Any] = {"version": record.version + 1, "last_used_at": utcnow()}
-    if state is not None:
-        values["state"] = state
-    if characters is not None:
-        values["characters"] = characters
-    if clamps is not None:
-        values["clamps"] = clamps
+    new = record.changed(state=state, characters=characters, clamps=clamps)
     # On the table, not the mapped class: an ORM UPDATE also evaluates its criteria against every
     # object the session holds, twice the statement's own cost, and a group commit makes 32 of these.
     table = cast(Table, ModelSession.__table__)
+    values = {column: getattr(new, column) for column in CHANGED_COLUMNS}
     moved = _rows(
         session,
         update(table).where(table.c.id == record.id, table.c.version == record.version).values(**values),
@@ -204,20 +218,66 @@ def apply(
         if session.get(ModelSession, record.id) is None:
             raise SessionNotFound(record.id)
         raise SessionChanged(record.id)
-    return SessionRecord(
-        record.id,
-        record.owner,
-        record.checkpoint_id,
-        record.model,
-        values.get("state", record.state),
-        record.num_layers,
-        record.hidden_size,
-        values.get("characters", record.characters),
-        values.get("clamps", record.clamps),
-        values["version"],
-        record.created_at,
-        values["last_used_at"],
-    )
+    return new
+
+
+# What a change writes (`SessionRecord.changed`), and the SQLite statement that writes it.
+CHANGED_COLUMNS = ("state", "characters", "clamps", "version", "last_used_at")
+_SQLITE_UPDATE = (
+    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in CHANGED_COLUMNS)} WHERE id = ? AND version = ?"
+)
+# How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does): the other
+# statements compare `last_used_at` with values it binds in this form.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def apply_all_sqlite(
+    connection: sqlite3.Connection,
+    changes: Sequence[tuple[SessionRecord, dict[str, Any]]],
+    *,
+    synced: bool,
+) -> list[SessionRecord | SessionChanged | SessionNotFound]:
+    """`apply` for each change, in one transaction committed here, on a SQLite driver connection in
+    autocommit mode (as `db.make_engine` opens them): the same rows and answers as `apply`, without
+    SQLAlchemy's work per statement, which in the server took four fifths of a session write.
+    `synced`: the commit is on disk when this returns; else it is in the WAL (a killed process loses
+    nothing), synced at the next checkpoint (synchronous=NORMAL)."""
+    cursor = connection.cursor()
+    (previous,) = cursor.execute("PRAGMA synchronous").fetchone()
+    cursor.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+    outcomes: list[SessionRecord | SessionChanged | SessionNotFound] = []
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            for record, values in changes:
+                new = record.changed(**values)
+                cursor.execute(
+                    _SQLITE_UPDATE,
+                    (
+                        new.state,
+                        new.characters,
+                        json.dumps(new.clamps),
+                        new.version,
+                        new.last_used_at.strftime(_SQLITE_TIME),
+                        record.id,
+                        record.version,
+                    ),
+                )
+                if cursor.rowcount:
+                    outcomes.append(new)
+                elif cursor.execute("SELECT 1 FROM sessions WHERE id = ?", (record.id,)).fetchone():
+                    outcomes.append(SessionChanged(record.id))
+                else:
+                    outcomes.append(SessionNotFound(record.id))
+            cursor.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+    finally:
+        # A pooled connection: SQLAlchemy's transactions on it commit as they did before.
+        cursor.execute(f"PRAGMA synchronous={int(previous)}")
+    return outcomes
 
 
 def remove(session: Session, session_id: str, *, owner: str) -> None:

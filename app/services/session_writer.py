@@ -9,13 +9,26 @@ as its own conditional UPDATE (`session_store.apply`) in one transaction, commit
 writer its result, and repeats while writes keep arriving. Each update is still all or nothing and
 never interleaves with another of the same session (its version condition), and none is answered
 before its commit.
+
+How durable that commit is, is the operator's choice (RNNLAB_SESSION_FSYNC):
+- `always`: on disk before any write of the group is answered (an fsync per group);
+- `everysec` (the default, as Redis's `appendfsync everysec`): committed before it is answered, so a
+  killed or restarted process never loses it (on SQLite it is in the WAL, which the operating system
+  holds; on PostgreSQL in the server's WAL buffers), and on disk within a second. An operating-system
+  crash or a power cut (on PostgreSQL, a crash of the database server) may roll back the latest
+  second's changes, each whole, never part of one. On this project's 2-core machine a synced SQLite
+  commit took 0.4-2 ms, a tenth or more of a 200-character generation at one client.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import PerDatabase
@@ -24,7 +37,13 @@ from app.core.grouped import Grouped
 from app.services import session_store
 from app.services.session_store import SessionRecord
 
-_Write = tuple[SessionRecord, dict[str, Any]]
+log = logging.getLogger(__name__)
+
+_Write = tuple[SessionRecord, dict[str, Any], bool]  # the record read, the new values, synced
+_Outcome = SessionRecord | BaseException
+# An unsynced SQLite commit is on disk within this long (PostgreSQL's WAL writer flushes its own
+# within 3 x wal_writer_delay, 600 ms by default).
+FLUSH_WITHIN_S = 1.0
 
 
 class GroupCommit:
@@ -32,29 +51,83 @@ class GroupCommit:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._engine: Engine = sessions.kw["bind"]
         self._group: Grouped[_Write, SessionRecord] = Grouped("session-writer", self._commit)
+        self._flush_lock = threading.Lock()
+        self._flush_timer: threading.Timer | None = None
 
-    async def write(self, record: SessionRecord, **values: Any) -> SessionRecord:
+    async def write(self, record: SessionRecord, *, synced: bool = True, **values: Any) -> SessionRecord:
         """`session_store.apply`'s result, committed with whatever other writes were waiting (awaited
-        on the event loop: no thread waits for the commit)."""
-        return await self._group((record, values))
+        on the event loop: no thread waits for the commit). `synced`: on disk before it is answered;
+        else within FLUSH_WITHIN_S."""
+        return await self._group((record, values, synced))
 
-    def save(self, record: SessionRecord, **values: Any) -> SessionRecord:
+    def save(self, record: SessionRecord, *, synced: bool = True, **values: Any) -> SessionRecord:
         """`write`, blocking the calling thread."""
-        return self._group.call((record, values))
+        return self._group.call((record, values, synced))
 
-    def _commit(self, group: Sequence[_Write]) -> list[SessionRecord | BaseException]:
+    def _commit(self, group: Sequence[_Write]) -> list[_Outcome]:
         """Each write's result or its SessionChanged / SessionNotFound (that UPDATE changed nothing;
-        the others stand); an exception out of here (the commit failed) is every write's."""
-        outcomes: list[SessionRecord | BaseException] = []
+        the others stand); an exception out of here (the commit failed) is every write's. The group
+        is synced if any of its writes must be."""
+        synced = any(synced for _, _, synced in group)
+        changes = [(record, values) for record, values, _ in group]
+        if self._engine.dialect.name == "sqlite":
+            return self._commit_sqlite(changes, synced)
+        return self._commit_orm(changes, synced)
+
+    def _commit_orm(
+        self, changes: list[tuple[SessionRecord, dict[str, Any]]], synced: bool
+    ) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
         with self._sessions() as session:
-            for record, values in group:
+            if not synced:  # PostgreSQL: answered once in its WAL buffers, flushed by its WAL writer
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            for record, values in changes:
                 try:
                     outcomes.append(session_store.apply(session, record, **values))
                 except (SessionChanged, SessionNotFound) as exc:
                     outcomes.append(exc)
             session.commit()
         return outcomes
+
+    def _commit_sqlite(
+        self, changes: list[tuple[SessionRecord, dict[str, Any]]], synced: bool
+    ) -> list[_Outcome]:
+        import sqlite3
+
+        connection = self._engine.raw_connection()  # from the pool, opened by db.make_engine
+        try:
+            driver = connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            outcomes: list[_Outcome] = list(session_store.apply_all_sqlite(driver, changes, synced=synced))
+        except sqlite3.OperationalError as exc:  # e.g. locked past the busy timeout: a 503, as elsewhere
+            raise OperationalError("session group commit", None, exc) from exc
+        finally:
+            connection.close()
+        if not synced:
+            self._flush_soon()
+        return outcomes
+
+    def _flush_soon(self) -> None:
+        with self._flush_lock:
+            if self._flush_timer is None:
+                self._flush_timer = threading.Timer(FLUSH_WITHIN_S, self._flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+
+    def _flush(self) -> None:
+        """Sync the WAL: a passive checkpoint syncs it before it copies any page (and waits for no
+        reader or writer)."""
+        with self._flush_lock:  # a commit from now on schedules a flush of its own
+            self._flush_timer = None
+        connection = self._engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+        except Exception:  # e.g. the disk is full: the next unsynced commit schedules another try
+            log.warning("could not flush the session writes to disk", exc_info=True)
+        finally:
+            connection.close()
 
 
 # The group commit of a database (its app's sessionmaker).

@@ -74,11 +74,6 @@ class StartState:
         return torch.cat([self.h.flatten(), self.c.flatten()])
 
     @classmethod
-    def from_flat(cls, flat: torch.Tensor, num_layers: int, clamps: Sequence[Clamp] = ()) -> StartState:
-        h, c = flat.view(2, num_layers, -1).clone().unbind(0)
-        return cls(h, c, tuple(clamps))
-
-    @classmethod
     def zero(cls, num_layers: int, hidden_size: int) -> StartState:
         """The state before any text: what priming starts from."""
         return cls(torch.zeros(num_layers, hidden_size), torch.zeros(num_layers, hidden_size))

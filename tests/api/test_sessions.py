@@ -200,6 +200,55 @@ def test_a_restart_continues_identically(settings: Settings, trained: dict[str, 
     assert after["session"]["clamps"] == []  # 50 steps held over the 160 characters, then let go
 
 
+def test_a_change_made_through_another_server_is_where_the_next_one_starts(
+    settings: Settings, trained: dict[str, Any]
+) -> None:
+    # Each server starts a change from the session as it last changed it (app/services/session_cache.py).
+    # Two servers over one database: what one remembers goes stale when the other changes or deletes
+    # the session, and the next change through the first must start from the session as stored.
+    with (
+        TestClient(create_app(settings), headers=AUTH) as first,
+        TestClient(create_app(settings), headers=AUTH) as second,
+    ):
+        session = new_session(first, trained)
+        assert first.post(f"/sessions/{session['id']}/append", json={"text": MORE}).status_code == 200
+        assert second.post(f"/sessions/{session['id']}/append", json={"text": " and"}).status_code == 200
+        out = session_generate(first, session["id"], **GEN)
+        reference = first.post(
+            "/generate",
+            json={"checkpoint_id": trained["checkpoint_id"], "prompt": PROMPT + MORE + " and"} | GEN,
+        ).json()
+        clamp = {"layer": 0, "unit": 1, "value": 2.0, "steps": 5}
+        assert second.post(f"/sessions/{session['id']}/clamp", json=clamp).status_code == 200
+        after_clamp = first.post(f"/sessions/{session['id']}/append", json={"text": "a"}).json()
+        assert second.delete(f"/sessions/{session['id']}").status_code == 204
+        gone = first.post(f"/sessions/{session['id']}/generate", json={"length": 3})
+    assert out["text"] == reference["text"]
+    assert out["session"]["characters"] == len(PROMPT + MORE + " and") + GEN["length"]
+    assert after_clamp["session"]["clamps"] == [clamp | {"steps": 4}]  # the other server's clamp, held once
+    assert gone.status_code == 404
+
+
+def test_of_two_concurrent_changes_through_one_server_one_is_409(
+    settings: Settings, trained: dict[str, Any]
+) -> None:
+    app = create_app(settings)
+    with TestClient(app, headers=AUTH) as c:
+        session = new_session(c, trained)
+
+    async def both() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as ac:
+            path = f"/sessions/{session['id']}/append"
+            return list(await asyncio.gather(*(ac.post(path, json={"text": t}) for t in ("ab", "cd"))))
+
+    codes = sorted(r.status_code for r in asyncio.run(both()))
+    with TestClient(app, headers=AUTH) as c:
+        stored = c.get(f"/sessions/{session['id']}").json()
+    assert codes in ([200, 409], [200, 200])  # 409 unless one had finished before the other started
+    assert stored["characters"] == len(PROMPT) + 2 * codes.count(200)
+
+
 def test_a_clamp_is_held_on_appends_as_feed_holds_it(client: TestClient, trained: dict[str, Any]) -> None:
     session = new_session(client, trained)
     clamp = {"layer": 0, "unit": 3, "value": 2.5, "steps": 20}
