@@ -94,10 +94,14 @@ def stop_serve(serve: subprocess.Popen[bytes]) -> None:
         os.killpg(serve.pid, signal.SIGKILL)
 
 
-def start_serve(data_dir: Path, port: int, database_url: str = "") -> subprocess.Popen[bytes]:
-    """`rnnlab serve` on `data_dir` (its SQLite file there, or `database_url`), ready on `port`."""
+def start_serve(
+    data_dir: Path, port: int, database_url: str = "", settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`rnnlab serve` on `data_dir` (its SQLite file there, or `database_url`), ready on `port`;
+    `settings`: more RNNLAB_ variables for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env |= {"RNNLAB_DATA_DIR": str(data_dir), "RNNLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    env |= settings or {}
     if database_url:
         env["RNNLAB_DATABASE_URL"] = database_url
     # This measures the engine, not the per-token rate limit (600/min by default), so lift it.
@@ -129,12 +133,12 @@ def start_serve(data_dir: Path, port: int, database_url: str = "") -> subprocess
 
 
 @contextmanager
-def serving(database_url: str = "") -> Iterator[int]:
+def serving(database_url: str = "", settings: dict[str, str] | None = None) -> Iterator[int]:
     """`rnnlab serve` on a free port over a temporary data dir (start_serve), stopped on the way out:
     its port."""
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         port = free_port()
-        serve = start_serve(Path(tmp), port, database_url)
+        serve = start_serve(Path(tmp), port, database_url, settings)
         try:
             yield port
         finally:

@@ -7,9 +7,11 @@ connection (bench/http_load.py):
 
     generate   `POST /generate` continuing "The " (primed once, then a prefix-cache hit)
     session    `POST /sessions/{id}/generate` on a session of its own per client (made with the prompt
-               "The "): the same decode batch, joined with the stored state; each request also reads
-               the session row and writes its new state (one SQLite transaction, committed with the
-               other writes waiting: app/services/session_writer.py)
+               "The "): the same decode batch, joined with the stored state; each request starts from
+               the record the server committed last (app/services/session_cache.py) and writes its
+               new state (one transaction, committed with the other writes waiting:
+               app/services/session_writer.py), on disk within a second (`--session-fsync everysec`,
+               the default) or before the answer (`always`)
 
 Each row is measured generate, session, generate again (this machine's speed drifts within minutes;
 the ratio divides by the mean of the two generate runs). Printed: aggregate characters/s, p50 and p99
@@ -19,6 +21,7 @@ With `--database-url` (an empty PostgreSQL database, e.g. made with `createdb`; 
 it) the service keeps its rows there instead of in SQLite: what a session's read and commit cost there.
 
     .venv/bin/python bench/bench_sessions.py [--train-steps 100] [--rounds 10] [--length 200]
+        [--session-fsync everysec|always]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/rnnlab_bench]
 """
 
@@ -100,12 +103,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="requests per client")
     parser.add_argument("--length", type=int, default=200, help="characters per request")
     parser.add_argument("--database-url", default="", help="the service's database (default: SQLite)")
+    parser.add_argument(
+        "--session-fsync", choices=["everysec", "always"], default="everysec", help="RNNLAB_SESSION_FSYNC"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"cores: {os.cpu_count()}, load average at start: {load_average()}")
     print(f"database: {make_url(args.database_url).render_as_string() if args.database_url else 'SQLite'}")
+    print(f"session writes on disk: {args.session_fsync} (RNNLAB_SESSION_FSYNC)")
     with (
-        serving(args.database_url) as port,
+        serving(args.database_url, {"RNNLAB_SESSION_FSYNC": args.session_fsync}) as port,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=300) as api,
     ):
         job = train(api, args.train_steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -444,8 +445,10 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
 
     def save(i: int) -> session_store.SessionRecord | str:
         record = records[i % 8]
+        clamps = [{"layer": 0, "unit": 1, "value": i / 4, "steps": i + 1}]
         try:
-            return writer.save(record, state=bytes([i]) * 16, characters=i)
+            # Half of them unsynced: on SQLite both go through the driver (session_store.apply_all_sqlite).
+            return writer.save(record, synced=i % 2 == 0, state=bytes([i]) * 16, characters=i, clamps=clamps)
         except SessionChanged:
             return "changed"
 
@@ -457,7 +460,49 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
             won = [o for o in pair if not isinstance(o, str)]
             assert len(won) == 1 and pair.count("changed") == 1
             stored = session_store.get(db, record.id, owner=owner, idle_s=3600)
-            assert (stored.state, stored.characters, stored.version) == (won[0].state, won[0].characters, 2)
+            assert stored == won[0] and stored.version == 2  # every field, last_used_at and clamps too
+
+
+@pytest.mark.parametrize("synced", [True, False])
+def test_a_session_write_is_synced_as_rnnlab_session_fsync_says(settings: Settings, synced: bool) -> None:
+    # What the database is asked to do (its own statements, as it receives them). `always`: the commit
+    # is synced before the answer. `everysec`: committed before the answer, synced within a second (on
+    # SQLite the WAL is synced by a checkpoint; PostgreSQL's WAL writer does it on its own).
+    from sqlalchemy import event
+    from sqlalchemy.orm import sessionmaker
+
+    from app.core.db import make_engine
+    from app.services.session_writer import FLUSH_WITHIN_S, GroupCommit
+
+    engine = make_engine(settings.resolved_database_url)
+    statements: list[str] = []
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:  # the driver's own trace: the group commit writes through the driver
+        event.listen(engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(statements.append))
+    else:
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as db:
+        record = bare_session(db, f"{uuid4().hex}{uuid4().hex}", cap=64)
+    statements.clear()
+    saved = GroupCommit(sessions).save(record, synced=synced, state=b"\1" * 16, characters=3)
+    answered = list(statements)
+    time.sleep(FLUSH_WITHIN_S + 1)
+    engine.dispose()
+    later = statements[len(answered) :]
+    assert saved.characters == 3 and saved.version == 2
+    if sqlite:
+        level = "FULL" if synced else "NORMAL"
+        update_at = next(i for i, s in enumerate(answered) if s.startswith("UPDATE sessions"))
+        assert answered[update_at - 2 : update_at] == [f"PRAGMA synchronous={level}", "BEGIN IMMEDIATE"]
+        assert answered[update_at + 1] == "COMMIT"
+        assert answered[-1] == "PRAGMA synchronous=2"  # the pooled connection back to SQLite's FULL
+        checkpoints = [s for s in later if s.startswith("PRAGMA wal_checkpoint")]
+        assert checkpoints == ([] if synced else ["PRAGMA wal_checkpoint(PASSIVE)"])
+    else:
+        asked_off = "SET LOCAL synchronous_commit TO OFF" in answered
+        assert asked_off is not synced
+        assert later == []
 
 
 def test_grouped_reads_answer_each_read_as_a_lone_get_would(settings: Settings) -> None:
