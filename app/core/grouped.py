@@ -42,12 +42,20 @@ class Grouped(Generic[T, R]):
         self._cond = threading.Condition()
         self._waiting: list[_Call[T, R]] = []
         self._thread: threading.Thread | None = None
+        # Per event loop, the calls made in its current turn (touched only on that loop's thread).
+        self._this_turn: dict[asyncio.AbstractEventLoop, list[_Call[T, R]]] = {}
 
     async def __call__(self, item: T) -> R:
-        """`item`'s outcome, awaited on the event loop (no thread held while it waits)."""
+        """`item`'s outcome, awaited on the event loop (no thread held while it waits). The calls made
+        in one turn of the loop are handed to the thread together, at its end: requests that a step of
+        the decode batch finished together arrive together, and a thread woken at the first of them
+        would take it alone (at 32 clients most groups were of one, each a wake-up and a GIL hand-off)."""
         loop = asyncio.get_running_loop()
         call: _Call[T, R] = _Call(item, loop, loop.create_future())
-        self._submit(call)
+        held = self._this_turn.setdefault(loop, [])
+        if not held:
+            loop.call_soon(self._end_of_turn, loop)
+        held.append(call)
         assert call.future is not None
         # A caller that goes away cancels only its future: the call runs with its group all the same
         # (a write is still committed), and its answer is dropped.
@@ -63,9 +71,12 @@ class Grouped(Generic[T, R]):
             raise outcome
         return outcome  # type: ignore[return-value]  # R, set before `done`
 
-    def _submit(self, call: _Call[T, R]) -> None:
+    def _end_of_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._submit(*self._this_turn.pop(loop))
+
+    def _submit(self, *calls: _Call[T, R]) -> None:
         with self._cond:
-            self._waiting.append(call)
+            self._waiting.extend(calls)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()

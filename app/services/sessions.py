@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,6 +73,7 @@ class SessionContext:
     recent: RecentSessions
 
 
+@lru_cache(maxsize=1024)  # a server sees few tokens, each on every one of its requests
 def owner_of(authorization: str | None) -> str:
     """Who a request is, as sessions record it: the SHA-256 of its bearer token ("" without one)."""
     scheme, _, token = (authorization or "").partition(" ")
@@ -89,8 +91,8 @@ def encode_state(state: StartState) -> bytes:
 
 def encode_flat(flat: torch.Tensor) -> bytes:
     """h | c (a CPU float32 vector) as little-endian float32 bytes: the database gives back bitwise
-    what was written. (Few torch calls here and in decode_state: each one drops the GIL, and in the
-    server retaking it while the engine thread runs costs more than the call.)"""
+    what was written. (Numpy, not torch, here and in decode_state: a torch op drops the GIL, and on
+    the event loop retaking it from a busy engine thread cost more than the op.)"""
     return bytes(flat.numpy().astype("<f4", copy=False).data)
 
 
@@ -100,9 +102,10 @@ def decode_state(record: SessionRecord) -> StartState:
 
     from models.decode.state import StartState
 
-    array = np.frombuffer(record.state, dtype="<f4").astype(np.float32).reshape(2, record.num_layers, -1)
-    h, c = torch.from_numpy(array).unbind(0)
-    return StartState(h, c, clamps_of(record.clamps))
+    # Views made in numpy, then handed to torch: no torch op runs here on the event loop.
+    array = np.frombuffer(record.state, dtype="<f4").astype(np.float32)
+    h, c = (torch.from_numpy(part) for part in array.reshape(2, record.num_layers, -1))
+    return StartState(h, c, clamps_of(record.clamps), stored_flat=torch.from_numpy(array))
 
 
 def clamps_of(stored: Sequence[dict[str, Any]]) -> tuple[Clamp, ...]:

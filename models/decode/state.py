@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -67,10 +67,14 @@ class StartState:
     h: torch.Tensor
     c: torch.Tensor
     clamps: tuple[Clamp, ...] = ()
+    # h | c as one vector, when the state came as one (h and c views of it): a batch row copies it whole.
+    stored_flat: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def flat(self) -> torch.Tensor:
         """h | c as one (2 * L * H,) vector: the first part of a batch row."""
+        if self.stored_flat is not None:
+            return self.stored_flat
         return torch.cat([self.h.flatten(), self.c.flatten()])
 
     @classmethod
