@@ -9,6 +9,7 @@ engines' streams) never wait for it.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,4 +110,9 @@ class ModelCache:
                 stream_interval_s=self.stream_interval_s,
                 native=None if self.native_decode else False,
             )
+        # What loading brought (torch's modules at the first load) and everything before it lives as
+        # long as the server: out of the collector's sight, a full collection walks only what requests
+        # made since. Before, one walked the ~300k objects in 120-180 ms, on whichever thread
+        # allocated, every few thousand requests: the p99 of every generation then.
+        gc.freeze()
         return LoadedModel(checkpoint_id, ckpt["task"], model, vocab, dict(ckpt["train_config"]), engine)
