@@ -17,7 +17,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 from time import perf_counter
@@ -355,7 +355,11 @@ async def generate(
         _check_total(record, body.length, "length")
         loaded = await _loaded_for(ctx, record)
         assert loaded.engine is not None
+        # Its batch row made here, on the event loop, while the engine thread steps the others: the
+        # join then only copies it (at 32 clients the engine thread is the one that runs out).
+        weights = loaded.engine.weights
         start = decode_state(record)
+        start = replace(start, row=weights.start_row(start))
         stream = Stream("", body.length, random_seed, body.temperature, body.top_k, body.top_p)
         handle = loaded.engine.submit(GenerationRequest(stream, start=start, keep_state=True))
         try:

@@ -113,8 +113,8 @@ class DecodeBatch:
         # Everything that can fail comes before the slot is taken: a failure must not lose one.
         if start is None:
             state = self.prefix_cache.get(prefix, self._prime)
-        else:  # the logits come from h as priming computes them, so the same state gives the same text
-            state = torch.cat([start.flat.to(device), self.weights.readout(start.h)])
+        else:
+            state = start.row if start.row is not None else self.weights.start_row(start)
         settings = settings_row(V, stream.temperature, stream.top_k, stream.top_p) + penalty_row(V, history)
         self.buffers.write(len(self.slots), state, settings)
         row, active = self.slots.join(stream, uniforms, self._step, history)
@@ -136,6 +136,13 @@ class DecodeBatch:
                 )
         for clamp in start.clamps:
             clamp.check(*shape)
+        row_size = 2 * shape[0] * shape[1] + self.weights.vocab_size
+        if start.row is not None and (
+            tuple(start.row.shape) != (row_size,) or start.row.device != self.weights.device
+        ):
+            raise ValueError(
+                f"start row: expected ({row_size},) on {self.weights.device}, got {tuple(start.row.shape)}"
+            )
 
     def _count(self, active: Active, sign: int) -> None:
         stream = active.stream

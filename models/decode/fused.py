@@ -80,6 +80,11 @@ class FusedCharLSTM:
         with torch.inference_mode():
             return torch.addmm(self.head_bias, h[-1:].to(self.device), self.head_weight)[0]
 
+    def start_row(self, start: StartState) -> torch.Tensor:
+        """h | c | next logits: the first part of the batch row of a stream that continues `start`.
+        The logits come from h as priming computes them, so the same state gives the same text."""
+        return torch.cat([start.flat.to(self.device), self.readout(start.h)])
+
     def feed(self, ids: torch.Tensor, start: StartState) -> tuple[torch.Tensor, StartState]:
         """Run ids (T,) on from `start`, applying its clamps: the logits (T, V) that predicted each of
         them, and the state after them (its clamps what is left of them).

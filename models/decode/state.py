@@ -69,6 +69,9 @@ class StartState:
     clamps: tuple[Clamp, ...] = ()
     # h | c as one vector, when the state came as one (h and c views of it): a batch row copies it whole.
     stored_flat: torch.Tensor | None = field(default=None, repr=False)
+    # h | c | next logits, the first part of the batch row it joins with (FusedCharLSTM.start_row), when
+    # made beforehand: made where the request is, the engine thread only copies it.
+    row: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def flat(self) -> torch.Tensor:

@@ -5,6 +5,7 @@ steps; clamps are applied identically after either step (bitwise), and `feed` ag
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -85,11 +86,18 @@ def test_a_start_state_gives_the_primed_text_alone_and_among_others(
     alone, alone_states = run(
         DecodeBatch(weights, VOCAB, 1, native=native), [(Stream("", **settings), StartState(h, c))]
     )
+    # Its batch row made beforehand (as a session request makes it, off the engine thread).
+    made = replace(StartState(h, c), row=weights.start_row(StartState(h, c)))
     crowded, crowded_states = run(
         DecodeBatch(weights, VOCAB, 4, native=native),
-        [*others[:3], (Stream("", **settings), StartState(h, c)), *others[3:]],
+        [
+            *others[:3],
+            (Stream("", **settings), StartState(h, c)),
+            *others[3:],
+            (Stream("", **settings), made),
+        ],
     )
-    assert alone[0] == primed[0] == crowded[3]
+    assert alone[0] == primed[0] == crowded[3] == crowded[-1]
     assert torch.equal(alone_states[0], primed_states[0])
     assert len(alone[0]) == 40 and alone_states[0].shape == (2 * layers * hidden,)
 
@@ -187,4 +195,6 @@ def test_a_start_state_refuses_a_seed_text_and_a_wrong_shape() -> None:
         batch.add(Stream("abc", 5, 1), StartState.zero(2, 16))
     with pytest.raises(ValueError, match="start state h"):
         batch.add(Stream("", 5, 1), StartState.zero(1, 16))
+    with pytest.raises(ValueError, match="start row"):
+        batch.add(Stream("", 5, 1), replace(StartState.zero(2, 16), row=torch.zeros(3)))
     assert len(batch) == 0  # a refused join takes no slot
