@@ -160,6 +160,7 @@ def stack(tmp_path: Path, database: str, queue: str) -> Iterator[Stack]:
         RNNLAB_FORWARDED_ALLOW_IPS="127.0.0.1",
         RNNLAB_RATE_LIMIT_PER_MINUTE="600",
         RNNLAB_RATE_LIMIT_BURST="120",
+        RNNLAB_SESSION_FSYNC="everysec",
     )
     # The stack under test gets every variable compose gives the services, and no other service setting.
     assert compose_env <= set(env), compose_env - set(env)
