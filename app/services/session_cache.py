@@ -20,7 +20,7 @@ from datetime import timedelta
 from app.core.tables import utcnow
 from app.services.session_store import SessionRecord
 
-# Records remembered per database, least recently used dropped first. A record is its state and a
+# Records remembered per server, least recently used dropped first. A record is its state and a
 # few fields: 2 KB for a 2 x 128 LSTM, 24 KB for a 3 x 1024 one (48 MB at this bound).
 MAX_RECORDS = 2048
 
@@ -45,11 +45,11 @@ class RecentSessions:
             return record
 
     def put(self, record: SessionRecord) -> None:
-        """Remember `record` unless a newer version of it is remembered already (a concurrent change
-        of the same session committed first)."""
+        """Remember `record` unless the same or a newer version of it is remembered already (a
+        concurrent change of the same session committed first; a read found what is remembered)."""
         with self._lock:
             held = self._records.get(record.id)
-            if held is not None and held.version > record.version:
+            if held is not None and held.version >= record.version:
                 return
             self._records[record.id] = record
             self._records.move_to_end(record.id)

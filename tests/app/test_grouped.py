@@ -72,3 +72,17 @@ def test_a_caller_that_goes_away_leaves_its_call_to_run_with_its_group() -> None
 
     assert asyncio.run(main()) == 6
     assert run.groups == [[1], [2, 3]]  # the cancelled call still ran (a write is still committed)
+
+
+def test_calls_made_in_one_turn_of_the_event_loop_go_in_one_group() -> None:
+    # As requests that one decode step finished together make their writes: handed over at the end of
+    # the turn, not each waking the thread alone.
+    run = Doubler()
+    run.release.set()
+    grouped = Grouped("test", run)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(grouped(i) for i in range(1, 6))))
+
+    assert asyncio.run(main()) == [2, 4, 6, 8, 10]
+    assert run.groups == [[1, 2, 3, 4, 5]]
