@@ -1,7 +1,7 @@
 """The session records this server last read or committed, so that a change can skip its read.
 
 Every change of a session (append, generate, clamp) reads the row, computes, then writes conditioned on
-the version it read (session_store.apply). A client that works a session request after request through
+the version it read (session_store.apply_all_*). A client that works a session request after request through
 one server finds here the record that server committed last: the request starts without a database
 read (at one client that read was about a tenth of a 200-character generation).
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Table, delete, func, select, text, update
+from sqlalchemy import CursorResult, Executable, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.errors import SessionChanged, SessionNotFound, TooManySessions
@@ -194,41 +194,43 @@ def list_for(session: Session, *, owner: str, idle_s: float) -> Sequence[Session
     return [SessionRecord.of(row) for row in session.scalars(query)]
 
 
-def apply(
-    session: Session,
-    record: SessionRecord,
-    *,
-    state: bytes | None = None,
-    characters: int | None = None,
-    clamps: list[dict[str, Any]] | None = None,
-) -> SessionRecord:
-    """Write a session's new state as one UPDATE conditioned on the version `record` was read at, in
-    the caller's transaction: SessionChanged if another request wrote it meanwhile (its change
-    stands; this one changed nothing), SessionNotFound if it was deleted."""
-    new = record.changed(state=state, characters=characters, clamps=clamps)
-    # On the table, not the mapped class: an ORM UPDATE also evaluates its criteria against every
-    # object the session holds, twice the statement's own cost, and a group commit makes 32 of these.
-    table = cast(Table, ModelSession.__table__)
-    values = {column: getattr(new, column) for column in CHANGED_COLUMNS}
-    moved = _rows(
-        session,
-        update(table).where(table.c.id == record.id, table.c.version == record.version).values(**values),
-    )
-    if not moved:
-        if session.get(ModelSession, record.id) is None:
-            raise SessionNotFound(record.id)
-        raise SessionChanged(record.id)
-    return new
-
-
-# What a change writes (`SessionRecord.changed`), and the SQLite statement that writes it.
-CHANGED_COLUMNS = ("state", "characters", "clamps", "version", "last_used_at")
+# What a change writes (`SessionRecord.changed`), in each driver's own parameter style.
 _SQLITE_UPDATE = (
-    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in CHANGED_COLUMNS)} WHERE id = ? AND version = ?"
+    "UPDATE sessions SET state = ?, characters = ?, clamps = ?, version = ?, last_used_at = ? "
+    "WHERE id = ? AND version = ?"
+)
+_POSTGRESQL_UPDATE = (
+    "UPDATE sessions SET state = %s, characters = %s, clamps = %s::json, version = %s, last_used_at = %s "
+    "WHERE id = %s AND version = %s"
 )
 # How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does): the other
 # statements compare `last_used_at` with values it binds in this form.
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+Outcome = SessionRecord | SessionChanged | SessionNotFound
+
+
+def _apply_each(
+    cursor: Any,
+    changes: Sequence[tuple[SessionRecord, dict[str, Any]]],
+    update_sql: str,
+    exists_sql: str,
+    time_of: Callable[[datetime], Any],
+) -> list[Outcome]:
+    """Each change as one UPDATE conditioned on the version its record was read at: the record
+    written; SessionChanged if another request wrote it meanwhile (its change stands; this one changed
+    nothing); SessionNotFound if it was deleted."""
+    outcomes: list[Outcome] = []
+    for record, values in changes:
+        new = record.changed(**values)
+        row = (new.state, new.characters, json.dumps(new.clamps), new.version, time_of(new.last_used_at))
+        cursor.execute(update_sql, (*row, record.id, record.version))
+        if cursor.rowcount:
+            outcomes.append(new)
+        elif cursor.execute(exists_sql, (record.id,)).fetchone():
+            outcomes.append(SessionChanged(record.id))
+        else:
+            outcomes.append(SessionNotFound(record.id))
+    return outcomes
 
 
 def apply_all_sqlite(
@@ -236,39 +238,20 @@ def apply_all_sqlite(
     changes: Sequence[tuple[SessionRecord, dict[str, Any]]],
     *,
     synced: bool,
-) -> list[SessionRecord | SessionChanged | SessionNotFound]:
-    """`apply` for each change, in one transaction committed here, on a SQLite driver connection in
-    autocommit mode (as `db.make_engine` opens them): the same rows and answers as `apply`, without
-    SQLAlchemy's work per statement, which in the server took four fifths of a session write.
-    `synced`: the commit is on disk when this returns; else it is in the WAL (a killed process loses
-    nothing), synced at the next checkpoint (synchronous=NORMAL)."""
+) -> list[Outcome]:
+    """The changes in one transaction committed here, on a SQLite driver connection in autocommit
+    mode (as `db.make_engine` opens them). Through the driver, not SQLAlchemy, whose work per
+    statement took four fifths of a session write in the server. `synced`: the commit is on disk when
+    this returns; else it is in the WAL (a killed process loses nothing), synced at the next
+    checkpoint (synchronous=NORMAL for this transaction)."""
     cursor = connection.cursor()
     (previous,) = cursor.execute("PRAGMA synchronous").fetchone()
     cursor.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
-    outcomes: list[SessionRecord | SessionChanged | SessionNotFound] = []
     try:
         cursor.execute("BEGIN IMMEDIATE")
         try:
-            for record, values in changes:
-                new = record.changed(**values)
-                cursor.execute(
-                    _SQLITE_UPDATE,
-                    (
-                        new.state,
-                        new.characters,
-                        json.dumps(new.clamps),
-                        new.version,
-                        new.last_used_at.strftime(_SQLITE_TIME),
-                        record.id,
-                        record.version,
-                    ),
-                )
-                if cursor.rowcount:
-                    outcomes.append(new)
-                elif cursor.execute("SELECT 1 FROM sessions WHERE id = ?", (record.id,)).fetchone():
-                    outcomes.append(SessionChanged(record.id))
-                else:
-                    outcomes.append(SessionNotFound(record.id))
+            exists = "SELECT 1 FROM sessions WHERE id = ?"
+            outcomes = _apply_each(cursor, changes, _SQLITE_UPDATE, exists, _sqlite_time)
             cursor.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -277,6 +260,33 @@ def apply_all_sqlite(
     finally:
         # A pooled connection: SQLAlchemy's transactions on it commit as they did before.
         cursor.execute(f"PRAGMA synchronous={int(previous)}")
+    return outcomes
+
+
+def _sqlite_time(moment: datetime) -> str:
+    return moment.strftime(_SQLITE_TIME)
+
+
+def apply_all_postgresql(
+    connection: Any,
+    changes: Sequence[tuple[SessionRecord, dict[str, Any]]],
+    *,
+    synced: bool,
+) -> list[Outcome]:
+    """The changes in one transaction committed here, on a psycopg connection (not in autocommit, as
+    SQLAlchemy's pool hands it out), through the driver as on SQLite. `synced`: the commit is on disk
+    when this returns; else synchronous_commit is off for this transaction, and the server's WAL
+    writer flushes it within 3 x wal_writer_delay (600 ms by default)."""
+    try:
+        with connection.cursor() as cursor:
+            if not synced:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            exists = "SELECT 1 FROM sessions WHERE id = %s"
+            outcomes = _apply_each(cursor, changes, _POSTGRESQL_UPDATE, exists, lambda moment: moment)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
     return outcomes
 
 

@@ -5,8 +5,8 @@ Every session request ends with a write (its new state), and on SQLite every com
 only one writer at a time may make: at 32 concurrent clients the writes queued behind each other (and
 behind SQLite's busy handler, which sleeps up to 100 ms between tries) and cost more than the
 generation they followed. Here one thread (app/core/grouped.py) takes every write waiting, applies each
-as its own conditional UPDATE (`session_store.apply`) in one transaction, commits once, hands each
-writer its result, and repeats while writes keep arriving. Each update is still all or nothing and
+as its own conditional UPDATE (`session_store.apply_all_*`, through the driver) in one transaction,
+commits once, hands each writer its result, and repeats while writes keep arriving. Each update is still all or nothing and
 never interleaves with another of the same session (its version condition), and none is answered
 before its commit.
 
@@ -27,12 +27,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import PerDatabase
-from app.core.errors import SessionChanged, SessionNotFound
 from app.core.grouped import Grouped
 from app.services import session_store
 from app.services.session_store import SessionRecord
@@ -57,7 +56,8 @@ class GroupCommit:
         self._flush_timer: threading.Timer | None = None
 
     async def write(self, record: SessionRecord, *, synced: bool = True, **values: Any) -> SessionRecord:
-        """`session_store.apply`'s result, committed with whatever other writes were waiting (awaited
+        """The record written (or SessionChanged / SessionNotFound raised), committed with whatever other
+        writes were waiting (awaited
         on the event loop: no thread waits for the commit). `synced`: on disk before it is answered;
         else within FLUSH_WITHIN_S."""
         return await self._group((record, values, synced))
@@ -72,42 +72,21 @@ class GroupCommit:
         is synced if any of its writes must be."""
         synced = any(synced for _, _, synced in group)
         changes = [(record, values) for record, values, _ in group]
-        if self._engine.dialect.name == "sqlite":
-            return self._commit_sqlite(changes, synced)
-        return self._commit_orm(changes, synced)
-
-    def _commit_orm(
-        self, changes: list[tuple[SessionRecord, dict[str, Any]]], synced: bool
-    ) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
-        with self._sessions() as session:
-            if not synced:  # PostgreSQL: answered once in its WAL buffers, flushed by its WAL writer
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            for record, values in changes:
-                try:
-                    outcomes.append(session_store.apply(session, record, **values))
-                except (SessionChanged, SessionNotFound) as exc:
-                    outcomes.append(exc)
-            session.commit()
-        return outcomes
-
-    def _commit_sqlite(
-        self, changes: list[tuple[SessionRecord, dict[str, Any]]], synced: bool
-    ) -> list[_Outcome]:
-        import sqlite3
-
-        connection = self._engine.raw_connection()  # from the pool, opened by db.make_engine
+        dialect = self._engine.dialect
+        connection = self._engine.raw_connection()  # from the pool: its checks, its connect hooks
         try:
             driver = connection.driver_connection
-            assert isinstance(driver, sqlite3.Connection)
-            outcomes: list[_Outcome] = list(session_store.apply_all_sqlite(driver, changes, synced=synced))
-        except sqlite3.OperationalError as exc:  # e.g. locked past the busy timeout: a 503, as elsewhere
+            if dialect.name == "sqlite":
+                outcomes = session_store.apply_all_sqlite(driver, changes, synced=synced)  # type: ignore[arg-type]
+            else:
+                outcomes = session_store.apply_all_postgresql(driver, changes, synced=synced)
+        except dialect.loaded_dbapi.Error as exc:  # e.g. the server restarting: a 503, as elsewhere
             raise OperationalError("session group commit", None, exc) from exc
         finally:
             connection.close()
-        if not synced:
+        if not synced and dialect.name == "sqlite":  # PostgreSQL's WAL writer flushes on its own
             self._flush_soon()
-        return outcomes
+        return list(outcomes)
 
     def _flush_soon(self) -> None:
         with self._flush_lock:

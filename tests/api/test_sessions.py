@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -464,7 +465,9 @@ def test_group_commit_answers_each_write_as_a_lone_commit_would(settings: Settin
 
 
 @pytest.mark.parametrize("synced", [True, False])
-def test_a_session_write_is_synced_as_rnnlab_session_fsync_says(settings: Settings, synced: bool) -> None:
+def test_a_session_write_is_synced_as_rnnlab_session_fsync_says(
+    settings: Settings, synced: bool, tmp_path: Path
+) -> None:
     # What the database is asked to do (its own statements, as it receives them). `always`: the commit
     # is synced before the answer. `everysec`: committed before the answer, synced within a second (on
     # SQLite the WAL is synced by a checkpoint; PostgreSQL's WAL writer does it on its own).
@@ -477,18 +480,23 @@ def test_a_session_write_is_synced_as_rnnlab_session_fsync_says(settings: Settin
     engine = make_engine(settings.resolved_database_url)
     statements: list[str] = []
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:  # the driver's own trace: the group commit writes through the driver
-        event.listen(engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(statements.append))
-    else:
-        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    with sessions() as db:
-        record = bare_session(db, f"{uuid4().hex}{uuid4().hex}", cap=64)
-    statements.clear()
-    saved = GroupCommit(sessions).save(record, synced=synced, state=b"\1" * 16, characters=3)
-    answered = list(statements)
-    time.sleep(FLUSH_WITHIN_S + 1)
-    engine.dispose()
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as trace_file:
+        # The drivers' own traces: the group commit writes through the driver.
+        if sqlite:
+            event.listen(engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(statements.append))
+        else:  # libpq's, of every message sent to the server
+            event.listen(engine, "connect", lambda dbapi, _: dbapi.pgconn.trace(trace_file.fileno()))
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        with sessions() as db:
+            record = bare_session(db, f"{uuid4().hex}{uuid4().hex}", cap=64)
+        statements.clear()
+        sent_before = trace.stat().st_size
+        saved = GroupCommit(sessions).save(record, synced=synced, state=b"\1" * 16, characters=3)
+        answered = list(statements)
+        sent = trace.read_text()[sent_before:]
+        time.sleep(FLUSH_WITHIN_S + 1)
+        engine.dispose()
     later = statements[len(answered) :]
     assert saved.characters == 3 and saved.version == 2
     if sqlite:
@@ -500,9 +508,9 @@ def test_a_session_write_is_synced_as_rnnlab_session_fsync_says(settings: Settin
         checkpoints = [s for s in later if s.startswith("PRAGMA wal_checkpoint")]
         assert checkpoints == ([] if synced else ["PRAGMA wal_checkpoint(PASSIVE)"])
     else:
-        asked_off = "SET LOCAL synchronous_commit TO OFF" in answered
+        assert "UPDATE sessions SET" in sent
+        asked_off = "SET LOCAL synchronous_commit TO OFF" in sent
         assert asked_off is not synced
-        assert later == []
 
 
 def test_grouped_reads_answer_each_read_as_a_lone_get_would(settings: Settings) -> None:
