@@ -6,9 +6,9 @@ only one writer at a time may make: at 32 concurrent clients the writes queued b
 behind SQLite's busy handler, which sleeps up to 100 ms between tries) and cost more than the
 generation they followed. Here one thread (app/core/grouped.py) takes every write waiting, applies each
 as its own conditional UPDATE (`session_store.apply_all_*`, through the driver) in one transaction,
-commits once, hands each writer its result, and repeats while writes keep arriving. Each update is still all or nothing and
-never interleaves with another of the same session (its version condition), and none is answered
-before its commit.
+commits once, hands each writer its result, and repeats while writes keep arriving. Each update is
+still all or nothing and never interleaves with another of the same session (its version condition),
+and none is answered before its commit.
 
 How durable that commit is, is the operator's choice (RNNLAB_SESSION_FSYNC):
 - `always`: on disk before any write of the group is answered (an fsync per group);
