@@ -49,17 +49,15 @@ class GroupCommit:
     """The session writes of one database (one per sessionmaker), committed in groups."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
-        self._engine: Engine = sessions.kw["bind"]
+        self._engine: Engine = sessions.kw["bind"]  # the writes go through its driver connections
         self._group: Grouped[_Write, SessionRecord] = Grouped("session-writer", self._commit)
         self._flush_lock = threading.Lock()
         self._flush_timer: threading.Timer | None = None
 
     async def write(self, record: SessionRecord, *, synced: bool = True, **values: Any) -> SessionRecord:
-        """The record written (or SessionChanged / SessionNotFound raised), committed with whatever other
-        writes were waiting (awaited
-        on the event loop: no thread waits for the commit). `synced`: on disk before it is answered;
-        else within FLUSH_WITHIN_S."""
+        """The record written (or SessionChanged / SessionNotFound raised), committed with whatever
+        other writes were waiting (awaited on the event loop: no thread waits for the commit).
+        `synced`: on disk before it is answered; else within FLUSH_WITHIN_S."""
         return await self._group((record, values, synced))
 
     def save(self, record: SessionRecord, *, synced: bool = True, **values: Any) -> SessionRecord:

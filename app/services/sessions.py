@@ -298,9 +298,10 @@ async def delete(ctx: SessionContext, owner: str, session_id: str) -> None:
         ctx.recent.forget(session_id)
 
 
-def _moved_to(state: StartState, characters: int) -> dict[str, Any]:
-    """The values a change that moved the state writes."""
-    return {"state": encode_state(state), "characters": characters, "clamps": stored_clamps(state.clamps)}
+def _moved_to(flat: torch.Tensor, clamps: Sequence[Clamp], characters: int) -> dict[str, Any]:
+    """The values a change that moved the state writes: its h | c, the clamps still pending, the
+    characters consumed in all."""
+    return {"state": encode_flat(flat), "characters": characters, "clamps": stored_clamps(clamps)}
 
 
 async def append(ctx: SessionContext, owner: str, session_id: str, body: AppendIn) -> AppendOut:
@@ -326,7 +327,7 @@ async def append(ctx: SessionContext, owner: str, session_id: str, body: AppendI
             return bits, state
 
         bits, state = await run_in_threadpool(fed)
-        return _moved_to(state, record.characters + len(body.text)), bits
+        return _moved_to(state.flat, state.clamps, record.characters + len(body.text)), bits
 
     saved, bits = await _change(ctx, owner, session_id, feed)
     known = [b for b in bits if b is not None]
@@ -369,12 +370,8 @@ async def generate(
         observe_handles([handle], started_at, model_name_of(record.model))  # in /generate's metrics
         final: torch.Tensor | None = handle.final_state
         assert final is not None  # a stream of `length` characters without stops always leaves with it
-        moved = {
-            "state": encode_flat(final.cpu()),
-            "characters": record.characters + body.length,
-            "clamps": stored_clamps(after(start.clamps, body.length)),
-        }
-        return moved, text
+        clamps = after(start.clamps, body.length)
+        return _moved_to(final.cpu(), clamps, record.characters + body.length), text
 
     saved, text = await _change(ctx, owner, session_id, continued)
     return SessionGenerateOut(session=session_out(saved, ctx.settings), text=text, random_seed=random_seed)

@@ -141,7 +141,8 @@ class DecodeBatch:
             tuple(start.row.shape) != (row_size,) or start.row.device != self.weights.device
         ):
             raise ValueError(
-                f"start row: expected ({row_size},) on {self.weights.device}, got {tuple(start.row.shape)}"
+                f"start row: expected ({row_size},) on {self.weights.device}, "
+                f"got {tuple(start.row.shape)} on {start.row.device}"
             )
 
     def _count(self, active: Active, sign: int) -> None:
